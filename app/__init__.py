@@ -1,0 +1,56 @@
+"""litetask: durable background tasks in one lightweight ASGI process.
+
+The public API, re-exported from the packages that hold it.
+"""
+
+from app.worker.core import AsyncTaskWorker
+from app.worker.errors import (
+    DatabaseInUseError,
+    TaskAlreadyExistsError,
+    TaskArgumentsError,
+    TaskCancellationError,
+    TaskDefinitionError,
+    TaskError,
+    TaskExecutionError,
+    TaskNotFoundError,
+    TaskSerializationError,
+    TaskStateError,
+    TaskTimeoutError,
+    UnknownTaskTypeError,
+    WorkerNotRunningError,
+)
+from app.worker.registry import (
+    TaskRegistry,
+    get_all_task_types,
+    get_task_function,
+    register_task,
+    task,
+)
+from app.worker.status import ACTIVE, TERMINAL, AttemptError, TaskInfo, TaskStatus
+
+__all__ = [
+    "ACTIVE",
+    "TERMINAL",
+    "AsyncTaskWorker",
+    "AttemptError",
+    "DatabaseInUseError",
+    "TaskAlreadyExistsError",
+    "TaskArgumentsError",
+    "TaskCancellationError",
+    "TaskDefinitionError",
+    "TaskError",
+    "TaskExecutionError",
+    "TaskInfo",
+    "TaskNotFoundError",
+    "TaskRegistry",
+    "TaskSerializationError",
+    "TaskStateError",
+    "TaskStatus",
+    "TaskTimeoutError",
+    "UnknownTaskTypeError",
+    "WorkerNotRunningError",
+    "get_all_task_types",
+    "get_task_function",
+    "register_task",
+    "task",
+]

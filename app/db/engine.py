@@ -1,0 +1,97 @@
+"""Engines and the SQLite rules: pragmas, BEGIN IMMEDIATE for the writer, read-only readers.
+
+Every write goes through one writer connection (see app/db/writer.py) whose transactions
+start with BEGIN IMMEDIATE, so SQLite never has to upgrade a read lock mid-transaction and no
+"database is locked" reaches a caller. Readers get their own pooled connections.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import event
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.pool import ConnectionPoolEntry
+
+BUSY_TIMEOUT_MS = 10_000
+
+
+def is_sqlite(url: str | URL) -> bool:
+    return make_url(url).get_backend_name() == "sqlite"
+
+
+def sqlite_path(url: str | URL) -> Path | None:
+    """The database file of a SQLite URL; None for other databases."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite":
+        return None
+    if not parsed.database or parsed.database == ":memory:":
+        raise ValueError("litetask needs a SQLite file, not an in-memory database")
+    return Path(parsed.database).resolve()
+
+
+def _sqlite_pragmas(*, read_only: bool) -> list[str]:
+    pragmas = [
+        f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}",
+        "PRAGMA foreign_keys = ON",
+        "PRAGMA synchronous = FULL",
+    ]
+    if read_only:
+        pragmas.append("PRAGMA query_only = ON")
+    return pragmas
+
+
+def _install_sqlite_hooks(engine: AsyncEngine, *, begin: str, read_only: bool) -> None:
+    """Take transaction control away from the sqlite3 module so BEGIN is ours to emit."""
+
+    @event.listens_for(engine.sync_engine, "connect")
+    def on_connect(dbapi_connection: Any, _record: ConnectionPoolEntry) -> None:
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        try:
+            if not read_only:
+                cursor.execute("PRAGMA journal_mode = WAL")
+            for pragma in _sqlite_pragmas(read_only=read_only):
+                cursor.execute(pragma)
+        finally:
+            cursor.close()
+
+    @event.listens_for(engine.sync_engine, "begin")
+    def on_begin(connection: Any) -> None:
+        connection.exec_driver_sql(begin)
+
+
+@dataclass(frozen=True, slots=True)
+class Engines:
+    """The writer engine (one connection) and the reader engine (a small pool)."""
+
+    writer: AsyncEngine
+    reader: AsyncEngine
+    url: str
+
+    @property
+    def is_sqlite(self) -> bool:
+        return is_sqlite(self.url)
+
+    async def dispose(self) -> None:
+        await self.reader.dispose()
+        await self.writer.dispose()
+
+
+def create_engines(url: str, *, reader_pool_size: int = 4) -> Engines:
+    """Build both engines for `url`; SQLite gets WAL, synchronous=FULL and busy_timeout."""
+    if not is_sqlite(url):
+        writer = create_async_engine(url, pool_size=2, max_overflow=2)
+        reader = create_async_engine(url, pool_size=reader_pool_size, max_overflow=4)
+        return Engines(writer, reader, url)
+    path = sqlite_path(url)
+    assert path is not None
+    path.parent.mkdir(parents=True, exist_ok=True)
+    writer = create_async_engine(url, pool_size=1, max_overflow=0)
+    reader = create_async_engine(url, pool_size=reader_pool_size, max_overflow=0)
+    _install_sqlite_hooks(writer, begin="BEGIN IMMEDIATE", read_only=False)
+    _install_sqlite_hooks(reader, begin="BEGIN", read_only=True)
+    return Engines(writer, reader, url)

@@ -1,0 +1,119 @@
+"""Table definitions (SQLAlchemy Core). Migrations in migrations/versions create them; this
+module is what queries are written against. Times are integer microseconds since the epoch.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Column,
+    ColumnElement,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+    literal_column,
+    text,
+)
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+# BigInteger is INTEGER on SQLite (so it aliases rowid) and BIGINT elsewhere.
+Seq = BigInteger().with_variant(Integer(), "sqlite")
+
+tasks = Table(
+    "tasks",
+    metadata,
+    Column("seq", Seq, primary_key=True, autoincrement=True),
+    Column("id", String(64), nullable=False, unique=True),
+    Column("task_type", String(200), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("priority", Integer, nullable=False, default=0),
+    Column("args", LargeBinary, nullable=False),
+    Column("kwargs", LargeBinary, nullable=False),
+    Column("metadata", JSON, nullable=False),
+    Column("progress", Float, nullable=False, default=0.0),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("max_attempts", Integer, nullable=False),
+    Column("interruptions", Integer, nullable=False, default=0),
+    Column("timeout", Float, nullable=True),
+    Column("created_at", BigInteger, nullable=False),
+    Column("run_at", BigInteger, nullable=False),
+    Column("started_at", BigInteger, nullable=True),
+    Column("completed_at", BigInteger, nullable=True),
+    Column("lease_expires_at", BigInteger, nullable=True),
+    Column("owner", String(64), nullable=True),
+    Column("result", LargeBinary, nullable=True),
+    Column("error", Text, nullable=True),
+    Column("from_cache", Boolean, nullable=False, default=False),
+    Column("idempotency_key", String(255), nullable=True, unique=True),
+    Index(
+        "ix_tasks_pending_order",
+        "priority",
+        "run_at",
+        "seq",
+        sqlite_where=text("status = 'pending'"),
+        postgresql_where=text("status = 'pending'"),
+    ),
+    Index(
+        "ix_tasks_pending_run_at",
+        "run_at",
+        sqlite_where=text("status = 'pending'"),
+        postgresql_where=text("status = 'pending'"),
+    ),
+    Index(
+        "ix_tasks_running_owner",
+        "owner",
+        sqlite_where=text("status = 'running'"),
+        postgresql_where=text("status = 'running'"),
+    ),
+    Index("ix_tasks_status_seq", "status", "seq"),
+    Index("ix_tasks_task_type_seq", "task_type", "seq"),
+)
+
+task_attempts = Table(
+    "task_attempts",
+    metadata,
+    Column("id", Seq, primary_key=True, autoincrement=True),
+    Column("task_id", String(64), ForeignKey("tasks.id", ondelete="CASCADE"), nullable=False),
+    Column("attempt", Integer, nullable=False),
+    Column("error_type", String(200), nullable=False),
+    Column("message", Text, nullable=False),
+    Column("traceback", Text, nullable=True),
+    Column("failed_at", BigInteger, nullable=False),
+    Index("ix_task_attempts_task_id", "task_id", "attempt"),
+)
+
+events = Table(
+    "events",
+    metadata,
+    Column("id", Seq, primary_key=True, autoincrement=True),
+    Column("type", String(64), nullable=False),
+    Column("task_id", String(64), nullable=False),
+    Column("task_type", String(200), nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Column("payload", JSON, nullable=False),
+    Index("ix_events_task_id", "task_id", "id"),
+    Index("ix_events_created_at", "created_at"),
+)
+
+
+def status_is(status: str) -> ColumnElement[bool]:
+    """`status = '<literal>'`, inlined rather than bound: SQLite uses a partial index
+    (WHERE status = 'pending') only when the query states the same literal."""
+    return tasks.c.status == literal_column(f"'{status}'")

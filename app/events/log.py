@@ -1,0 +1,79 @@
+"""The durable event log: task events written in the same transaction as the state change
+they describe (a transactional outbox), read back for replay after a reconnect.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import func, insert, select
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from app.db.tables import events
+
+# Key in the writer connection's info dict: the highest event id it has handed out. The
+# writer drops it whenever a transaction fails, so the next one reads the table again.
+LAST_EVENT_ID = "litetask.last_event_id"
+
+
+class EventType(StrEnum):
+    QUEUED = "task.queued"
+    STARTED = "task.started"
+    PROGRESS = "task.progress"
+    RETRYING = "task.retrying"
+    COMPLETED = "task.completed"
+    FAILED = "task.failed"
+    CANCELLED = "task.cancelled"
+    RECOVERED = "task.recovered"
+
+
+@dataclass(frozen=True, slots=True)
+class TaskEvent:
+    """One thing that happened to a task. `id` is the log row id; None for ephemeral events
+    (progress), which are published but never stored."""
+
+    type: str
+    task_id: str
+    task_type: str
+    created_at: int
+    payload: dict[str, Any] = field(default_factory=dict)
+    id: int | None = None
+
+
+async def append_events(conn: AsyncConnection, records: Sequence[TaskEvent]) -> list[TaskEvent]:
+    """Insert `records` into the log and return them carrying their row ids, in order."""
+    if not records:
+        return []
+    rows = [
+        {
+            "type": r.type,
+            "task_id": r.task_id,
+            "task_type": r.task_type,
+            "created_at": r.created_at,
+            "payload": r.payload,
+        }
+        for r in records
+    ]
+    if conn.dialect.name == "sqlite":
+        ids = await _number_rows(conn, rows)
+    else:
+        statement = insert(events).returning(events.c.id, sort_by_parameter_order=True)
+        ids = list((await conn.execute(statement, rows)).scalars())
+    return [replace(r, id=row_id) for r, row_id in zip(records, ids, strict=True)]
+
+
+async def _number_rows(conn: AsyncConnection, rows: list[dict[str, Any]]) -> list[int]:
+    """SQLite: the writer holds the write lock (BEGIN IMMEDIATE), so it can number the rows
+    itself and insert them in one executemany; RETURNING would cost a statement per row."""
+    last = conn.info.get(LAST_EVENT_ID)
+    if last is None:
+        last = (await conn.execute(select(func.max(events.c.id)))).scalar() or 0
+    ids = list(range(last + 1, last + 1 + len(rows)))
+    conn.info[LAST_EVENT_ID] = ids[-1]
+    for row_id, row in zip(ids, rows, strict=True):
+        row["id"] = row_id
+    await conn.execute(insert(events), rows)
+    return ids

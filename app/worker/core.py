@@ -1,0 +1,326 @@
+"""AsyncTaskWorker: the coordinator. It owns the database, the writer, the queue and the
+pool, recovers interrupted work before any worker starts, and is the public API.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from collections.abc import Callable, Iterable, Sequence
+from datetime import datetime
+from types import TracebackType
+from typing import Any, Self
+
+from app.clock import now_us
+from app.config import DEFAULT_DATABASE_URL
+from app.db.engine import Engines, create_engines, sqlite_path
+from app.db.lock import ProcessLock
+from app.db.migrate import upgrade
+from app.db.writer import GroupCommitWriter
+from app.events.log import EventType, TaskEvent
+from app.worker.errors import TaskNotFoundError, TaskStateError, WorkerNotRunningError
+from app.worker.executor import RetryPolicy, TaskExecutor
+from app.worker.options import TaskOptions, build_new_task
+from app.worker.pool import PoolSettings, WorkerPool
+from app.worker.queue import Accepted, ClaimedTask, TaskQueue
+from app.worker.recovery import RecoverInterrupted
+from app.worker.registry import TaskFunction, TaskRegistry, default_registry
+from app.worker.status import TaskInfo, TaskStatus
+from app.worker.store import TaskPage, TaskStore
+from app.worker.waiters import TaskWaiters
+
+logger = logging.getLogger(__name__)
+EventSink = Callable[[list[TaskEvent]], None]
+TERMINAL_EVENTS = frozenset({EventType.COMPLETED, EventType.FAILED, EventType.CANCELLED})
+
+
+class AsyncTaskWorker:
+    """Durable background tasks on one database. Use `async with` or start()/stop()."""
+
+    def __init__(
+        self,
+        database_url: str = DEFAULT_DATABASE_URL,
+        max_workers: int = 10,
+        task_timeout: float | None = None,
+        registry: TaskRegistry | None = None,
+        *,
+        max_attempts: int = 1,
+        retry_backoff: float = 1.0,
+        max_interruptions: int = 3,
+        lease_seconds: float = 300.0,
+        event_sink: EventSink | None = None,
+    ) -> None:
+        self.database_url = database_url
+        self.registry = registry if registry is not None else default_registry
+        self.default_max_attempts = max_attempts
+        self.max_interruptions = max_interruptions
+        self.boot_id = uuid.uuid4().hex
+        self.event_sink = event_sink
+        self.executor = TaskExecutor(
+            default_timeout=task_timeout, retry_policy=RetryPolicy(base_seconds=retry_backoff)
+        )
+        self._pool_settings = PoolSettings(
+            max_workers=max_workers, owner=self.boot_id, lease_seconds=lease_seconds
+        )
+        self._waiters = TaskWaiters()
+        self._side_tasks: set[asyncio.Task[Any]] = set()
+        self._engines: Engines | None = None
+        self._lock: ProcessLock | None = None
+        self._writer: GroupCommitWriter | None = None
+        self._queue: TaskQueue | None = None
+        self._store: TaskStore | None = None
+        self._pool: WorkerPool | None = None
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    async def __aenter__(self) -> Self:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.stop()
+
+    @property
+    def running(self) -> bool:
+        return self._pool is not None and self._pool.is_running
+
+    async def start(self) -> None:
+        """Lock the database, migrate it, put interrupted tasks back, then start the workers."""
+        if self._pool is not None:
+            return
+        try:
+            await self._open_database()
+            assert self._queue is not None and self._store is not None
+            requeued, failed = await self._queue.writer.run(
+                RecoverInterrupted(self.boot_id, self.max_interruptions)
+            )
+            if requeued or failed:
+                logger.warning("recovered %s interrupted tasks (%s failed)", requeued, failed)
+            self._pool = WorkerPool(
+                self._queue,
+                self._store,
+                self.executor,
+                self.registry,
+                self._pool_settings,
+                publish_progress=self._publish_progress,
+            )
+            await self._pool.start()
+        except BaseException:
+            await self._close_database()
+            raise
+
+    async def _open_database(self) -> None:
+        path = sqlite_path(self.database_url)
+        if path is not None:
+            self._lock = ProcessLock(path)
+            await self._lock.acquire()
+        self._engines = create_engines(self.database_url)
+        await upgrade(self._engines.writer)
+        self._writer = GroupCommitWriter(self._engines.writer, on_commit=self._on_commit)
+        await self._writer.start()
+        self._queue = TaskQueue(self._writer)
+        self._store = TaskStore(self._engines.reader)
+
+    async def stop(self, timeout: float = 5.0) -> None:
+        """Stop claiming, let running tasks finish within `timeout`, put the rest back to
+        `pending`, then close the database."""
+        pool, self._pool = self._pool, None
+        try:
+            if pool is not None:
+                await pool.stop(timeout)
+        finally:
+            if self._side_tasks:
+                await asyncio.gather(*self._side_tasks, return_exceptions=True)
+            self._waiters.fail_all()
+            await self._close_database()
+
+    async def _close_database(self) -> None:
+        if self._writer is not None:
+            await self._writer.stop()
+            self._writer = None
+        if self._engines is not None:
+            await self._engines.dispose()
+            self._engines = None
+        if self._lock is not None:
+            self._lock.release()
+            self._lock = None
+        self._queue = self._store = None
+
+    # -- submitting ------------------------------------------------------------------------
+
+    async def add_task(
+        self,
+        func_or_type: TaskFunction | str,
+        *args: Any,
+        priority: int | None = None,
+        task_id: str | None = None,
+        metadata: dict[str, Any] | None = None,
+        timeout: float | None = None,
+        delay: float | None = None,
+        run_at: datetime | None = None,
+        max_attempts: int | None = None,
+        idempotency_key: str | None = None,
+        **kwargs: Any,
+    ) -> str:
+        """Queue a task; returns its id once its row is committed. With an idempotency key
+        already used, returns the id of the task that key created and queues nothing."""
+        options = TaskOptions(
+            priority=priority,
+            task_id=task_id,
+            metadata=metadata or {},
+            timeout=timeout,
+            delay=delay,
+            run_at=run_at,
+            max_attempts=max_attempts,
+            idempotency_key=idempotency_key,
+        )
+        accepted = await self.submit(func_or_type, args, kwargs, options)
+        return accepted.task_id
+
+    async def submit(
+        self,
+        func_or_type: TaskFunction | str,
+        args: Sequence[Any],
+        kwargs: dict[str, Any],
+        options: TaskOptions,
+    ) -> Accepted:
+        """add_task with options apart; also says whether a new task was created."""
+        queue = self._require_queue()
+        name = (
+            func_or_type if isinstance(func_or_type, str) else self.registry.name_of(func_or_type)
+        )
+        definition = self.registry.get(name)
+        new_task = build_new_task(
+            definition, list(args), kwargs, options, default_max_attempts=self.default_max_attempts
+        )
+        return await queue.put(new_task)
+
+    # -- reading -----------------------------------------------------------------------------
+
+    async def get_task_info(self, task_id: str) -> TaskInfo | None:
+        return await self._require_store().get(task_id)
+
+    async def get_all_tasks(
+        self,
+        status: TaskStatus | Sequence[TaskStatus] | None = None,
+        task_type: str | None = None,
+        limit: int = 100,
+        older_than: datetime | None = None,
+    ) -> list[TaskInfo]:
+        """Newest first."""
+        page = await self.list_tasks(
+            status=status, task_type=task_type, limit=limit, older_than=older_than
+        )
+        return page.tasks
+
+    async def list_tasks(self, **filters: Any) -> TaskPage:
+        """A page of tasks, newest first, with a cursor for the next page."""
+        return await self._require_store().list(**filters)
+
+    async def queue_depth(self) -> dict[str, int]:
+        return await self._require_store().counts()
+
+    # -- control -----------------------------------------------------------------------------
+
+    async def cancel_task(self, task_id: str) -> bool:
+        """Cancel a pending or running task. False when it had already finished; raises
+        TaskNotFoundError for an unknown id."""
+        queue = self._require_queue()
+        try:
+            previous = await queue.cancel(task_id)
+        except TaskStateError:
+            return False
+        if previous is TaskStatus.RUNNING and self._pool is not None:
+            self._pool.cancel_local(task_id)
+        return True
+
+    async def retry_task(self, task_id: str) -> None:
+        """Queue a failed or cancelled task again (TaskStateError otherwise)."""
+        await self._require_queue().retry(task_id)
+
+    # -- waiting -----------------------------------------------------------------------------
+
+    async def get_task_future(self, task_id: str) -> asyncio.Future[Any]:
+        """A future that settles when the task finishes (see waiters.settle for how)."""
+        future = self._waiters.add(task_id)
+        info = await self.get_task_info(task_id)
+        if info is None:
+            future.cancel()
+            raise TaskNotFoundError(f"no task with id {task_id!r}", task_id=task_id)
+        self._waiters.resolve(info)
+        return future
+
+    async def get_task_futures(self, task_ids: Iterable[str]) -> list[asyncio.Future[Any]]:
+        return [await self.get_task_future(task_id) for task_id in task_ids]
+
+    async def wait_for_tasks(
+        self, task_ids: Iterable[str], timeout: float | None = None
+    ) -> list[Any]:
+        """The results of all the tasks, in order; raises the first failure."""
+        futures = await self.get_task_futures(task_ids)
+        async with asyncio.timeout(timeout):
+            return list(await asyncio.gather(*futures))
+
+    async def wait_for_any_task(
+        self, task_ids: Iterable[str], timeout: float | None = None
+    ) -> tuple[str, Any]:
+        """The id and result of whichever task finishes first."""
+        ids = list(task_ids)
+        futures = await self.get_task_futures(ids)
+        by_future = dict(zip(futures, ids, strict=True))
+        done, _ = await asyncio.wait(futures, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+        if not done:
+            raise TimeoutError(f"none of {len(ids)} tasks finished within {timeout} s")
+        first = next(f for f in futures if f in done)
+        return by_future[first], first.result()
+
+    # -- internals -------------------------------------------------------------------------
+
+    def _require_queue(self) -> TaskQueue:
+        if self._queue is None:
+            raise WorkerNotRunningError()
+        return self._queue
+
+    def _require_store(self) -> TaskStore:
+        if self._store is None:
+            raise WorkerNotRunningError()
+        return self._store
+
+    def _on_commit(self, events: list[TaskEvent]) -> None:
+        if self.event_sink is not None:
+            self.event_sink(events)
+        finished = {e.task_id for e in events if e.type in TERMINAL_EVENTS}
+        waited = self._waiters.waiting_for(finished)
+        if waited:
+            self._spawn(self._resolve_waiters(waited))
+
+    def _publish_progress(self, claimed: ClaimedTask, progress: float) -> None:
+        if self.event_sink is not None:
+            event = TaskEvent(
+                EventType.PROGRESS,
+                claimed.id,
+                claimed.task_type,
+                now_us(),
+                {"status": "running", "progress": progress, "attempt": claimed.attempt},
+            )
+            self.event_sink([event])
+
+    async def _resolve_waiters(self, task_ids: list[str]) -> None:
+        store = self._store
+        if store is None:
+            return
+        for task_id in task_ids:
+            info = await store.get(task_id)
+            if info is not None:
+                self._waiters.resolve(info)
+
+    def _spawn(self, coro: Any) -> None:
+        side = asyncio.ensure_future(coro)
+        self._side_tasks.add(side)
+        side.add_done_callback(self._side_tasks.discard)

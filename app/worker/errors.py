@@ -1,0 +1,111 @@
+"""The TaskError hierarchy: one base with a category, leaves that carry their fields.
+
+The docstring of each class is its default message. HTTP maps these to problem+json at the
+edge (app/web/errors.py); nothing here knows about HTTP.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+
+class TaskError(Exception):
+    """A task operation failed."""
+
+    category: ClassVar[str] = "task"
+
+    def __init__(self, message: str | None = None, *, task_id: str | None = None) -> None:
+        self.task_id = task_id
+        super().__init__(message or (self.__doc__ or "").strip())
+
+
+class TaskDefinitionError(TaskError):
+    """A task type is defined wrongly (not async, registered twice, or unknown)."""
+
+    category = "definition"
+
+
+class UnknownTaskTypeError(TaskDefinitionError):
+    """No task type of that name is registered."""
+
+    def __init__(self, task_type: str, known: list[str]) -> None:
+        self.task_type = task_type
+        self.known = known
+        listing = ", ".join(known) or "none"
+        super().__init__(f"unknown task type {task_type!r}; known types: {listing}")
+
+
+class TaskSerializationError(TaskError):
+    """A value cannot be carried by msgpack."""
+
+    category = "serialization"
+
+
+class TaskExecutionError(TaskError):
+    """The task function raised an exception."""
+
+    category = "execution"
+
+    def __init__(
+        self,
+        message: str | None = None,
+        *,
+        task_id: str | None = None,
+        error_type: str | None = None,
+        traceback: str | None = None,
+    ) -> None:
+        self.error_type = error_type
+        self.traceback = traceback
+        super().__init__(message, task_id=task_id)
+
+
+class TaskTimeoutError(TaskError):
+    """The task did not finish within its timeout."""
+
+    category = "timeout"
+
+
+class TaskCancellationError(TaskError):
+    """The task was cancelled before it finished."""
+
+    category = "cancellation"
+
+
+class TaskNotFoundError(TaskError):
+    """No task has that id."""
+
+    category = "not_found"
+
+
+class TaskAlreadyExistsError(TaskError):
+    """A task with that id already exists."""
+
+    category = "conflict"
+
+
+class TaskStateError(TaskError):
+    """The task is not in a state that allows this operation."""
+
+    category = "conflict"
+
+    def __init__(self, message: str, *, task_id: str | None = None, status: str) -> None:
+        self.status = status
+        super().__init__(message, task_id=task_id)
+
+
+class WorkerNotRunningError(TaskError):
+    """The worker is not running; start it first."""
+
+    category = "unavailable"
+
+
+class DatabaseInUseError(TaskError):
+    """Another litetask process already owns this database file."""
+
+    category = "unavailable"
+
+
+class TaskArgumentsError(TaskError):
+    """The arguments do not fit the task function's signature, or an option is invalid."""
+
+    category = "invalid_arguments"

@@ -1,0 +1,98 @@
+"""TaskExecutor: runs one attempt of a task and turns whatever happens into an Outcome.
+
+Cancellation is not an outcome: a CancelledError (user cancel, shutdown) propagates and the
+caller decides what the row becomes. Everything the function raises becomes a `Failed`, with
+its traceback kept, and a retry time while attempts remain.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from app.cache.serialization import SerializationError, packb, unpackb
+from app.clock import now_us, seconds_to_us
+from app.worker.errors import TaskTimeoutError
+from app.worker.queue import ClaimedTask, Completed, Failed, Outcome
+from app.worker.registry import TaskDefinition
+
+logger = logging.getLogger(__name__)
+ProgressCallback = Callable[[float], None]
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    """Exponential backoff with full jitter: attempt n waits up to base * 2**(n-1), capped."""
+
+    base_seconds: float = 1.0
+    max_seconds: float = 300.0
+
+    def delay(self, attempt: int) -> float:
+        ceiling: float = min(self.max_seconds, self.base_seconds * 2.0 ** max(attempt - 1, 0))
+        return ceiling / 2 + random.uniform(0, ceiling / 2)
+
+
+class TaskExecutor:
+    """Runs task functions under a timeout, with a progress callback when they declare one."""
+
+    def __init__(
+        self,
+        *,
+        default_timeout: float | None = None,
+        retry_policy: RetryPolicy | None = None,
+        max_result_size: int | None = None,
+    ) -> None:
+        self.default_timeout = default_timeout
+        self.retry_policy = retry_policy or RetryPolicy()
+        self.max_result_size = max_result_size
+
+    async def execute(
+        self,
+        definition: TaskDefinition,
+        claimed: ClaimedTask,
+        progress: ProgressCallback | None = None,
+    ) -> Outcome:
+        timeout = claimed.timeout if claimed.timeout is not None else self.default_timeout
+        try:
+            args, kwargs = unpackb(claimed.args), unpackb(claimed.kwargs)
+            if definition.accepts_progress and progress is not None:
+                kwargs["progress_callback"] = progress
+            async with asyncio.timeout(timeout):
+                result = await definition.func(*args, **kwargs)
+            return Completed(packb(result, max_size=self.max_result_size))
+        except TimeoutError:
+            error = TaskTimeoutError(f"task did not finish within {timeout} seconds")
+            return self._failed(claimed, error, with_traceback=False)
+        except SerializationError as exc:
+            return self._failed(claimed, exc, retryable=False)
+        except Exception as exc:
+            return self._failed(claimed, exc)
+
+    def _failed(
+        self,
+        claimed: ClaimedTask,
+        exc: BaseException,
+        *,
+        retryable: bool = True,
+        with_traceback: bool = True,
+    ) -> Failed:
+        retry_at = None
+        if retryable and claimed.attempt < claimed.max_attempts:
+            retry_at = now_us() + seconds_to_us(self.retry_policy.delay(claimed.attempt))
+        logger.info(
+            "task %s attempt %s failed: %r",
+            claimed.id,
+            claimed.attempt,
+            exc,
+            extra={"task_id": claimed.id},
+        )
+        return Failed(
+            error_type=type(exc).__name__,
+            message=str(exc) or type(exc).__name__,
+            traceback="".join(traceback.format_exception(exc)) if with_traceback else None,
+            retry_at=retry_at,
+        )

@@ -1,0 +1,152 @@
+"""Job options, kept apart from a task's own arguments, and their validation."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from app.cache.serialization import packb
+from app.clock import datetime_to_us, now_us, seconds_to_us
+from app.worker.errors import TaskArgumentsError, TaskSerializationError
+from app.worker.queue import NewTask
+from app.worker.registry import TaskDefinition
+
+MAX_TASK_ID_LENGTH = 64
+MAX_IDEMPOTENCY_KEY_LENGTH = 255
+
+
+@dataclass(frozen=True, slots=True)
+class TaskOptions:
+    """How to run a task, as opposed to what to run it with. None means "the default"."""
+
+    priority: int | None = None
+    task_id: str | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
+    timeout: float | None = None
+    delay: float | None = None
+    run_at: datetime | None = None
+    max_attempts: int | None = None
+    idempotency_key: str | None = None
+
+
+def build_new_task(
+    definition: TaskDefinition,
+    args: tuple[Any, ...] | list[Any],
+    kwargs: dict[str, Any],
+    options: TaskOptions,
+    *,
+    default_max_attempts: int,
+) -> NewTask:
+    """Validate everything a task needs before it is accepted; nothing is found at run time."""
+    _check_signature(definition, args, kwargs)
+    defaults = definition.options
+    now = now_us()
+    return NewTask(
+        id=_task_id(options.task_id),
+        task_type=definition.name,
+        args=_pack("args", list(args)),
+        kwargs=_pack("kwargs", kwargs),
+        priority=_int("priority", _first(options.priority, defaults.get("priority"), 0)),
+        metadata=_metadata(options.metadata),
+        max_attempts=_max_attempts(
+            _first(options.max_attempts, defaults.get("max_attempts"), default_max_attempts)
+        ),
+        timeout=_timeout(_first(options.timeout, defaults.get("timeout"))),
+        run_at=_run_at(options, now),
+        created_at=now,
+        idempotency_key=_idempotency_key(options.idempotency_key),
+    )
+
+
+def _first(*values: Any) -> Any:
+    return next((v for v in values if v is not None), None)
+
+
+def _check_signature(definition: TaskDefinition, args: Any, kwargs: dict[str, Any]) -> None:
+    if "progress_callback" in kwargs:
+        raise TaskArgumentsError("progress_callback is given by the worker, not by the caller")
+    signature = definition.signature
+    bindable = dict(kwargs)
+    if definition.accepts_progress:
+        bindable["progress_callback"] = None
+    try:
+        signature.bind(*args, **bindable)
+    except TypeError as exc:
+        raise TaskArgumentsError(
+            f"arguments do not fit task type {definition.name!r}{signature}: {exc}"
+        ) from None
+
+
+def _pack(what: str, value: Any) -> bytes:
+    try:
+        return packb(value)
+    except TaskSerializationError as exc:
+        raise TaskSerializationError(f"{what} cannot be stored: {exc}") from None
+
+
+def _int(name: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TaskArgumentsError(f"{name} must be an integer, not {value!r}")
+    return value
+
+
+def _task_id(value: str | None) -> str:
+    if value is None:
+        return str(uuid.uuid4())
+    if not isinstance(value, str) or not value or len(value) > MAX_TASK_ID_LENGTH:
+        raise TaskArgumentsError(
+            f"task_id must be a non-empty string of at most {MAX_TASK_ID_LENGTH} characters"
+        )
+    return value
+
+
+def _idempotency_key(value: str | None) -> str | None:
+    if value is not None and (not isinstance(value, str) or not 0 < len(value) <= 255):
+        raise TaskArgumentsError(
+            f"idempotency_key must be 1 to {MAX_IDEMPOTENCY_KEY_LENGTH} characters"
+        )
+    return value
+
+
+def _metadata(value: dict[str, Any] | None) -> dict[str, Any]:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise TaskArgumentsError("metadata must be a JSON object")
+    try:
+        json.dumps(value)
+    except (TypeError, ValueError) as exc:
+        raise TaskSerializationError(f"metadata must be JSON-serializable: {exc}") from None
+    return value
+
+
+def _max_attempts(value: Any) -> int:
+    if _int("max_attempts", value) < 1:
+        raise TaskArgumentsError("max_attempts must be at least 1")
+    return int(value)
+
+
+def _timeout(value: Any) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
+        raise TaskArgumentsError(f"timeout must be a positive number of seconds, not {value!r}")
+    return float(value)
+
+
+def _run_at(options: TaskOptions, now: int) -> int:
+    if options.delay is not None and options.run_at is not None:
+        raise TaskArgumentsError("give delay or run_at, not both")
+    if options.delay is not None:
+        delay = options.delay
+        if isinstance(delay, bool) or not isinstance(delay, int | float) or delay < 0:
+            raise TaskArgumentsError(f"delay must be a non-negative number, not {delay!r}")
+        return now + seconds_to_us(delay)
+    if options.run_at is not None:
+        if not isinstance(options.run_at, datetime):
+            raise TaskArgumentsError("run_at must be a datetime")
+        return datetime_to_us(options.run_at)
+    return now

@@ -1,0 +1,478 @@
+"""TaskQueue: the durable queue. Every change is a WriteOp committed by the group-commit
+writer together with its event rows; nothing about a task lives only in memory.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Self
+
+from sqlalchemy import ColumnElement, and_, bindparam, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from app.clock import now_us
+from app.db.tables import status_is, task_attempts, tasks
+from app.db.writer import GroupCommitWriter, WriteOp
+from app.events.log import EventType, TaskEvent
+from app.worker.errors import TaskAlreadyExistsError, TaskNotFoundError, TaskStateError
+from app.worker.status import RETRYABLE, TaskStatus
+
+
+@dataclass(frozen=True, slots=True)
+class NewTask:
+    """A task as it is about to be inserted (arguments already msgpack-encoded)."""
+
+    id: str
+    task_type: str
+    args: bytes
+    kwargs: bytes
+    priority: int
+    metadata: dict[str, Any]
+    max_attempts: int
+    timeout: float | None
+    run_at: int
+    created_at: int
+    idempotency_key: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Accepted:
+    """The outcome of a put: the task's id, and False when an idempotency key matched."""
+
+    task_id: str
+    created: bool
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimedTask:
+    """A task a worker now owns for one attempt; `attempt` fences its completion."""
+
+    id: str
+    task_type: str
+    args: bytes
+    kwargs: bytes
+    attempt: int
+    max_attempts: int
+    timeout: float | None
+    priority: int
+    run_at: int
+    seq: int
+
+
+@dataclass(frozen=True, slots=True)
+class Completed:
+    result: bytes
+    from_cache: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Failed:
+    """A failed attempt; `retry_at` set means try again then, None means the task failed."""
+
+    error_type: str
+    message: str
+    traceback: str | None
+    retry_at: int | None = None
+
+
+Outcome = Completed | Failed
+
+
+def task_event(kind: EventType, task_id: str, task_type: str, **payload: Any) -> TaskEvent:
+    return TaskEvent(kind, task_id, task_type, now_us(), payload)
+
+
+class PutTask(WriteOp[Accepted]):
+    def __init__(self, task: NewTask) -> None:
+        super().__init__()
+        self.task = task
+
+    @classmethod
+    async def apply_batch(cls, conn: AsyncConnection, ops: Sequence[Self]) -> None:
+        ids_taken, keys_taken = await _existing(conn, [op.task for op in ops])
+        rows: list[dict[str, Any]] = []
+        for op in ops:
+            t = op.task
+            if t.idempotency_key is not None and t.idempotency_key in keys_taken:
+                op.set_result(Accepted(keys_taken[t.idempotency_key], created=False))
+            elif t.id in ids_taken:
+                op.set_error(TaskAlreadyExistsError(f"task {t.id!r} already exists", task_id=t.id))
+            else:
+                rows.append(_task_row(t))
+                ids_taken.add(t.id)
+                if t.idempotency_key is not None:
+                    keys_taken[t.idempotency_key] = t.id
+                op.set_result(Accepted(t.id, created=True))
+                op.events.append(
+                    task_event(
+                        EventType.QUEUED, t.id, t.task_type, status="pending", priority=t.priority
+                    )
+                )
+        if rows:
+            await conn.execute(tasks.insert(), rows)
+
+
+async def _existing(
+    conn: AsyncConnection, new: Sequence[NewTask]
+) -> tuple[set[str], dict[str, str]]:
+    """Ids and idempotency keys among `new` that the table already holds."""
+    ids = [t.id for t in new]
+    keys = [t.idempotency_key for t in new if t.idempotency_key is not None]
+    condition: ColumnElement[bool] = tasks.c.id.in_(ids)
+    if keys:
+        condition = or_(condition, tasks.c.idempotency_key.in_(keys))
+    found = (await conn.execute(select(tasks.c.id, tasks.c.idempotency_key).where(condition))).all()
+    return {row.id for row in found}, {
+        row.idempotency_key: row.id for row in found if row.idempotency_key
+    }
+
+
+def _task_row(t: NewTask) -> dict[str, Any]:
+    return {
+        "id": t.id,
+        "task_type": t.task_type,
+        "status": TaskStatus.PENDING.value,
+        "priority": t.priority,
+        "args": t.args,
+        "kwargs": t.kwargs,
+        "metadata": t.metadata,
+        "progress": 0.0,
+        "attempts": 0,
+        "max_attempts": t.max_attempts,
+        "interruptions": 0,
+        "timeout": t.timeout,
+        "created_at": t.created_at,
+        "run_at": t.run_at,
+        "from_cache": False,
+        "idempotency_key": t.idempotency_key,
+    }
+
+
+class ClaimTasks(WriteOp[list[ClaimedTask]]):
+    """Take up to `limit` due pending tasks, best first, in one UPDATE ... RETURNING."""
+
+    def __init__(self, limit: int, owner: str, lease_seconds: float) -> None:
+        super().__init__()
+        self.limit, self.owner, self.lease_seconds = limit, owner, lease_seconds
+
+    async def apply(self, conn: AsyncConnection) -> list[ClaimedTask]:
+        now = now_us()
+        due = (
+            select(tasks.c.seq)
+            .where(status_is(TaskStatus.PENDING), tasks.c.run_at <= now)
+            .order_by(tasks.c.priority, tasks.c.run_at, tasks.c.seq)
+            .limit(self.limit)
+        )
+        statement = (
+            update(tasks)
+            .where(tasks.c.seq.in_(due.scalar_subquery()))
+            .values(
+                status=TaskStatus.RUNNING.value,
+                attempts=tasks.c.attempts + 1,
+                started_at=now,
+                owner=self.owner,
+                lease_expires_at=now + int(self.lease_seconds * 1_000_000),
+            )
+            .returning(*(tasks.c[name] for name in _CLAIM_COLUMNS))
+        )
+        rows = (await conn.execute(statement)).all()
+        claimed = sorted(
+            (ClaimedTask(*row) for row in rows), key=lambda c: (c.priority, c.run_at, c.seq)
+        )
+        for c in claimed:
+            self.events.append(
+                task_event(
+                    EventType.STARTED, c.id, c.task_type, status="running", attempt=c.attempt
+                )
+            )
+        return claimed
+
+
+_CLAIM_COLUMNS = (
+    "id",
+    "task_type",
+    "args",
+    "kwargs",
+    "attempts",
+    "max_attempts",
+    "timeout",
+    "priority",
+    "run_at",
+    "seq",
+)
+
+
+class FinishTask(WriteOp[bool]):
+    """Record the outcome of one attempt. Fenced: applies only while the row is still
+    `running` at that attempt, so a stale worker never overwrites a newer state."""
+
+    def __init__(self, task_id: str, task_type: str, attempt: int, outcome: Outcome) -> None:
+        super().__init__()
+        self.task_id, self.task_type, self.attempt = task_id, task_type, attempt
+        self.outcome_ = outcome
+
+    @classmethod
+    async def apply_batch(cls, conn: AsyncConnection, ops: Sequence[Self]) -> None:
+        completed = [op for op in ops if isinstance(op.outcome_, Completed)]
+        if completed:
+            applied = await _complete_many(conn, completed)
+            for op in completed:
+                if op.task_id in applied:
+                    op._record_completed()
+                else:
+                    op.set_result(False)
+        for op in ops:
+            if isinstance(op.outcome_, Failed):
+                await op.run_one(conn)
+
+    async def apply(self, conn: AsyncConnection) -> bool:
+        outcome = self.outcome_
+        assert isinstance(outcome, Failed)
+        now = now_us()
+        fence = and_(
+            tasks.c.id == self.task_id,
+            tasks.c.attempts == self.attempt,
+            status_is(TaskStatus.RUNNING),
+        )
+        result = await conn.execute(
+            update(tasks).where(fence).values(**_failed_values(outcome, now))
+        )
+        if result.rowcount != 1:
+            return False
+        await conn.execute(task_attempts.insert(), [self._attempt_row(outcome, now)])
+        self._record_failed(outcome)
+        return True
+
+    def _attempt_row(self, outcome: Failed, now: int) -> dict[str, Any]:
+        return {
+            "task_id": self.task_id,
+            "attempt": self.attempt,
+            "error_type": outcome.error_type,
+            "message": outcome.message,
+            "traceback": outcome.traceback,
+            "failed_at": now,
+        }
+
+    def _record_completed(self) -> None:
+        assert isinstance(self.outcome_, Completed)
+        self.set_result(True)
+        self.events.append(
+            task_event(
+                EventType.COMPLETED,
+                self.task_id,
+                self.task_type,
+                status="completed",
+                attempt=self.attempt,
+                progress=1.0,
+                from_cache=self.outcome_.from_cache,
+            )
+        )
+
+    def _record_failed(self, outcome: Failed) -> None:
+        retrying = outcome.retry_at is not None
+        kind = EventType.RETRYING if retrying else EventType.FAILED
+        status = TaskStatus.PENDING if retrying else TaskStatus.FAILED
+        self.events.append(
+            task_event(
+                kind,
+                self.task_id,
+                self.task_type,
+                status=status.value,
+                attempt=self.attempt,
+                error=outcome.message,
+                error_type=outcome.error_type,
+                retry_at=outcome.retry_at,
+            )
+        )
+
+
+def _failed_values(outcome: Failed, now: int) -> dict[str, Any]:
+    common = {"owner": None, "lease_expires_at": None, "error": outcome.message}
+    if outcome.retry_at is not None:
+        return {**common, "status": TaskStatus.PENDING.value, "run_at": outcome.retry_at}
+    return {**common, "status": TaskStatus.FAILED.value, "completed_at": now}
+
+
+_COMPLETE = (
+    update(tasks)
+    .where(
+        tasks.c.id == bindparam("b_id"),
+        tasks.c.attempts == bindparam("b_attempt"),
+        status_is(TaskStatus.RUNNING),
+    )
+    .values(
+        status=TaskStatus.COMPLETED.value,
+        result=bindparam("b_result"),
+        from_cache=bindparam("b_from_cache"),
+        progress=1.0,
+        completed_at=bindparam("b_now"),
+        owner=None,
+        lease_expires_at=None,
+        error=None,
+    )
+)
+
+
+async def _complete_many(conn: AsyncConnection, ops: Sequence[FinishTask]) -> set[str]:
+    """One executemany for every completion; returns the ids whose fence held. Only when
+    some did not (a cancel raced the finish) does it read back which ones applied."""
+    now = now_us()
+    params = [
+        {
+            "b_id": op.task_id,
+            "b_attempt": op.attempt,
+            "b_result": op.outcome_.result,  # type: ignore[union-attr]
+            "b_from_cache": op.outcome_.from_cache,  # type: ignore[union-attr]
+            "b_now": now,
+        }
+        for op in ops
+    ]
+    result = await conn.execute(_COMPLETE, params)
+    if result.rowcount == len(params):
+        return {op.task_id for op in ops}
+    attempt_of = {op.task_id: op.attempt for op in ops}
+    rows = await conn.execute(
+        select(tasks.c.id, tasks.c.attempts).where(
+            tasks.c.id.in_(list(attempt_of)),
+            status_is(TaskStatus.COMPLETED),
+            tasks.c.completed_at == now,
+        )
+    )
+    return {row.id for row in rows if attempt_of[row.id] == row.attempts}
+
+
+class SaveProgress(WriteOp[None]):
+    """Persist the latest progress of a running attempt (throttled by the caller)."""
+
+    def __init__(self, task_id: str, attempt: int, progress: float) -> None:
+        super().__init__()
+        self.task_id, self.attempt, self.progress = task_id, attempt, progress
+
+    async def apply(self, conn: AsyncConnection) -> None:
+        await conn.execute(
+            update(tasks)
+            .where(
+                tasks.c.id == self.task_id,
+                tasks.c.attempts == self.attempt,
+                status_is(TaskStatus.RUNNING),
+            )
+            .values(progress=self.progress)
+        )
+
+
+class CancelTask(WriteOp[TaskStatus]):
+    """Cancel a pending or running task; the result is the status it had."""
+
+    def __init__(self, task_id: str) -> None:
+        super().__init__()
+        self.task_id = task_id
+
+    async def apply(self, conn: AsyncConnection) -> TaskStatus:
+        row = await _status_of(conn, self.task_id)
+        previous = TaskStatus(row.status)
+        if previous not in (TaskStatus.PENDING, TaskStatus.RUNNING):
+            raise TaskStateError(
+                f"task {self.task_id!r} is already {previous.value}",
+                task_id=self.task_id,
+                status=previous.value,
+            )
+        await conn.execute(
+            update(tasks)
+            .where(tasks.c.id == self.task_id)
+            .values(
+                status=TaskStatus.CANCELLED.value,
+                completed_at=now_us(),
+                owner=None,
+                lease_expires_at=None,
+                error="cancelled",
+            )
+        )
+        self.events.append(
+            task_event(EventType.CANCELLED, self.task_id, row.task_type, status="cancelled")
+        )
+        return previous
+
+
+async def _status_of(conn: AsyncConnection, task_id: str) -> Any:
+    statement = select(tasks.c.status, tasks.c.task_type).where(tasks.c.id == task_id)
+    row = (await conn.execute(statement)).first()
+    if row is None:
+        raise TaskNotFoundError(f"no task with id {task_id!r}", task_id=task_id)
+    return row
+
+
+class RetryTask(WriteOp[None]):
+    """Queue a failed or cancelled task again, with a fresh set of attempts."""
+
+    def __init__(self, task_id: str) -> None:
+        super().__init__()
+        self.task_id = task_id
+
+    async def apply(self, conn: AsyncConnection) -> None:
+        row = await _status_of(conn, self.task_id)
+        if TaskStatus(row.status) not in RETRYABLE:
+            raise TaskStateError(
+                f"task {self.task_id!r} is {row.status}; "
+                "only failed or cancelled tasks can be retried",
+                task_id=self.task_id,
+                status=row.status,
+            )
+        now = now_us()
+        await conn.execute(
+            update(tasks)
+            .where(tasks.c.id == self.task_id)
+            .values(
+                status=TaskStatus.PENDING.value,
+                attempts=0,
+                interruptions=0,
+                progress=0.0,
+                run_at=now,
+                started_at=None,
+                completed_at=None,
+                error=None,
+                result=None,
+            )
+        )
+        self.events.append(
+            task_event(
+                EventType.QUEUED, self.task_id, row.task_type, status="pending", retried=True
+            )
+        )
+
+
+class TaskQueue:
+    """The durable queue: puts, claims and outcomes through the group-commit writer, and an
+    `asyncio.Event` that wakes the pool when new work is committed (no polling)."""
+
+    def __init__(self, writer: GroupCommitWriter) -> None:
+        self.writer = writer
+        self.new_work = asyncio.Event()
+
+    async def put(self, task: NewTask) -> Accepted:
+        accepted = await self.writer.run(PutTask(task))
+        if accepted.created:
+            self.new_work.set()
+        return accepted
+
+    async def claim(self, limit: int, owner: str, lease_seconds: float) -> list[ClaimedTask]:
+        return await self.writer.run(ClaimTasks(limit, owner, lease_seconds))
+
+    async def finish(self, claimed: ClaimedTask, outcome: Outcome) -> bool:
+        finished = await self.writer.run(
+            FinishTask(claimed.id, claimed.task_type, claimed.attempt, outcome)
+        )
+        if isinstance(outcome, Failed) and outcome.retry_at is not None:
+            self.new_work.set()
+        return finished
+
+    async def cancel(self, task_id: str) -> TaskStatus:
+        return await self.writer.run(CancelTask(task_id))
+
+    async def retry(self, task_id: str) -> None:
+        await self.writer.run(RetryTask(task_id))
+        self.new_work.set()
+
+    async def save_progress(self, task_id: str, attempt: int, progress: float) -> None:
+        await self.writer.run(SaveProgress(task_id, attempt, progress))

@@ -1,0 +1,65 @@
+"""Task statuses, their named groups, and TaskInfo, the read-only view of one task."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+
+class TaskStatus(StrEnum):
+    PENDING = "pending"
+    RUNNING = "running"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+ACTIVE: frozenset[TaskStatus] = frozenset({TaskStatus.PENDING, TaskStatus.RUNNING})
+TERMINAL: frozenset[TaskStatus] = frozenset(
+    {TaskStatus.COMPLETED, TaskStatus.FAILED, TaskStatus.CANCELLED}
+)
+RETRYABLE: frozenset[TaskStatus] = frozenset({TaskStatus.FAILED, TaskStatus.CANCELLED})
+
+
+@dataclass(frozen=True, slots=True)
+class AttemptError:
+    """Why one attempt of a task failed; every failed attempt keeps one."""
+
+    attempt: int
+    error_type: str
+    message: str
+    traceback: str | None
+    failed_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class TaskInfo:
+    """A snapshot of one task as stored; the database row is the truth."""
+
+    id: str
+    task_type: str
+    status: TaskStatus
+    priority: int
+    args: list[Any]
+    kwargs: dict[str, Any]
+    metadata: dict[str, Any]
+    progress: float
+    attempts: int
+    max_attempts: int
+    interruptions: int
+    created_at: datetime
+    run_at: datetime
+    started_at: datetime | None
+    completed_at: datetime | None
+    timeout: float | None
+    result: Any = None
+    error: str | None = None
+    from_cache: bool = False
+    idempotency_key: str | None = None
+    errors: list[AttemptError] = field(default_factory=list)
+
+    @property
+    def is_terminal(self) -> bool:
+        return self.status in TERMINAL

@@ -1,0 +1,127 @@
+"""Reading tasks back: TaskInfo snapshots, listings with keyset pagination, queue depth and
+the next due time. Reads use the reader engine, never the writer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Row, func, select
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from app.cache.serialization import unpackb
+from app.clock import datetime_to_us, us_to_datetime
+from app.db.tables import status_is, task_attempts, tasks
+from app.worker.status import AttemptError, TaskInfo, TaskStatus
+
+
+@dataclass(frozen=True, slots=True)
+class TaskPage:
+    """One page of a listing; pass `next_cursor` back to get the next (None at the end)."""
+
+    tasks: list[TaskInfo]
+    next_cursor: int | None
+
+
+class TaskStore:
+    """Read-side queries over the tasks table."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+
+    async def get(self, task_id: str) -> TaskInfo | None:
+        async with self._engine.connect() as conn:
+            row = (await conn.execute(select(tasks).where(tasks.c.id == task_id))).first()
+            if row is None:
+                return None
+            errors = (
+                await conn.execute(
+                    select(task_attempts)
+                    .where(task_attempts.c.task_id == task_id)
+                    .order_by(task_attempts.c.attempt, task_attempts.c.id)
+                )
+            ).all()
+        return to_task_info(row, [_attempt_error(e) for e in errors])
+
+    async def list(
+        self,
+        *,
+        status: TaskStatus | Sequence[TaskStatus] | None = None,
+        task_type: str | None = None,
+        limit: int = 100,
+        older_than: datetime | None = None,
+        cursor: int | None = None,
+    ) -> TaskPage:
+        """Newest first. `cursor` is the `next_cursor` of the previous page."""
+        statement = select(tasks).order_by(tasks.c.seq.desc()).limit(limit + 1)
+        if isinstance(status, str):
+            statement = statement.where(tasks.c.status == TaskStatus(status).value)
+        elif status is not None:
+            statement = statement.where(tasks.c.status.in_([TaskStatus(s).value for s in status]))
+        if task_type is not None:
+            statement = statement.where(tasks.c.task_type == task_type)
+        if older_than is not None:
+            statement = statement.where(tasks.c.created_at < datetime_to_us(older_than))
+        if cursor is not None:
+            statement = statement.where(tasks.c.seq < cursor)
+        async with self._engine.connect() as conn:
+            rows = (await conn.execute(statement)).all()
+        page = rows[:limit]
+        next_cursor = page[-1].seq if len(rows) > limit and page else None
+        return TaskPage([to_task_info(r, []) for r in page], next_cursor)
+
+    async def counts(self) -> dict[str, int]:
+        """How many tasks are in each status (every status present, zero included)."""
+        statement = select(tasks.c.status, func.count()).group_by(tasks.c.status)
+        async with self._engine.connect() as conn:
+            found = {status: n for status, n in (await conn.execute(statement)).all()}
+        return {s.value: int(found.get(s.value, 0)) for s in TaskStatus}
+
+    async def next_due(self) -> int | None:
+        """The earliest run_at among pending tasks (µs), or None when nothing is pending."""
+        statement = select(func.min(tasks.c.run_at)).where(status_is(TaskStatus.PENDING))
+        async with self._engine.connect() as conn:
+            value = (await conn.execute(statement)).scalar()
+        return int(value) if value is not None else None
+
+    async def statuses(self, task_ids: Sequence[str]) -> dict[str, TaskStatus]:
+        statement = select(tasks.c.id, tasks.c.status).where(tasks.c.id.in_(list(task_ids)))
+        async with self._engine.connect() as conn:
+            return {r.id: TaskStatus(r.status) for r in (await conn.execute(statement)).all()}
+
+
+def _attempt_error(row: Row[Any]) -> AttemptError:
+    failed_at = us_to_datetime(row.failed_at)
+    assert failed_at is not None
+    return AttemptError(row.attempt, row.error_type, row.message, row.traceback, failed_at)
+
+
+def to_task_info(row: Row[Any], errors: list[AttemptError]) -> TaskInfo:
+    created_at, run_at = us_to_datetime(row.created_at), us_to_datetime(row.run_at)
+    assert created_at is not None and run_at is not None
+    return TaskInfo(
+        id=row.id,
+        task_type=row.task_type,
+        status=TaskStatus(row.status),
+        priority=row.priority,
+        args=list(unpackb(row.args)),
+        kwargs=dict(unpackb(row.kwargs)),
+        metadata=dict(row._mapping["metadata"] or {}),
+        progress=float(row.progress),
+        attempts=row.attempts,
+        max_attempts=row.max_attempts,
+        interruptions=row.interruptions,
+        created_at=created_at,
+        run_at=run_at,
+        started_at=us_to_datetime(row.started_at),
+        completed_at=us_to_datetime(row.completed_at),
+        timeout=row.timeout,
+        result=unpackb(row.result) if row.result is not None else None,
+        error=row.error,
+        from_cache=bool(row.from_cache),
+        idempotency_key=row.idempotency_key,
+        errors=errors,
+    )
