@@ -62,6 +62,10 @@ tasks = Table(
     Column("error", Text, nullable=True),
     Column("from_cache", Boolean, nullable=False, default=False),
     Column("idempotency_key", String(255), nullable=True, unique=True),
+    # Result cache (app/cache): the key is computed at submit time so identical tasks can
+    # find each other durably; NULL means this task does not use the cache.
+    Column("cache_key", String(128), nullable=True),
+    Column("cache_ttl", Float, nullable=True),
     Index(
         "ix_tasks_pending_order",
         "priority",
@@ -83,6 +87,7 @@ tasks = Table(
         postgresql_where=text("status = 'running'"),
     ),
     Index("ix_tasks_status_seq", "status", "seq"),
+    Index("ix_tasks_cache_key", "cache_key", sqlite_where=text("cache_key IS NOT NULL")),
     Index("ix_tasks_task_type_seq", "task_type", "seq"),
 )
 
@@ -117,3 +122,27 @@ def status_is(status: str) -> ColumnElement[bool]:
     """`status = '<literal>'`, inlined rather than bound: SQLite uses a partial index
     (WHERE status = 'pending') only when the query states the same literal."""
     return tasks.c.status == literal_column(f"'{status}'")
+
+
+cache_entries = Table(
+    "cache_entries",
+    metadata,
+    Column("key", String(255), primary_key=True),
+    Column("value", LargeBinary, nullable=False),
+    Column("size", Integer, nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Column("expires_at", BigInteger, nullable=True),
+    Column("accessed_at", BigInteger, nullable=False),
+    Index("ix_cache_entries_expires_at", "expires_at"),
+    Index("ix_cache_entries_accessed_at", "accessed_at"),
+)
+
+webhook_deliveries = Table(
+    "webhook_deliveries",
+    metadata,
+    Column("endpoint", String(200), primary_key=True),
+    Column("delivery_id", String(255), primary_key=True),
+    Column("task_id", String(64), nullable=False),
+    Column("received_at", BigInteger, nullable=False),
+    Index("ix_webhook_deliveries_received_at", "received_at"),
+)

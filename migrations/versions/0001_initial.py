@@ -56,6 +56,8 @@ def upgrade() -> None:
     sa.Column('error', sa.Text(), nullable=True),
     sa.Column('from_cache', sa.Boolean(), nullable=False),
     sa.Column('idempotency_key', sa.String(length=255), nullable=True),
+    sa.Column('cache_key', sa.String(length=128), nullable=True),
+    sa.Column('cache_ttl', sa.Float(), nullable=True),
     sa.PrimaryKeyConstraint('seq', name=op.f('pk_tasks')),
     sa.UniqueConstraint('id', name=op.f('uq_tasks_id')),
     sa.UniqueConstraint('idempotency_key', name=op.f('uq_tasks_idempotency_key'))
@@ -65,6 +67,7 @@ def upgrade() -> None:
         batch_op.create_index('ix_tasks_pending_run_at', ['run_at'], unique=False, sqlite_where=sa.text("status = 'pending'"), postgresql_where=sa.text("status = 'pending'"))
         batch_op.create_index('ix_tasks_running_owner', ['owner'], unique=False, sqlite_where=sa.text("status = 'running'"), postgresql_where=sa.text("status = 'running'"))
         batch_op.create_index('ix_tasks_status_seq', ['status', 'seq'], unique=False)
+        batch_op.create_index('ix_tasks_cache_key', ['cache_key'], unique=False, sqlite_where=sa.text('cache_key IS NOT NULL'))
         batch_op.create_index('ix_tasks_task_type_seq', ['task_type', 'seq'], unique=False)
 
     op.create_table('task_attempts',
@@ -92,6 +95,7 @@ def downgrade() -> None:
     op.drop_table('task_attempts')
     with op.batch_alter_table('tasks', schema=None) as batch_op:
         batch_op.drop_index('ix_tasks_task_type_seq')
+        batch_op.drop_index('ix_tasks_cache_key', sqlite_where=sa.text('cache_key IS NOT NULL'))
         batch_op.drop_index('ix_tasks_status_seq')
         batch_op.drop_index('ix_tasks_pending_run_at', sqlite_where=sa.text("status = 'pending'"), postgresql_where=sa.text("status = 'pending'"))
         batch_op.drop_index('ix_tasks_running_owner', sqlite_where=sa.text("status = 'running'"), postgresql_where=sa.text("status = 'running'"))
