@@ -87,6 +87,24 @@ class AsyncTaskWorker:
         await self.stop()
 
     @property
+    def engines(self) -> Engines:
+        """The database engines (writer, reader) while started."""
+        if self._engines is None:
+            raise WorkerNotRunningError()
+        return self._engines
+
+    @property
+    def writer(self) -> GroupCommitWriter:
+        """The group-commit writer every database write goes through, while started."""
+        if self._writer is None:
+            raise WorkerNotRunningError()
+        return self._writer
+
+    @property
+    def pool(self) -> WorkerPool | None:
+        return self._pool
+
+    @property
     def running(self) -> bool:
         return self._pool is not None and self._pool.is_running
 
