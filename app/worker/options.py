@@ -11,7 +11,7 @@ from typing import Any
 from app.cache.serialization import packb
 from app.clock import datetime_to_us, now_us, seconds_to_us
 from app.worker.errors import TaskArgumentsError, TaskSerializationError
-from app.worker.queue import NewTask
+from app.worker.queue import NewTask, WebhookDelivery
 from app.worker.registry import TaskDefinition
 
 MAX_TASK_ID_LENGTH = 64
@@ -30,6 +30,7 @@ class TaskOptions:
     run_at: datetime | None = None
     max_attempts: int | None = None
     idempotency_key: str | None = None
+    webhook_delivery: WebhookDelivery | None = None
 
 
 def build_new_task(
@@ -58,6 +59,7 @@ def build_new_task(
         run_at=_run_at(options, now),
         created_at=now,
         idempotency_key=_idempotency_key(options.idempotency_key),
+        delivery=options.webhook_delivery,
     )
 
 

@@ -13,7 +13,7 @@ from sqlalchemy import ColumnElement, and_, bindparam, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app.clock import now_us
-from app.db.tables import status_is, task_attempts, tasks
+from app.db.tables import status_is, task_attempts, tasks, webhook_deliveries
 from app.db.writer import GroupCommitWriter, WriteOp
 from app.events.log import EventType, TaskEvent
 from app.worker.errors import TaskAlreadyExistsError, TaskNotFoundError, TaskStateError
@@ -35,6 +35,16 @@ class NewTask:
     run_at: int
     created_at: int
     idempotency_key: str | None = None
+    delivery: WebhookDelivery | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class WebhookDelivery:
+    """A webhook delivery a task is accepted for; its row commits with the task's row, and
+    the same (endpoint, delivery_id) again yields the original task instead of a new one."""
+
+    endpoint: str
+    delivery_id: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,19 +101,18 @@ class PutTask(WriteOp[Accepted]):
 
     @classmethod
     async def apply_batch(cls, conn: AsyncConnection, ops: Sequence[Self]) -> None:
-        ids_taken, keys_taken = await _existing(conn, [op.task for op in ops])
+        taken = await _Taken.load(conn, [op.task for op in ops])
         rows: list[dict[str, Any]] = []
         for op in ops:
             t = op.task
-            if t.idempotency_key is not None and t.idempotency_key in keys_taken:
-                op.set_result(Accepted(keys_taken[t.idempotency_key], created=False))
-            elif t.id in ids_taken:
+            previous = taken.previous(t)
+            if previous is not None:
+                op.set_result(Accepted(previous, created=False))
+            elif t.id in taken.ids:
                 op.set_error(TaskAlreadyExistsError(f"task {t.id!r} already exists", task_id=t.id))
             else:
                 rows.append(_task_row(t))
-                ids_taken.add(t.id)
-                if t.idempotency_key is not None:
-                    keys_taken[t.idempotency_key] = t.id
+                taken.add(t)
                 op.set_result(Accepted(t.id, created=True))
                 op.events.append(
                     task_event(
@@ -112,6 +121,68 @@ class PutTask(WriteOp[Accepted]):
                 )
         if rows:
             await conn.execute(tasks.insert(), rows)
+        await _record_deliveries(conn, taken.inserted)
+
+
+@dataclass(slots=True)
+class _Taken:
+    """What a batch of puts collides with: ids, idempotency keys and webhook deliveries
+    already in the table, plus those taken by earlier puts of the same batch."""
+
+    ids: set[str]
+    keys: dict[str, str]
+    deliveries: dict[tuple[str, str], str]
+    inserted: list[NewTask]
+
+    @classmethod
+    async def load(cls, conn: AsyncConnection, new: Sequence[NewTask]) -> _Taken:
+        ids, keys = await _existing(conn, new)
+        return cls(ids, keys, await _existing_deliveries(conn, new), [])
+
+    def previous(self, t: NewTask) -> str | None:
+        """The id of the task this put repeats (same idempotency key or delivery), if any."""
+        if t.idempotency_key is not None and t.idempotency_key in self.keys:
+            return self.keys[t.idempotency_key]
+        if t.delivery is not None:
+            return self.deliveries.get((t.delivery.endpoint, t.delivery.delivery_id))
+        return None
+
+    def add(self, t: NewTask) -> None:
+        self.ids.add(t.id)
+        self.inserted.append(t)
+        if t.idempotency_key is not None:
+            self.keys[t.idempotency_key] = t.id
+        if t.delivery is not None:
+            self.deliveries[(t.delivery.endpoint, t.delivery.delivery_id)] = t.id
+
+
+async def _existing_deliveries(
+    conn: AsyncConnection, new: Sequence[NewTask]
+) -> dict[tuple[str, str], str]:
+    wanted = [t.delivery for t in new if t.delivery is not None]
+    if not wanted:
+        return {}
+    d = webhook_deliveries.c
+    statement = select(d.endpoint, d.delivery_id, d.task_id).where(
+        d.delivery_id.in_([w.delivery_id for w in wanted])
+    )
+    rows = (await conn.execute(statement)).all()
+    return {(r.endpoint, r.delivery_id): r.task_id for r in rows}
+
+
+async def _record_deliveries(conn: AsyncConnection, inserted: Sequence[NewTask]) -> None:
+    rows = [
+        {
+            "endpoint": t.delivery.endpoint,
+            "delivery_id": t.delivery.delivery_id,
+            "task_id": t.id,
+            "received_at": t.created_at,
+        }
+        for t in inserted
+        if t.delivery is not None
+    ]
+    if rows:
+        await conn.execute(webhook_deliveries.insert(), rows)
 
 
 async def _existing(

@@ -1,0 +1,104 @@
+"""Fixtures for the worker tests: a fresh SQLite file and a registry of test task types."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from app import AsyncTaskWorker, TaskRegistry
+
+
+class Recorder:
+    """What the test tasks did, in order, so tests can assert on real executions."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, Any]] = []
+        self.gate = asyncio.Event()
+        self.started = asyncio.Event()
+        self.cancelled: list[str] = []
+        self.failures_left: dict[str, int] = {}
+
+
+class RecordingTasks:
+    """The task types of the worker tests, recording what they do in a Recorder."""
+
+    def __init__(self, recorder: Recorder) -> None:
+        self.recorder = recorder
+
+    async def add(self, a: int, b: int) -> int:
+        self.recorder.calls.append(("add", (a, b)))
+        return a + b
+
+    async def record(self, label: Any) -> Any:
+        self.recorder.calls.append(("record", label))
+        return label
+
+    async def gated(self, label: str = "gate") -> str:
+        """Blocks until the test opens the gate; records a cancellation if cancelled."""
+        self.recorder.started.set()
+        try:
+            await self.recorder.gate.wait()
+        except asyncio.CancelledError:
+            self.recorder.cancelled.append(label)
+            raise
+        self.recorder.calls.append(("gated", label))
+        return label
+
+    async def flaky(self, key: str, failures: int) -> str:
+        left = self.recorder.failures_left.setdefault(key, failures)
+        if left > 0:
+            self.recorder.failures_left[key] = left - 1
+            raise RuntimeError(f"flaky failure, {left} left")
+        return "ok"
+
+    async def boom(self) -> None:
+        raise ValueError("boom")
+
+    async def sleepy(self, seconds: float) -> float:
+        await asyncio.sleep(seconds)
+        return seconds
+
+    async def with_progress(self, steps: int, progress_callback: Any = None) -> int:
+        for step in range(1, steps + 1):
+            await asyncio.sleep(0.01)
+            progress_callback(step / steps)
+        return steps
+
+    async def unpackable(self) -> object:
+        return object()
+
+
+def make_registry(recorder: Recorder) -> TaskRegistry:
+    tasks = RecordingTasks(recorder)
+    registry = TaskRegistry()
+    for name in ("add", "record", "gated", "boom", "sleepy", "with_progress", "unpackable"):
+        registry.register(name, getattr(tasks, name))
+    registry.register("flaky", tasks.flaky, max_attempts=3)
+    return registry
+
+
+@pytest.fixture
+def recorder() -> Recorder:
+    return Recorder()
+
+
+@pytest.fixture
+def registry(recorder: Recorder) -> TaskRegistry:
+    return make_registry(recorder)
+
+
+@pytest.fixture
+def database_url(tmp_path: Path) -> str:
+    return f"sqlite+aiosqlite:///{tmp_path / 'tasks.db'}"
+
+
+@pytest.fixture
+async def worker(database_url: str, registry: TaskRegistry) -> AsyncIterator[AsyncTaskWorker]:
+    async with AsyncTaskWorker(
+        database_url, max_workers=4, registry=registry, retry_backoff=0.01
+    ) as started:
+        yield started
