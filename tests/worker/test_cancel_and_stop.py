@@ -155,3 +155,22 @@ async def test_a_delayed_task_wakes_the_idle_pool_without_polling(
     assert await worker.wait_for_tasks([task_id], timeout=5) == ["soon"]
     # Waking at the due time: a claim (BEGIN/UPDATE/events) and a few reads, not a poll loop.
     assert len(statements) < 20, statements
+
+
+async def test_another_connection_holding_the_write_lock_only_delays_a_submit(
+    worker: AsyncTaskWorker, database_url: str
+) -> None:
+    """busy_timeout makes the writer wait for a lock held elsewhere (a backup, a sqlite3
+    shell) instead of surfacing "database is locked" to the caller."""
+    path = database_url.removeprefix("sqlite+aiosqlite:///")
+    other = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    try:
+        other.execute("begin immediate")
+        submit = asyncio.create_task(worker.add_task("add", 1, 2))
+        await asyncio.sleep(0.5)
+        assert not submit.done()
+        other.execute("commit")
+        task_id = await asyncio.wait_for(submit, 5)
+    finally:
+        other.close()
+    assert await worker.wait_for_tasks([task_id], timeout=5) == [3]
