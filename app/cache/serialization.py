@@ -9,7 +9,7 @@ from collections.abc import Callable
 from datetime import date, datetime, time
 from decimal import Decimal
 from enum import Enum
-from typing import Any
+from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
 import msgpack
@@ -21,6 +21,7 @@ class SerializationError(TaskSerializationError):
     """A value cannot be serialized (or deserialized) by litetask's msgpack format."""
 
 
+_Clock = TypeVar("_Clock", datetime, time)
 _DATETIME, _DATE, _TIME, _UUID, _DECIMAL, _SET, _FROZENSET, _TUPLE = range(1, 9)
 
 
@@ -29,14 +30,16 @@ def _zone_key(value: datetime | time) -> str | None:
     return tz.key if isinstance(tz, ZoneInfo) else None
 
 
-def _encode_datetime(value: datetime) -> bytes:
+def _encode_wall_clock(value: datetime | time) -> bytes:
+    """A datetime or time as [isoformat, zone key, fold?]. A ZoneInfo is kept by name (an
+    offset alone would lose DST rules); fold is kept so an ambiguous local time keeps its
+    instant."""
     key = _zone_key(value)
-    naive_or_offset = value.replace(tzinfo=None) if key else value
-    return packb([naive_or_offset.isoformat(), key])
-
-
-def _encode_time(value: time) -> bytes:
-    return packb(value.isoformat())
+    local = value.replace(tzinfo=None) if key else value
+    fields: list[Any] = [local.isoformat(), key]
+    if value.fold:
+        fields.append(value.fold)
+    return packb(fields)
 
 
 def _default(obj: Any) -> Any:
@@ -55,14 +58,14 @@ def _coerce_subclass(obj: Any) -> Any:
         if isinstance(obj, base):
             return base(obj)  # type: ignore[arg-type]
     if isinstance(obj, datetime):
-        return msgpack.ExtType(_DATETIME, _encode_datetime(obj))
+        return msgpack.ExtType(_DATETIME, _encode_wall_clock(obj))
     raise SerializationError(f"cannot serialize a value of type {type(obj).__qualname__}")
 
 
 _ENCODERS: dict[type, tuple[int, Callable[[Any], bytes]]] = {
-    datetime: (_DATETIME, _encode_datetime),
+    datetime: (_DATETIME, _encode_wall_clock),
     date: (_DATE, lambda v: v.isoformat().encode()),
-    time: (_TIME, _encode_time),
+    time: (_TIME, _encode_wall_clock),
     uuid.UUID: (_UUID, lambda v: v.bytes),
     Decimal: (_DECIMAL, lambda v: str(v).encode()),
     set: (_SET, lambda v: packb(list(v))),
@@ -71,16 +74,21 @@ _ENCODERS: dict[type, tuple[int, Callable[[Any], bytes]]] = {
 }
 
 
-def _decode_datetime(data: bytes) -> datetime:
-    text, key = unpackb(data)
-    value = datetime.fromisoformat(text)
-    return value.replace(tzinfo=ZoneInfo(key)) if key else value
+def _decode_wall_clock(parse: Callable[[str], _Clock], data: bytes) -> _Clock:
+    payload = unpackb(data)
+    if isinstance(payload, str):  # a time written before zone keys were kept
+        return parse(payload)
+    text, key, *fold = payload
+    value = parse(text)
+    if key:
+        value = value.replace(tzinfo=ZoneInfo(key))
+    return value.replace(fold=fold[0]) if fold else value
 
 
 _DECODERS: dict[int, Callable[[bytes], Any]] = {
-    _DATETIME: _decode_datetime,
+    _DATETIME: lambda d: _decode_wall_clock(datetime.fromisoformat, d),
     _DATE: lambda d: date.fromisoformat(d.decode()),
-    _TIME: lambda d: time.fromisoformat(unpackb(d)),
+    _TIME: lambda d: _decode_wall_clock(time.fromisoformat, d),
     _UUID: lambda d: uuid.UUID(bytes=d),
     _DECIMAL: lambda d: Decimal(d.decode()),
     _SET: lambda d: set(unpackb(d)),
@@ -117,5 +125,6 @@ def unpackb(data: bytes) -> Any:
         return msgpack.unpackb(data, ext_hook=_ext_hook, raw=False, strict_map_key=False)
     except SerializationError:
         raise
-    except (ValueError, TypeError, msgpack.UnpackException) as exc:
+    except (ValueError, TypeError, KeyError, ArithmeticError, msgpack.UnpackException) as exc:
+        # KeyError: an unknown zone name; ArithmeticError: a malformed Decimal.
         raise SerializationError(f"cannot deserialize value: {exc}") from exc

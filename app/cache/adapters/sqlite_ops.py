@@ -1,0 +1,155 @@
+"""The SQLite cache adapter's writes, as group-commit `WriteOp`s (see app/db/writer.py).
+
+Sets that arrive together share one transaction: one executemany upsert, then one purge of
+expired rows and one LRU eviction for the whole batch, both index walks (expires_at,
+accessed_at). Recency (`accessed_at`) only moves forward, so a late batch of touches can
+never make an entry look older than it is.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Self
+
+from sqlalchemy import ColumnElement, and_, bindparam, delete, func, or_, select, update
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from app.clock import now_us
+from app.db.tables import cache_entries
+from app.db.writer import WriteOp
+
+entries = cache_entries.c
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    key: str
+    value: bytes
+    created_at: int
+    expires_at: int | None
+    accessed_at: int
+
+
+class TouchEntries(WriteOp[None]):
+    """Record reads for LRU: key -> time of the latest read (µs)."""
+
+    def __init__(self, touches: Mapping[str, int]) -> None:
+        super().__init__()
+        self.touches = dict(touches)
+
+    async def apply(self, conn: AsyncConnection) -> None:
+        await apply_touches(conn, self.touches)
+
+
+class SetEntry(WriteOp[int]):
+    """Upsert one entry, apply the reads recorded before it, then keep at most
+    `max_entries` live rows. The outcome is how many live rows were evicted."""
+
+    def __init__(self, entry: Entry, touches: Mapping[str, int], max_entries: int | None) -> None:
+        super().__init__()
+        self.entry, self.touches, self.max_entries = entry, dict(touches), max_entries
+
+    @classmethod
+    async def apply_batch(cls, conn: AsyncConnection, ops: Sequence[Self]) -> None:
+        touches: dict[str, int] = {}
+        for op in ops:
+            touches.update(op.touches)
+        await apply_touches(conn, touches)
+        await conn.execute(_UPSERT, [_row(op.entry) for op in ops])
+        await purge_expired(conn, now_us())
+        evicted = await _evict(conn, _tightest(op.max_entries for op in ops))
+        for op in ops:
+            op.set_result(0)
+        ops[-1].set_result(evicted)  # the batch's evictions, counted once
+
+
+class DeleteEntry(WriteOp[bool]):
+    """Remove one row; the outcome says whether it held a live entry."""
+
+    def __init__(self, key: str) -> None:
+        super().__init__()
+        self.key = key
+
+    async def apply(self, conn: AsyncConnection) -> bool:
+        statement = (
+            delete(cache_entries).where(entries.key == self.key).returning(entries.expires_at)
+        )
+        row = (await conn.execute(statement)).first()
+        return row is not None and not is_expired(row.expires_at, now_us())
+
+
+class ClearEntries(WriteOp[None]):
+    async def apply(self, conn: AsyncConnection) -> None:
+        await conn.execute(delete(cache_entries))
+
+
+def is_expired(expires_at: int | None, now: int) -> bool:
+    return expires_at is not None and expires_at <= now
+
+
+def live_at(now: int) -> ColumnElement[bool]:
+    """WHERE clause of rows not expired at `now` (µs)."""
+    return or_(entries.expires_at.is_(None), entries.expires_at > now)
+
+
+async def apply_touches(conn: AsyncConnection, touches: Mapping[str, int]) -> None:
+    if touches:
+        rows = [{"b_key": key, "b_at": at} for key, at in touches.items()]
+        await conn.execute(_TOUCH, rows)
+
+
+async def purge_expired(conn: AsyncConnection, now: int) -> None:
+    await conn.execute(
+        delete(cache_entries).where(
+            and_(entries.expires_at.is_not(None), entries.expires_at <= now)
+        )
+    )
+
+
+async def _evict(conn: AsyncConnection, max_entries: int | None) -> int:
+    """Delete the least recently used rows beyond `max_entries` (expired ones already gone)."""
+    if max_entries is None:
+        return 0
+    count = (await conn.execute(select(func.count()).select_from(cache_entries))).scalar_one()
+    excess = int(count) - max_entries
+    if excess <= 0:
+        return 0
+    victims = (
+        select(entries.key).order_by(entries.accessed_at, entries.key).limit(excess)
+    ).scalar_subquery()
+    result = await conn.execute(delete(cache_entries).where(entries.key.in_(victims)))
+    return int(result.rowcount)
+
+
+def _tightest(limits: Iterable[int | None]) -> int | None:
+    given = [limit for limit in limits if limit is not None]
+    return min(given) if given else None
+
+
+def _row(entry: Entry) -> dict[str, object]:
+    return {
+        "key": entry.key,
+        "value": entry.value,
+        "size": len(entry.value),
+        "created_at": entry.created_at,
+        "expires_at": entry.expires_at,
+        "accessed_at": entry.accessed_at,
+    }
+
+
+_TOUCH = (
+    update(cache_entries)
+    .where(entries.key == bindparam("b_key"))
+    .values(accessed_at=func.max(entries.accessed_at, bindparam("b_at")))
+)
+
+_INSERT = sqlite_insert(cache_entries)
+_UPSERT = _INSERT.on_conflict_do_update(
+    index_elements=[entries.key],
+    set_={
+        **{name: _INSERT.excluded[name] for name in ("value", "size", "created_at", "expires_at")},
+        "accessed_at": func.max(entries.accessed_at, _INSERT.excluded.accessed_at),
+    },
+)
