@@ -12,6 +12,9 @@ from datetime import datetime
 from types import TracebackType
 from typing import Any, Self
 
+from app.cache.keys import KeyFunction, build_cache_key, key_context
+from app.cache.setup import CacheSettings, open_cache
+from app.cache.task_adapter import AsyncCacheAdapter
 from app.clock import now_us
 from app.config import DEFAULT_DATABASE_URL
 from app.db.engine import Engines, create_engines, sqlite_path
@@ -50,6 +53,7 @@ class AsyncTaskWorker:
         max_interruptions: int = 3,
         lease_seconds: float = 300.0,
         event_sink: EventSink | None = None,
+        cache: CacheSettings | None = None,
     ) -> None:
         self.database_url = database_url
         self.registry = registry if registry is not None else default_registry
@@ -57,6 +61,8 @@ class AsyncTaskWorker:
         self.max_interruptions = max_interruptions
         self.boot_id = uuid.uuid4().hex
         self.event_sink = event_sink
+        self.cache_settings = cache if cache is not None else CacheSettings()
+        self._cache: AsyncCacheAdapter | None = None
         self.executor = TaskExecutor(
             default_timeout=task_timeout, retry_policy=RetryPolicy(base_seconds=retry_backoff)
         )
@@ -142,6 +148,8 @@ class AsyncTaskWorker:
         await upgrade(self._engines.writer)
         self._writer = GroupCommitWriter(self._engines.writer, on_commit=self._on_commit)
         await self._writer.start()
+        self._cache = open_cache(self.cache_settings, self._writer, self._engines.reader)
+        self.executor.cache = self._cache
         self._queue = TaskQueue(self._writer)
         self._store = TaskStore(self._engines.reader)
 
@@ -159,6 +167,10 @@ class AsyncTaskWorker:
             await self._close_database()
 
     async def _close_database(self) -> None:
+        cache, self._cache = self._cache, None
+        self.executor.cache = None
+        if cache is not None:
+            await cache.close()  # flushes what it batches through the writer
         if self._writer is not None:
             await self._writer.stop()
             self._writer = None
@@ -184,6 +196,9 @@ class AsyncTaskWorker:
         run_at: datetime | None = None,
         max_attempts: int | None = None,
         idempotency_key: str | None = None,
+        use_cache: bool | None = None,
+        cache_ttl: float | None = None,
+        cache_key_fn: KeyFunction | None = None,
         **kwargs: Any,
     ) -> str:
         """Queue a task; returns its id once its row is committed. With an idempotency key
@@ -197,6 +212,9 @@ class AsyncTaskWorker:
             run_at=run_at,
             max_attempts=max_attempts,
             idempotency_key=idempotency_key,
+            use_cache=use_cache,
+            cache_ttl=cache_ttl,
+            cache_key_fn=cache_key_fn,
         )
         accepted = await self.submit(func_or_type, args, kwargs, options)
         return accepted.task_id
@@ -210,10 +228,7 @@ class AsyncTaskWorker:
     ) -> Accepted:
         """add_task with options apart; also says whether a new task was created."""
         queue = self._require_queue()
-        name = (
-            func_or_type if isinstance(func_or_type, str) else self.registry.name_of(func_or_type)
-        )
-        definition = self.registry.get(name)
+        definition = self.registry.get(self._type_name(func_or_type))
         new_task = build_new_task(
             definition, list(args), kwargs, options, default_max_attempts=self.default_max_attempts
         )
@@ -262,6 +277,30 @@ class AsyncTaskWorker:
         """Queue a failed or cancelled task again (TaskStateError otherwise)."""
         await self._require_queue().retry(task_id)
 
+    # -- result cache ------------------------------------------------------------------------
+
+    @property
+    def cache(self) -> AsyncCacheAdapter | None:
+        """The result cache while started (None when its backend is `none`)."""
+        return self._cache
+
+    async def invalidate_cache(
+        self, func_or_type: TaskFunction | str, *args: Any, **kwargs: Any
+    ) -> bool:
+        """Forget the cached result of this call (as its task type's key function, or the
+        default key, names it); True when there was one."""
+        if self._cache is None:
+            return False
+        name = self._type_name(func_or_type)
+        key_fn = self.registry.get(name).options.get("cache_key_fn")
+        key = build_cache_key(key_context(name, args, kwargs), key_fn)
+        return await self._cache.delete(key)
+
+    async def clear_cache(self) -> None:
+        """Forget every cached result."""
+        if self._cache is not None:
+            await self._cache.clear()
+
     # -- waiting -----------------------------------------------------------------------------
 
     async def get_task_future(self, task_id: str) -> asyncio.Future[Any]:
@@ -299,6 +338,11 @@ class AsyncTaskWorker:
         return by_future[first], first.result()
 
     # -- internals -------------------------------------------------------------------------
+
+    def _type_name(self, func_or_type: TaskFunction | str) -> str:
+        if isinstance(func_or_type, str):
+            return func_or_type
+        return self.registry.name_of(func_or_type)
 
     def _require_queue(self) -> TaskQueue:
         if self._queue is None:

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from app.cache.serialization import SerializationError, packb, unpackb
+from app.cache.task_adapter import AsyncCacheAdapter
 from app.clock import now_us, seconds_to_us
 from app.worker.errors import TaskTimeoutError
 from app.worker.queue import ClaimedTask, Completed, Failed, Outcome
@@ -45,16 +46,50 @@ class TaskExecutor:
         default_timeout: float | None = None,
         retry_policy: RetryPolicy | None = None,
         max_result_size: int | None = None,
+        cache: AsyncCacheAdapter | None = None,
     ) -> None:
         self.default_timeout = default_timeout
         self.retry_policy = retry_policy or RetryPolicy()
         self.max_result_size = max_result_size
+        self.cache = cache
 
     async def execute(
         self,
         definition: TaskDefinition,
         claimed: ClaimedTask,
         progress: ProgressCallback | None = None,
+    ) -> Outcome:
+        """Run one attempt, answered from the result cache when the task uses it."""
+        cache = self.cache
+        if claimed.cache_key is None or cache is None or not cache.enabled:
+            return await self._run(definition, claimed, progress)
+        return await self._run_cached(cache, claimed.cache_key, definition, claimed, progress)
+
+    async def _run_cached(
+        self,
+        cache: AsyncCacheAdapter,
+        key: str,
+        definition: TaskDefinition,
+        claimed: ClaimedTask,
+        progress: ProgressCallback | None,
+    ) -> Outcome:
+        while True:
+            found, value = await cache.lookup(key)
+            if found:
+                return Completed(packb(value), from_cache=True, value=value)
+            if not await cache.wait_for_leader(key):
+                break
+        with cache.lead(key):
+            outcome = await self._run(definition, claimed, progress)
+            if isinstance(outcome, Completed):
+                await cache.store(key, outcome.value, claimed.cache_ttl)
+        return outcome
+
+    async def _run(
+        self,
+        definition: TaskDefinition,
+        claimed: ClaimedTask,
+        progress: ProgressCallback | None,
     ) -> Outcome:
         timeout = claimed.timeout if claimed.timeout is not None else self.default_timeout
         try:
@@ -63,7 +98,7 @@ class TaskExecutor:
                 kwargs["progress_callback"] = progress
             async with asyncio.timeout(timeout):
                 result = await definition.func(*args, **kwargs)
-            return Completed(packb(result, max_size=self.max_result_size))
+            return Completed(packb(result, max_size=self.max_result_size), value=result)
         except TimeoutError:
             error = TaskTimeoutError(f"task did not finish within {timeout} seconds")
             return self._failed(claimed, error, with_traceback=False)

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from app.cache.keys import KeyFunction, build_cache_key, key_context
 from app.cache.serialization import packb
 from app.clock import datetime_to_us, now_us, seconds_to_us
 from app.worker.errors import TaskArgumentsError, TaskSerializationError
@@ -30,6 +31,9 @@ class TaskOptions:
     run_at: datetime | None = None
     max_attempts: int | None = None
     idempotency_key: str | None = None
+    use_cache: bool | None = None
+    cache_ttl: float | None = None
+    cache_key_fn: KeyFunction | None = None
     webhook_delivery: WebhookDelivery | None = None
 
 
@@ -45,8 +49,9 @@ def build_new_task(
     _check_signature(definition, args, kwargs)
     defaults = definition.options
     now = now_us()
+    task_id = _task_id(options.task_id)
     return NewTask(
-        id=_task_id(options.task_id),
+        id=task_id,
         task_type=definition.name,
         args=_pack("args", list(args)),
         kwargs=_pack("kwargs", kwargs),
@@ -59,6 +64,7 @@ def build_new_task(
         run_at=_run_at(options, now),
         created_at=now,
         idempotency_key=_idempotency_key(options.idempotency_key),
+        **_cache_fields(definition, list(args), kwargs, options, task_id),
         delivery=options.webhook_delivery,
     )
 
@@ -152,3 +158,28 @@ def _run_at(options: TaskOptions, now: int) -> int:
             raise TaskArgumentsError("run_at must be a datetime")
         return datetime_to_us(options.run_at)
     return now
+
+
+def _cache_fields(
+    definition: TaskDefinition,
+    args: list[Any],
+    kwargs: dict[str, Any],
+    options: TaskOptions,
+    task_id: str,
+) -> dict[str, Any]:
+    """The cache key (computed now, so identical tasks find each other durably) and TTL,
+    when this call uses the result cache."""
+    defaults = definition.options
+    use_cache = _first(options.use_cache, defaults.get("use_cache"), False)
+    if not isinstance(use_cache, bool):
+        raise TaskArgumentsError(f"use_cache must be true or false, not {use_cache!r}")
+    ttl = _first(options.cache_ttl, defaults.get("cache_ttl"))
+    if ttl is not None and (isinstance(ttl, bool) or not isinstance(ttl, int | float) or ttl <= 0):
+        raise TaskArgumentsError(f"cache_ttl must be a positive number of seconds, not {ttl!r}")
+    if not use_cache:
+        return {}
+    key_fn = _first(options.cache_key_fn, defaults.get("cache_key_fn"))
+    context = key_context(
+        definition.name, args, kwargs, metadata=options.metadata, entry_id=task_id
+    )
+    return {"cache_key": build_cache_key(context, key_fn), "cache_ttl": ttl}

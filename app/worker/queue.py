@@ -36,6 +36,8 @@ class NewTask:
     created_at: int
     idempotency_key: str | None = None
     delivery: WebhookDelivery | None = None
+    cache_key: str | None = None
+    cache_ttl: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,10 +51,13 @@ class WebhookDelivery:
 
 @dataclass(frozen=True, slots=True)
 class Accepted:
-    """The outcome of a put: the task's id, and False when an idempotency key matched."""
+    """The outcome of a put: the task's id, and False when an idempotency key (or webhook
+    delivery) matched. `task` is the row as inserted when created, so a caller can show it
+    without reading it back."""
 
     task_id: str
     created: bool
+    task: NewTask | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,12 +74,18 @@ class ClaimedTask:
     priority: int
     run_at: int
     seq: int
+    cache_key: str | None
+    cache_ttl: float | None
 
 
 @dataclass(frozen=True, slots=True)
 class Completed:
+    """A successful attempt: `result` is what is stored; `value` the same result as a Python
+    value, kept in memory only (for the result cache)."""
+
     result: bytes
     from_cache: bool = False
+    value: Any = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,7 +124,7 @@ class PutTask(WriteOp[Accepted]):
             else:
                 rows.append(_task_row(t))
                 taken.add(t)
-                op.set_result(Accepted(t.id, created=True))
+                op.set_result(Accepted(t.id, created=True, task=t))
                 op.events.append(
                     task_event(
                         EventType.QUEUED, t.id, t.task_type, status="pending", priority=t.priority
@@ -218,6 +229,8 @@ def _task_row(t: NewTask) -> dict[str, Any]:
         "run_at": t.run_at,
         "from_cache": False,
         "idempotency_key": t.idempotency_key,
+        "cache_key": t.cache_key,
+        "cache_ttl": t.cache_ttl,
     }
 
 
@@ -272,6 +285,8 @@ _CLAIM_COLUMNS = (
     "priority",
     "run_at",
     "seq",
+    "cache_key",
+    "cache_ttl",
 )
 
 

@@ -183,3 +183,22 @@ def test_a_task_that_kills_its_process_ends_failed_after_three_interruptions(
         ).fetchone()
     assert (status, interruptions) == ("failed", 4)
     assert "interrupted more than 3 times" in error
+
+
+def test_identical_cached_tasks_share_one_run_across_a_crash(
+    database: Path, tmp_path: Path
+) -> None:
+    runs = tmp_path / "runs.txt"
+    proc = WorkerProcess(
+        database, "--enqueue", "5", "--task", "counted", "--arg", "30", "--file", str(runs)
+    )
+    proc.wait_for("ENQUEUED")
+    time.sleep(0.3)
+    proc.kill9()
+    assert runs.read_text().splitlines() == ["run"]  # the leader ran; the rest waited
+    again = WorkerProcess(database, "--until-done", "--fast")
+    assert again.finish() == 0, again.stderr()
+    assert runs.read_text().splitlines() == ["run", "run"]  # one run after the restart
+    assert counts(database) == {"completed": 5}
+    with closing(sqlite3.connect(database)) as conn:
+        assert conn.execute("select sum(from_cache) from tasks").fetchone() == (4,)

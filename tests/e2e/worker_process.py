@@ -32,6 +32,15 @@ def build_registry(fast: bool) -> TaskRegistry:
     async def suicide() -> None:
         os.kill(os.getpid(), signal.SIGKILL)
 
+    async def counted(path: str, seconds: float) -> str:
+        """Leaves a line in `path` per run, so a test can count real executions."""
+        with open(path, "a") as runs:  # noqa: ASYNC230 - a tiny append in a test task
+            runs.write("run\n")
+        if not fast:
+            await asyncio.sleep(seconds)
+        return "counted"
+
+    registry.register("counted", counted, use_cache=True)
     registry.register("work", work)
     registry.register("slow", slow)
     registry.register("suicide", suicide)
@@ -72,11 +81,13 @@ async def enqueue(worker: AsyncTaskWorker, options: argparse.Namespace) -> None:
         )
 
 
-def task_args(options: argparse.Namespace, i: int) -> tuple[float, ...]:
+def task_args(options: argparse.Namespace, i: int) -> tuple[float | str, ...]:
     if options.task == "work":
         return (i, options.arg)
     if options.task == "slow":
         return (options.arg,)
+    if options.task == "counted":
+        return (options.file, options.arg)
     return ()
 
 
@@ -98,6 +109,7 @@ def parse(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--stop-timeout", type=float, default=5.0)
     parser.add_argument("--until-done", action="store_true")
     parser.add_argument("--fast", action="store_true")
+    parser.add_argument("--file", default="")
     return parser.parse_args(argv)
 
 
