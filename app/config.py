@@ -5,6 +5,7 @@ Every setting has a default that works on a fresh machine; docs/configuration.md
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, fields, replace
@@ -12,10 +13,23 @@ from typing import Any
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./litetask.db"
 ENV_PREFIX = "LITETASK_"
+WEBHOOK_SCHEMES = ("standard", "github", "stripe", "none")
 
 
 class ConfigError(ValueError):
     """A LITETASK_* setting has a value litetask cannot use."""
+
+
+@dataclass(frozen=True, slots=True)
+class WebhookEndpoint:
+    """How one `/webhooks/{task_type}` endpoint checks its deliveries. `secrets` holds every
+    secret currently accepted (several while rotating); `headers` are the request headers
+    passed to the task next to the body."""
+
+    task_type: str
+    scheme: str = "standard"
+    secrets: tuple[str, ...] = ()
+    headers: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,6 +46,10 @@ class Settings:
     port: int = 8000
     api_token: str | None = None
     webhook_secret: str | None = None
+    webhook_scheme: str = "standard"
+    webhooks: tuple[WebhookEndpoint, ...] = ()
+    webhook_tolerance: int = 300
+    session_ttl: int = 3600
     max_body_bytes: int = 1024 * 1024
     log_level: str = "info"
 
@@ -49,17 +67,72 @@ class Settings:
         return replace(settings, **given).validated()
 
     def validated(self) -> Settings:
-        if self.max_workers < 1:
-            raise ConfigError("LITETASK_MAX_WORKERS must be at least 1")
-        if self.max_attempts < 1:
-            raise ConfigError("LITETASK_MAX_ATTEMPTS must be at least 1")
-        if self.max_body_bytes < 1024:
-            raise ConfigError("LITETASK_MAX_BODY_BYTES must be at least 1024")
+        """Self, when every value is usable; ConfigError naming the variable otherwise."""
+        for problem, message in self._problems():
+            if problem:
+                raise ConfigError(message)
         return self
+
+    def _problems(self) -> list[tuple[bool, str]]:
+        return [
+            (self.max_workers < 1, "LITETASK_MAX_WORKERS must be at least 1"),
+            (self.max_attempts < 1, "LITETASK_MAX_ATTEMPTS must be at least 1"),
+            (self.max_body_bytes < 1024, "LITETASK_MAX_BODY_BYTES must be at least 1024"),
+            (not 0 <= self.port < 65536, "LITETASK_PORT must be between 0 and 65535"),
+            (self.session_ttl < 1, "LITETASK_SESSION_TTL must be at least 1 second"),
+            (self.webhook_tolerance < 1, "LITETASK_WEBHOOK_TOLERANCE must be at least 1"),
+            (
+                self.webhook_scheme not in WEBHOOK_SCHEMES,
+                f"LITETASK_WEBHOOK_SCHEME must be one of {', '.join(WEBHOOK_SCHEMES)}",
+            ),
+        ]
+
+    def webhook_endpoint(self, task_type: str) -> WebhookEndpoint:
+        """The endpoint configured for `task_type`, else one using the default secret."""
+        for endpoint in self.webhooks:
+            if endpoint.task_type == task_type:
+                return endpoint
+        secrets = (self.webhook_secret,) if self.webhook_secret else ()
+        return WebhookEndpoint(task_type, self.webhook_scheme, secrets)
+
+
+def parse_webhooks(raw: str) -> tuple[WebhookEndpoint, ...]:
+    """LITETASK_WEBHOOKS: a JSON object mapping task types to
+    `{"scheme": ..., "secret": str | [str, ...], "headers": [str, ...]}`."""
+    try:
+        spec = json.loads(raw)
+    except ValueError as exc:
+        raise ConfigError(f"LITETASK_WEBHOOKS is not valid JSON: {exc}") from None
+    if not isinstance(spec, dict):
+        raise ConfigError("LITETASK_WEBHOOKS must be a JSON object keyed by task type")
+    return tuple(_webhook_endpoint(name, value) for name, value in spec.items())
+
+
+def _webhook_endpoint(task_type: str, spec: Any) -> WebhookEndpoint:
+    where = f"LITETASK_WEBHOOKS[{task_type!r}]"
+    if not isinstance(spec, dict) or set(spec) - {"scheme", "secret", "headers"}:
+        raise ConfigError(f"{where} must be an object with scheme, secret and headers")
+    scheme = spec.get("scheme", "standard")
+    if scheme not in WEBHOOK_SCHEMES:
+        raise ConfigError(f"{where}.scheme must be one of {', '.join(WEBHOOK_SCHEMES)}")
+    secret = spec.get("secret", [])
+    secrets = [secret] if isinstance(secret, str) else secret
+    headers = spec.get("headers", [])
+    if not _strings(secrets) or not _strings(headers):
+        raise ConfigError(f"{where}: secret and headers must be strings or lists of strings")
+    if scheme != "none" and not secrets:
+        raise ConfigError(f"{where} needs a secret for scheme {scheme!r}")
+    return WebhookEndpoint(task_type, scheme, tuple(secrets), tuple(h.lower() for h in headers))
+
+
+def _strings(value: Any) -> bool:
+    return isinstance(value, list) and all(isinstance(v, str) and v for v in value)
 
 
 def _parse(name: str, type_name: str, raw: str) -> Any:
     env_name = ENV_PREFIX + name.upper()
+    if name == "webhooks":
+        return parse_webhooks(raw)
     try:
         if type_name.startswith("tuple"):
             return tuple(part.strip() for part in raw.split(",") if part.strip())

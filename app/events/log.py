@@ -9,8 +9,8 @@ from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import func, insert, select
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy import Select, func, insert, select
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from app.db.tables import events
 
@@ -28,6 +28,12 @@ class EventType(StrEnum):
     FAILED = "task.failed"
     CANCELLED = "task.cancelled"
     RECOVERED = "task.recovered"
+
+
+# After one of these a task stays put unless someone retries it (which queues it again).
+TERMINAL_EVENT_TYPES: frozenset[str] = frozenset(
+    {EventType.COMPLETED, EventType.FAILED, EventType.CANCELLED}
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,3 +83,69 @@ async def _number_rows(conn: AsyncConnection, rows: list[dict[str, Any]]) -> lis
         row["id"] = row_id
     await conn.execute(insert(events), rows)
     return ids
+
+
+# -- reading the log back (replay after a reconnect) ----------------------------------------
+
+REPLAY_PAGE = 500
+
+
+def _row_to_event(row: Any) -> TaskEvent:
+    return TaskEvent(
+        row.type, row.task_id, row.task_type, row.created_at, dict(row.payload or {}), row.id
+    )
+
+
+def _where(
+    statement: Select[Any], task_id: str | None, task_type: str | None, group: str | None
+) -> Select[Any]:
+    if task_id is not None:
+        statement = statement.where(events.c.task_id == task_id)
+    if task_type is not None:
+        statement = statement.where(events.c.task_type == task_type)
+    if group is not None:
+        statement = statement.where(events.c.payload["group"].as_string() == group)
+    return statement
+
+
+async def read_events(
+    engine: AsyncEngine,
+    after_id: int,
+    *,
+    task_id: str | None = None,
+    task_type: str | None = None,
+    group: str | None = None,
+    limit: int = REPLAY_PAGE,
+) -> list[TaskEvent]:
+    """Up to `limit` logged events with id > `after_id`, oldest first, that match every
+    filter given (`group` is the payload's "group" value)."""
+    statement = select(events).where(events.c.id > after_id).order_by(events.c.id).limit(limit)
+    statement = _where(statement, task_id, task_type, group)
+    async with engine.connect() as conn:
+        rows = (await conn.execute(statement)).all()
+    return [_row_to_event(row) for row in rows]
+
+
+async def oldest_event_id(engine: AsyncEngine) -> int | None:
+    """The smallest id still in the log (None when it is empty)."""
+    async with engine.connect() as conn:
+        value = (await conn.execute(select(func.min(events.c.id)))).scalar()
+    return int(value) if value is not None else None
+
+
+async def newest_event_id(engine: AsyncEngine, task_id: str | None = None) -> int | None:
+    """The largest id in the log, or of one task's events (None when there is none)."""
+    statement = select(func.max(events.c.id))
+    if task_id is not None:
+        statement = statement.where(events.c.task_id == task_id)
+    async with engine.connect() as conn:
+        value = (await conn.execute(statement)).scalar()
+    return int(value) if value is not None else None
+
+
+async def log_bounds(engine: AsyncEngine) -> tuple[int | None, int | None]:
+    """(oldest id, newest id) of the log, read together."""
+    statement = select(func.min(events.c.id), func.max(events.c.id))
+    async with engine.connect() as conn:
+        oldest, newest = (await conn.execute(statement)).one()
+    return oldest, newest

@@ -21,6 +21,7 @@ class Calls:
         self.count = 0
         self.gate = asyncio.Event()
         self.gate.set()
+        self.started = asyncio.Event()
 
 
 @pytest.fixture
@@ -34,6 +35,7 @@ def registry(calls: Calls) -> TaskRegistry:
 
     async def square(x: int, label: str = "") -> int:
         calls.count += 1
+        calls.started.set()
         await calls.gate.wait()
         return x * x
 
@@ -154,8 +156,7 @@ async def test_identical_tasks_while_the_first_runs_share_its_run(
 ) -> None:
     calls.gate.clear()
     first = await worker.add_task("cached_square", 9)
-    while calls.count == 0:
-        await asyncio.sleep(0.01)
+    await asyncio.wait_for(calls.started.wait(), 5)
     later = [await worker.add_task("cached_square", 9) for _ in range(3)]
     await asyncio.sleep(0.2)
     assert calls.count == 1
@@ -170,9 +171,11 @@ async def test_a_failed_leader_lets_a_follower_run(tmp_path: Path, events: list[
     registry = TaskRegistry()
     attempts: list[str] = []
     gate = asyncio.Event()
+    started = asyncio.Event()
 
     async def fragile(x: int, who: str) -> int:
         attempts.append(who)
+        started.set()
         await gate.wait()
         if who == "leader":
             raise RuntimeError("leader fails")
@@ -183,8 +186,7 @@ async def test_a_failed_leader_lets_a_follower_run(tmp_path: Path, events: list[
     worker = await open_worker(tmp_path, registry, events, CacheSettings())
     try:
         leader = await worker.add_task("fragile", 1, "leader")
-        while not attempts:
-            await asyncio.sleep(0.01)
+        await asyncio.wait_for(started.wait(), 5)
         follower = await worker.add_task("fragile", 1, "follower")
         await asyncio.sleep(0.1)
         gate.set()
