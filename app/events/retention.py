@@ -1,0 +1,88 @@
+"""Event log retention: prune old events by age and by count, through the group-commit
+writer like every other write. The newest row is never deleted, so on SQLite (where the
+writer numbers rows max+1) an id is never handed out twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+
+from sqlalchemy import delete, func, select
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from app.clock import now_us, seconds_to_us
+from app.db.tables import events
+from app.db.writer import GroupCommitWriter, WriteOp
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Retention:
+    """Keep events younger than `max_age` seconds and at most `max_count` of them (either
+    may be None: no limit). `batch` bounds the rows one transaction deletes."""
+
+    max_age: float | None = 7 * 24 * 3600.0
+    max_count: int | None = 1_000_000
+    batch: int = 10_000
+
+
+class PruneEvents(WriteOp[int]):
+    """Delete up to `retention.batch` of the oldest events that fall outside `retention`,
+    never the newest row. Its outcome is the number deleted."""
+
+    def __init__(self, retention: Retention, now: int | None = None) -> None:
+        super().__init__()
+        self.retention = retention
+        self.now = now_us() if now is None else now
+
+    async def apply(self, conn: AsyncConnection) -> int:
+        newest = (await conn.execute(select(func.max(events.c.id)))).scalar()
+        if newest is None:
+            return 0
+        upto = min(await self._prune_upto(conn, newest), newest - 1)
+        if upto < 1:
+            return 0
+        victims = (
+            select(events.c.id)
+            .where(events.c.id <= upto)
+            .order_by(events.c.id)
+            .limit(self.retention.batch)
+        )
+        result = await conn.execute(delete(events).where(events.c.id.in_(victims)))
+        return int(result.rowcount or 0)
+
+    async def _prune_upto(self, conn: AsyncConnection, newest: int) -> int:
+        """The highest id outside the retention (0 when none is)."""
+        upto = 0
+        if self.retention.max_count is not None:
+            upto = newest - self.retention.max_count
+        if self.retention.max_age is not None:
+            cutoff = self.now - seconds_to_us(self.retention.max_age)
+            statement = select(func.max(events.c.id)).where(events.c.created_at < cutoff)
+            upto = max(upto, (await conn.execute(statement)).scalar() or 0)
+        return upto
+
+
+async def prune_events(writer: GroupCommitWriter, retention: Retention) -> int:
+    """Prune in batches until nothing outside `retention` is left; returns rows deleted."""
+    total = 0
+    while True:
+        deleted = await writer.run(PruneEvents(retention))
+        total += deleted
+        if deleted < retention.batch:
+            return total
+        await asyncio.sleep(0)  # let other writes in between batches
+
+
+async def prune_periodically(
+    writer: GroupCommitWriter, retention: Retention, interval: float = 3600.0
+) -> None:
+    """Run `prune_events` every `interval` seconds until cancelled (a lifespan side task)."""
+    while True:
+        deleted = await prune_events(writer, retention)
+        if deleted:
+            logger.info("pruned %s events from the log", deleted)
+        await asyncio.sleep(interval)
