@@ -369,7 +369,8 @@ class AsyncTaskWorker:
                 claimed.id,
                 claimed.task_type,
                 now_us(),
-                {"status": "running", "progress": progress, "attempt": claimed.attempt},
+                {"status": "running", "progress": progress, "attempt": claimed.attempt}
+                | ({"group": claimed.group} if claimed.group is not None else {}),
             )
             self.event_sink([event])
 

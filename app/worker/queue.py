@@ -5,7 +5,7 @@ writer together with its event rows; nothing about a task lives only in memory.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Self
 
@@ -76,6 +76,11 @@ class ClaimedTask:
     seq: int
     cache_key: str | None
     cache_ttl: float | None
+    metadata: dict[str, Any]
+
+    @property
+    def group(self) -> str | None:
+        return group_of(self.metadata)
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,7 +106,18 @@ class Failed:
 Outcome = Completed | Failed
 
 
-def task_event(kind: EventType, task_id: str, task_type: str, **payload: Any) -> TaskEvent:
+def group_of(metadata: Mapping[str, Any] | None) -> str | None:
+    """A task's group (its metadata's "group"), which event subscribers can filter on."""
+    group = (metadata or {}).get("group")
+    return None if group is None else str(group)
+
+
+def task_event(
+    kind: EventType, task_id: str, task_type: str, *, group: str | None = None, **payload: Any
+) -> TaskEvent:
+    """An event for the log; a task's group travels in every event's payload."""
+    if group is not None:
+        payload["group"] = group
     return TaskEvent(kind, task_id, task_type, now_us(), payload)
 
 
@@ -127,7 +143,12 @@ class PutTask(WriteOp[Accepted]):
                 op.set_result(Accepted(t.id, created=True, task=t))
                 op.events.append(
                     task_event(
-                        EventType.QUEUED, t.id, t.task_type, status="pending", priority=t.priority
+                        EventType.QUEUED,
+                        t.id,
+                        t.task_type,
+                        group=group_of(t.metadata),
+                        status="pending",
+                        priority=t.priority,
                     )
                 )
         if rows:
@@ -268,7 +289,12 @@ class ClaimTasks(WriteOp[list[ClaimedTask]]):
         for c in claimed:
             self.events.append(
                 task_event(
-                    EventType.STARTED, c.id, c.task_type, status="running", attempt=c.attempt
+                    EventType.STARTED,
+                    c.id,
+                    c.task_type,
+                    group=c.group,
+                    status="running",
+                    attempt=c.attempt,
                 )
             )
         return claimed
@@ -287,6 +313,7 @@ _CLAIM_COLUMNS = (
     "seq",
     "cache_key",
     "cache_ttl",
+    "metadata",
 )
 
 
@@ -294,9 +321,10 @@ class FinishTask(WriteOp[bool]):
     """Record the outcome of one attempt. Fenced: applies only while the row is still
     `running` at that attempt, so a stale worker never overwrites a newer state."""
 
-    def __init__(self, task_id: str, task_type: str, attempt: int, outcome: Outcome) -> None:
+    def __init__(self, claimed: ClaimedTask, outcome: Outcome) -> None:
         super().__init__()
-        self.task_id, self.task_type, self.attempt = task_id, task_type, attempt
+        self.task_id, self.task_type, self.attempt = claimed.id, claimed.task_type, claimed.attempt
+        self.group = claimed.group
         self.outcome_ = outcome
 
     @classmethod
@@ -349,6 +377,7 @@ class FinishTask(WriteOp[bool]):
                 EventType.COMPLETED,
                 self.task_id,
                 self.task_type,
+                group=self.group,
                 status="completed",
                 attempt=self.attempt,
                 progress=1.0,
@@ -365,6 +394,7 @@ class FinishTask(WriteOp[bool]):
                 kind,
                 self.task_id,
                 self.task_type,
+                group=self.group,
                 status=status.value,
                 attempt=self.attempt,
                 error=outcome.message,
@@ -476,13 +506,21 @@ class CancelTask(WriteOp[TaskStatus]):
             )
         )
         self.events.append(
-            task_event(EventType.CANCELLED, self.task_id, row.task_type, status="cancelled")
+            task_event(
+                EventType.CANCELLED,
+                self.task_id,
+                row.task_type,
+                group=group_of(row.metadata),
+                status="cancelled",
+            )
         )
         return previous
 
 
 async def _status_of(conn: AsyncConnection, task_id: str) -> Any:
-    statement = select(tasks.c.status, tasks.c.task_type).where(tasks.c.id == task_id)
+    statement = select(tasks.c.status, tasks.c.task_type, tasks.c.metadata).where(
+        tasks.c.id == task_id
+    )
     row = (await conn.execute(statement)).first()
     if row is None:
         raise TaskNotFoundError(f"no task with id {task_id!r}", task_id=task_id)
@@ -523,7 +561,12 @@ class RetryTask(WriteOp[None]):
         )
         self.events.append(
             task_event(
-                EventType.QUEUED, self.task_id, row.task_type, status="pending", retried=True
+                EventType.QUEUED,
+                self.task_id,
+                row.task_type,
+                group=group_of(row.metadata),
+                status="pending",
+                retried=True,
             )
         )
 
@@ -546,9 +589,7 @@ class TaskQueue:
         return await self.writer.run(ClaimTasks(limit, owner, lease_seconds))
 
     async def finish(self, claimed: ClaimedTask, outcome: Outcome) -> bool:
-        finished = await self.writer.run(
-            FinishTask(claimed.id, claimed.task_type, claimed.attempt, outcome)
-        )
+        finished = await self.writer.run(FinishTask(claimed, outcome))
         if isinstance(outcome, Failed) and outcome.retry_at is not None:
             self.new_work.set()
         return finished

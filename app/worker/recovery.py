@@ -14,7 +14,7 @@ from app.clock import now_us
 from app.db.tables import status_is, tasks
 from app.db.writer import WriteOp
 from app.events.log import EventType
-from app.worker.queue import task_event
+from app.worker.queue import group_of, task_event
 from app.worker.status import TaskStatus
 
 
@@ -41,13 +41,18 @@ class RequeueRunning(WriteOp[int]):
                 attempts=tasks.c.attempts - 1,
                 run_at=now_us(),
             )
-            .returning(tasks.c.id, tasks.c.task_type)
+            .returning(tasks.c.id, tasks.c.task_type, tasks.c.metadata)
         )
         rows = (await conn.execute(statement)).all()
         for row in rows:
             self.events.append(
                 task_event(
-                    EventType.RECOVERED, row.id, row.task_type, status="pending", reason="shutdown"
+                    EventType.RECOVERED,
+                    row.id,
+                    row.task_type,
+                    group=group_of(row.metadata),
+                    status="pending",
+                    reason="shutdown",
                 )
             )
         return len(rows)
@@ -96,7 +101,7 @@ class RecoverInterrupted(WriteOp[tuple[int, int]]):
             .values(
                 **values, owner=None, lease_expires_at=None, interruptions=tasks.c.interruptions + 1
             )
-            .returning(tasks.c.id, tasks.c.task_type, tasks.c.interruptions)
+            .returning(tasks.c.id, tasks.c.task_type, tasks.c.interruptions, tasks.c.metadata)
         )
         rows = (await conn.execute(statement)).all()
         kind = EventType.FAILED if values["status"] == "failed" else EventType.RECOVERED
@@ -106,6 +111,7 @@ class RecoverInterrupted(WriteOp[tuple[int, int]]):
                     kind,
                     row.id,
                     row.task_type,
+                    group=group_of(row.metadata),
                     status=values["status"],
                     reason="interrupted",
                     interruptions=row.interruptions,

@@ -270,3 +270,26 @@ async def test_second_worker_on_the_same_file_refuses(
     with pytest.raises(DatabaseInUseError, match="already using"):
         await AsyncTaskWorker(database_url).start()
     assert worker.running
+
+
+async def test_every_event_of_a_grouped_task_carries_its_group(
+    database_url: str, registry: object
+) -> None:
+    events: list[object] = []
+    async with AsyncTaskWorker(
+        database_url,
+        registry=registry,  # type: ignore[arg-type]
+        retry_backoff=0.01,
+        event_sink=events.extend,
+    ) as worker:
+        task_id = await worker.add_task("boom", max_attempts=2, metadata={"group": "eu"})
+        with pytest.raises(TaskExecutionError):
+            await worker.wait_for_tasks([task_id], timeout=5)
+        other = await worker.add_task("with_progress", 2, metadata={"group": 7})
+        await worker.wait_for_tasks([other], timeout=5)
+    kinds = {(e.type, e.payload.get("group")) for e in events}  # type: ignore[attr-defined]
+    assert kinds >= {
+        ("task.queued", "eu"), ("task.started", "eu"), ("task.retrying", "eu"),
+        ("task.failed", "eu"), ("task.progress", "7"), ("task.completed", "7"),
+    }  # fmt: skip
+    assert all(e.payload.get("group") is not None for e in events)  # type: ignore[attr-defined]
