@@ -72,6 +72,28 @@ async def test_filters_by_task_type_and_group(server: Server, worker: AsyncTaskW
     assert [g.data["task_id"] for g in got] == ["a", "d"]
 
 
+async def test_group_filter_follows_real_tasks_live_and_on_replay(
+    server: Server, worker: AsyncTaskWorker
+) -> None:
+    """The group comes from the task's metadata, through every event the worker writes."""
+    url = server.url + "/events?group=eu"
+    async with httpx.AsyncClient(timeout=10) as client, open_stream(client, url) as source:
+        reader = asyncio.create_task(
+            read_until(source, lambda g: sum(x.event == "task.completed" for x in g) == 2)
+        )
+        await asyncio.sleep(0.05)
+        eu = [await worker.add_task("echo", i, metadata={"group": "eu"}) for i in range(2)]
+        us = await worker.add_task("echo", 9, metadata={"group": "us"})
+        await worker.wait_for_tasks([*eu, us], timeout=5)
+        live = await reader
+    assert {g.data["task_id"] for g in live} == set(eu)
+    assert sorted(g.event for g in durable(live)) == sorted(DURABLE_LIFE * 2)
+    url += "&last_event_id=0"
+    async with httpx.AsyncClient(timeout=10) as client, open_stream(client, url) as source:
+        replayed = await read_until(source, lambda g: len(durable(g)) == 6)
+    assert {g.data["task_id"] for g in replayed} == set(eu)
+
+
 async def resume(server: Server, worker: AsyncTaskWorker, url: str, **headers: str) -> list[Got]:
     """Open `url`, commit one new event, read up to it."""
     newest = (await log_bounds(worker.engines.reader))[1] or 0
