@@ -1,0 +1,166 @@
+"""The `litetask` command: serve, migrate, submit and status.
+
+`serve` and `migrate` read settings from LITETASK_* variables, flags overriding them;
+`submit` and `status` talk to a running server at --url (LITETASK_URL), sending
+LITETASK_API_TOKEN as a bearer token when it is set.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import os
+import sys
+from collections.abc import Callable, Mapping, Sequence
+from types import MappingProxyType
+from typing import Any
+
+import httpx
+
+from app.config import ConfigError, Settings
+from app.worker.errors import TaskError
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="litetask", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    serve = commands.add_parser("serve", help="run the HTTP API and the workers (one process)")
+    serve.add_argument("--host", help="bind address (LITETASK_HOST, default 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="port (LITETASK_PORT, default 8000)")
+    _database_flag(serve)
+    serve.add_argument(
+        "--task-module",
+        action="append",
+        dest="task_modules",
+        metavar="MODULE",
+        help="import path of a module with @task functions; repeatable "
+        "(LITETASK_TASK_MODULES, default app.demo)",
+    )
+    serve.add_argument("--max-workers", type=int, help="concurrent tasks (LITETASK_MAX_WORKERS)")
+    _database_flag(commands.add_parser("migrate", help="bring the database schema up to date"))
+    submit = commands.add_parser("submit", help="submit a task to a running server")
+    submit.add_argument("task_type")
+    submit.add_argument("--json", default="{}", help="keyword arguments as a JSON object")
+    submit.add_argument("--idempotency-key")
+    _url_flag(submit)
+    status = commands.add_parser("status", help="show a task of a running server")
+    status.add_argument("task_id")
+    _url_flag(status)
+    return parser
+
+
+def _database_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--database-url", help="SQLAlchemy URL (LITETASK_DATABASE_URL)")
+
+
+def _url_flag(parser: argparse.ArgumentParser) -> None:
+    default = os.environ.get("LITETASK_URL", "http://127.0.0.1:8000")
+    parser.add_argument("--url", default=default, help=f"server URL (LITETASK_URL, {default})")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    try:
+        return COMMANDS[args.command](args)
+    except ConfigError as exc:
+        print(f"litetask: configuration error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except TaskError as exc:
+        print(f"litetask: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+
+
+def settings_from(args: argparse.Namespace) -> Settings:
+    flags = ("host", "port", "database_url", "task_modules", "max_workers")
+    overrides = {name: getattr(args, name, None) for name in flags}
+    if overrides["task_modules"] is not None:
+        overrides["task_modules"] = tuple(overrides["task_modules"])
+    return Settings.from_env(**overrides)
+
+
+def run_serve(args: argparse.Namespace) -> int:
+    from hypercorn.utils import LifespanFailureError
+
+    from app.main import serve
+
+    settings = settings_from(args)
+    logging.getLogger().setLevel(settings.log_level.upper())
+    try:
+        asyncio.run(serve(settings))
+    except LifespanFailureError as exc:
+        print(f"litetask: could not start: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    return EXIT_OK
+
+
+async def migrate(database_url: str) -> None:
+    """Upgrade the schema to head, holding the database's process lock (so never under a
+    running server)."""
+    from app.db.engine import create_engines, sqlite_path
+    from app.db.lock import ProcessLock
+    from app.db.migrate import upgrade
+
+    path = sqlite_path(database_url)
+    lock = ProcessLock(path) if path is not None else None
+    if lock is not None:
+        await lock.acquire()
+    try:
+        engines = create_engines(database_url)
+        try:
+            await upgrade(engines.writer)
+        finally:
+            await engines.dispose()
+    finally:
+        if lock is not None:
+            lock.release()
+
+
+def run_migrate(args: argparse.Namespace) -> int:
+    settings = settings_from(args)
+    asyncio.run(migrate(settings.database_url))
+    print(f"litetask: {settings.database_url} is up to date")
+    return EXIT_OK
+
+
+def run_submit(args: argparse.Namespace) -> int:
+    try:
+        kwargs = json.loads(args.json)
+    except ValueError as exc:
+        print(f"litetask: --json is not valid JSON: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    headers = {"Idempotency-Key": args.idempotency_key} if args.idempotency_key else {}
+    body = {"task_type": args.task_type, "kwargs": kwargs}
+    return _call(args.url, "POST", "/tasks", json=body, headers=headers)
+
+
+def run_status(args: argparse.Namespace) -> int:
+    return _call(args.url, "GET", f"/tasks/{args.task_id}")
+
+
+def _call(base_url: str, method: str, path: str, **kwargs: Any) -> int:
+    """One request; prints the JSON answer (stdout on success, stderr on an error)."""
+    headers = dict(kwargs.pop("headers", {}))
+    token = os.environ.get("LITETASK_API_TOKEN")
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
+    try:
+        response = httpx.request(method, base_url + path, headers=headers, timeout=30, **kwargs)
+    except httpx.HTTPError as exc:
+        print(f"litetask: cannot reach {base_url}: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    out = sys.stdout if response.is_success else sys.stderr
+    try:
+        print(json.dumps(response.json(), indent=2), file=out)
+    except ValueError:
+        print(f"{response.status_code} {response.text}", file=out)
+    return EXIT_OK if response.is_success else EXIT_FAILED
+
+
+COMMANDS: Mapping[str, Callable[[argparse.Namespace], int]] = MappingProxyType(
+    {"serve": run_serve, "migrate": run_migrate, "submit": run_submit, "status": run_status}
+)

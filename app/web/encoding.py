@@ -1,0 +1,142 @@
+"""JSON for HTTP: task values (msgpack extension types included) and TaskInfo as JSON.
+
+Datetimes, dates and times become ISO 8601 strings, UUIDs and Decimals strings, sets and
+tuples lists, bytes base64 strings, non-finite floats null, and mapping keys strings.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import math
+import uuid
+from collections.abc import Mapping
+from datetime import date, datetime, time
+from decimal import Decimal
+from typing import Any
+from urllib.parse import quote
+
+from starlette.responses import JSONResponse
+
+from app.cache.serialization import unpackb
+from app.clock import us_to_datetime
+from app.worker.queue import NewTask
+from app.worker.status import AttemptError, TaskInfo, TaskStatus
+
+
+def jsonable(value: Any) -> Any:
+    """`value` as plain JSON types (see the module docstring for the mapping)."""
+    if value is None or isinstance(value, bool | int | str):
+        return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, Mapping):
+        return {_key(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple | set | frozenset):
+        return [jsonable(v) for v in value]
+    return _scalar(value)
+
+
+def _key(key: Any) -> str:
+    if isinstance(key, str):
+        return key
+    converted = jsonable(key)
+    return converted if isinstance(converted, str) else json.dumps(converted)
+
+
+def _scalar(value: Any) -> Any:
+    if isinstance(value, datetime | date | time):
+        return value.isoformat()
+    if isinstance(value, bytes | bytearray | memoryview):
+        return base64.b64encode(bytes(value)).decode("ascii")
+    if isinstance(value, uuid.UUID | Decimal):
+        return str(value)
+    return repr(value)
+
+
+def inserted_task_info(task: NewTask) -> TaskInfo:
+    """The TaskInfo of a task exactly as its row was just inserted (no read-back needed)."""
+    created_at, run_at = us_to_datetime(task.created_at), us_to_datetime(task.run_at)
+    assert created_at is not None and run_at is not None
+    return TaskInfo(
+        id=task.id,
+        task_type=task.task_type,
+        status=TaskStatus.PENDING,
+        priority=task.priority,
+        args=list(unpackb(task.args)),
+        kwargs=dict(unpackb(task.kwargs)),
+        metadata=task.metadata,
+        progress=0.0,
+        attempts=0,
+        max_attempts=task.max_attempts,
+        interruptions=0,
+        created_at=created_at,
+        run_at=run_at,
+        started_at=None,
+        completed_at=None,
+        timeout=task.timeout,
+        idempotency_key=task.idempotency_key,
+    )
+
+
+def iso(value: datetime | None) -> str | None:
+    """An aware datetime as ISO 8601 in UTC with a `Z`, or None."""
+    if value is None:
+        return None
+    return value.isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
+def task_json(info: TaskInfo) -> dict[str, Any]:
+    """The public JSON shape of one task (components/schemas/Task in the OpenAPI document)."""
+    return {
+        "id": info.id,
+        "task_type": info.task_type,
+        "status": info.status.value,
+        "priority": info.priority,
+        "progress": info.progress,
+        "attempts": info.attempts,
+        "max_attempts": info.max_attempts,
+        "created_at": iso(info.created_at),
+        "run_at": iso(info.run_at),
+        "started_at": iso(info.started_at),
+        "completed_at": iso(info.completed_at),
+        "timeout": info.timeout,
+        "args": jsonable(info.args),
+        "kwargs": jsonable(info.kwargs),
+        "metadata": jsonable(info.metadata),
+        "result": jsonable(info.result),
+        "error": info.error,
+        "errors": [_attempt_json(e) for e in info.errors],
+        "from_cache": info.from_cache,
+        "idempotency_key": info.idempotency_key,
+        "url": task_url(info.id),
+    }
+
+
+def task_url(task_id: str) -> str:
+    """The path of a task, its id percent-encoded (safe in a Location header)."""
+    return "/tasks/" + quote(task_id, safe="")
+
+
+def _attempt_json(error: AttemptError) -> dict[str, Any]:
+    return {
+        "attempt": error.attempt,
+        "error_type": error.error_type,
+        "message": error.message,
+        "traceback": error.traceback,
+        "failed_at": iso(error.failed_at),
+    }
+
+
+def dumps(content: Any) -> bytes:
+    """Compact JSON bytes; a lone surrogate is written as its `\\uXXXX` escape, never an
+    encoding error."""
+    text = json.dumps(content, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+    return text.encode("utf-8", "backslashreplace")
+
+
+class ApiJSONResponse(JSONResponse):
+    """JSONResponse rendered with `dumps`."""
+
+    def render(self, content: Any) -> bytes:
+        return dumps(content)

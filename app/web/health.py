@@ -1,0 +1,97 @@
+"""GET /health: 200 while the service can take and run work, 503 otherwise.
+
+Writability is proven, not assumed: a no-op write goes through the group-commit writer
+(BEGIN IMMEDIATE ... COMMIT), so a stuck writer or a read-only database shows up here. The
+probe and the queue depth are refreshed at most every LITETASK_HEALTH_INTERVAL seconds and
+shared by concurrent checks, so a busy load balancer costs the database almost nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncConnection
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Route
+
+from app.db.writer import WriteOp
+from app.web.encoding import ApiJSONResponse
+from app.web.state import is_draining, worker_of
+from app.worker.core import AsyncTaskWorker
+from app.worker.errors import TaskError
+
+logger = logging.getLogger(__name__)
+PROBE_TIMEOUT = 2.0
+
+
+class WriteProbe(WriteOp[bool]):
+    """Takes the write lock and commits nothing."""
+
+    async def apply(self, conn: AsyncConnection) -> bool:
+        return True
+
+
+@dataclass(frozen=True, slots=True)
+class Probe:
+    depth: dict[str, int]
+    problem: str | None
+    at: float = field(default_factory=time.monotonic)
+
+
+class HealthMonitor:
+    """The latest database probe, refreshed when older than `interval` seconds."""
+
+    def __init__(self, worker: AsyncTaskWorker, interval: float) -> None:
+        self.worker, self.interval = worker, interval
+        self._lock = asyncio.Lock()
+        self._latest: Probe | None = None
+
+    async def probe(self) -> Probe:
+        async with self._lock:
+            latest = self._latest
+            if latest is None or time.monotonic() - latest.at >= self.interval:
+                latest = self._latest = await self._probe()
+            return latest
+
+    async def _probe(self) -> Probe:
+        try:
+            async with asyncio.timeout(PROBE_TIMEOUT):
+                await self.worker.writer.run(WriteProbe())
+                return Probe(await self.worker.queue_depth(), None)
+        except TimeoutError:
+            return Probe({}, f"the database did not answer within {PROBE_TIMEOUT} s")
+        except (SQLAlchemyError, OSError, RuntimeError, TaskError) as exc:
+            logger.warning("health probe failed: %s", exc)
+            return Probe({}, f"the database is not writable: {type(exc).__name__}")
+
+
+async def health(request: Request) -> Response:
+    worker = worker_of(request)
+    monitor: HealthMonitor = request.state.health
+    probe = await monitor.probe()
+    problems = [] if worker.running else ["the worker pool is stopped"]
+    if is_draining(request):
+        problems.append("the service is draining")
+    if probe.problem is not None:
+        problems.append(probe.problem)
+    pool = worker.pool
+    body: dict[str, Any] = {
+        "status": "unavailable" if problems else "ok",
+        "workers": {
+            "max": pool.worker_count if pool else 0,
+            "active": pool.active_count if pool else 0,
+        },
+        "queue": probe.depth,
+    }
+    if problems:
+        body["problems"] = problems
+    return ApiJSONResponse(body, 503 if problems else 200)
+
+
+routes: list[BaseRoute] = [Route("/health", health, methods=["GET"])]

@@ -1,0 +1,192 @@
+"""GET /openapi.json: an OpenAPI 3.1 document of the API as it behaves (schemathesis checks
+that every response conforms; see tests/web/test_openapi.py)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Route
+
+from app.web.encoding import ApiJSONResponse
+from app.web.openapi_schemas import SCHEMAS, STATUS_VALUES
+from app.web.tasks import MAX_PAGE
+
+JSON = "application/json"
+PROBLEM = "application/problem+json"
+REASONS = {
+    200: "OK",
+    202: "Accepted",
+    204: "No Content",
+    400: "Malformed body or headers",
+    401: "Missing or bad credentials or signature",
+    403: "Webhook endpoint has no secret configured",
+    404: "No such task",
+    409: "Conflict with the task's state",
+    413: "Body larger than LITETASK_MAX_BODY_BYTES",
+    415: "Body is not JSON",
+    422: "Invalid fields (listed in `errors`) or unknown task type",
+    503: "Not ready: draining, stopped, or the database is not writable",
+}
+ERRORS_BODY = (400, 401, 413, 415, 422, 503)
+TASK_ID = {"name": "task_id", "in": "path", "required": True, "schema": {"type": "string"}}
+IDEMPOTENCY_KEY = {
+    "name": "Idempotency-Key",
+    "in": "header",
+    "required": False,
+    "schema": {"type": "string", "minLength": 1, "maxLength": 255},
+}
+
+
+def _ref(name: str) -> dict[str, Any]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _responses(ok: dict[int, str | None], errors: tuple[int, ...]) -> dict[str, Any]:
+    """`ok` maps success statuses to a schema name (None: no body); errors are problems."""
+    responses: dict[str, Any] = {}
+    for status, schema in ok.items():
+        entry: dict[str, Any] = {"description": REASONS[status]}
+        if schema is not None:
+            entry["content"] = {JSON: {"schema": _ref(schema)}}
+        responses[str(status)] = entry
+    for status in sorted(set(errors) | {401}):
+        responses[str(status)] = {
+            "description": REASONS[status],
+            "content": {PROBLEM: {"schema": _ref("Problem")}},
+        }
+    return responses
+
+
+def _json_body(schema: dict[str, Any]) -> dict[str, Any]:
+    return {"required": True, "content": {JSON: {"schema": schema}}}
+
+
+def _query(name: str, schema: dict[str, Any]) -> dict[str, Any]:
+    return {"name": name, "in": "query", "required": False, "schema": schema}
+
+
+PATHS: dict[str, Any] = {
+    "/tasks": {
+        "post": {
+            "summary": "Submit a task",
+            "operationId": "submitTask",
+            "parameters": [IDEMPOTENCY_KEY],
+            "requestBody": _json_body(_ref("SubmitRequest")),
+            "responses": _responses({200: "Task", 202: "Task"}, (*ERRORS_BODY, 409)),
+        },
+        "get": {
+            "summary": "List tasks, newest first",
+            "operationId": "listTasks",
+            "parameters": [
+                _query("status", {"type": "string", "enum": STATUS_VALUES}),
+                _query("task_type", {"type": "string"}),
+                _query("limit", {"type": "integer", "minimum": 1, "maximum": MAX_PAGE}),
+                _query("cursor", {"type": "integer", "minimum": 1, "maximum": 2**63 - 1}),
+            ],
+            "responses": _responses({200: "TaskPage"}, (422, 503)),
+        },
+    },
+    "/tasks/{task_id}": {
+        "parameters": [TASK_ID],
+        "get": {
+            "summary": "Read a task",
+            "operationId": "getTask",
+            "responses": _responses({200: "Task"}, (404, 503)),
+        },
+        "delete": {
+            "summary": "Cancel a pending or running task",
+            "operationId": "cancelTask",
+            "responses": _responses({200: "Task"}, (404, 409, 503)),
+        },
+    },
+    "/tasks/{task_id}/retry": {
+        "parameters": [TASK_ID],
+        "post": {
+            "summary": "Queue a failed or cancelled task again",
+            "operationId": "retryTask",
+            "responses": _responses({202: "Task"}, (404, 409, 503)),
+        },
+    },
+    "/task-types": {
+        "get": {
+            "summary": "The registered task types",
+            "operationId": "listTaskTypes",
+            "responses": _responses({200: "TaskTypes"}, ()),
+        }
+    },
+    "/health": {
+        "get": {
+            "summary": "Liveness and readiness",
+            "operationId": "health",
+            "security": [],
+            "responses": {
+                "200": {"description": "OK", "content": {JSON: {"schema": _ref("Health")}}},
+                "503": {
+                    "description": REASONS[503],
+                    "content": {JSON: {"schema": _ref("Health")}},
+                },
+            },
+        }
+    },
+    "/webhooks/{task_type}": {
+        "post": {
+            "summary": "Receive a signed webhook delivery as a task",
+            "operationId": "receiveWebhook",
+            "security": [],
+            "parameters": [
+                {"name": "task_type", "in": "path", "required": True, "schema": {"type": "string"}}
+            ],
+            "requestBody": _json_body({}),
+            "responses": _responses(
+                {200: "WebhookAccepted", 202: "WebhookAccepted"}, (*ERRORS_BODY, 403)
+            ),
+        }
+    },
+    "/auth/session": {
+        "post": {
+            "summary": "Trade the API token for a session cookie",
+            "operationId": "createSession",
+            "security": [],
+            "requestBody": _json_body(
+                {"type": "object", "properties": {"token": {"type": "string"}}}
+            ),
+            "responses": _responses({200: "Session"}, (400, 413)),
+        },
+        "delete": {
+            "summary": "End the session (clear the cookie)",
+            "operationId": "endSession",
+            "security": [],
+            "responses": {"204": {"description": REASONS[204]}},
+        },
+    },
+}
+
+
+def document() -> dict[str, Any]:
+    """The OpenAPI 3.1 document of this API."""
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "litetask",
+            "version": "0.1.0",
+            "description": "Durable background tasks over HTTP. See docs/api.md.",
+        },
+        "paths": PATHS,
+        "components": {
+            "schemas": SCHEMAS,
+            "securitySchemes": {
+                "bearer": {"type": "http", "scheme": "bearer"},
+                "session": {"type": "apiKey", "in": "cookie", "name": "litetask_session"},
+            },
+        },
+        "security": [{"bearer": []}, {"session": []}],
+    }
+
+
+async def openapi_json(_request: Request) -> Response:
+    return ApiJSONResponse(document())
+
+
+routes: list[BaseRoute] = [Route("/openapi.json", openapi_json, methods=["GET"])]

@@ -1,0 +1,203 @@
+"""JSON Schemas of the API's bodies (components/schemas of the OpenAPI document)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from app.web.submission import MAX_ATTEMPTS_LIMIT, MAX_TASK_TYPE_LENGTH
+from app.web.validation import INT32, MAX_SECONDS
+from app.worker.options import MAX_TASK_ID_LENGTH
+from app.worker.status import TaskStatus
+
+STATUS_VALUES = [s.value for s in TaskStatus]
+ANY: dict[str, Any] = {}
+NULLABLE_TIME = {"type": ["string", "null"], "format": "date-time"}
+
+
+def _object(properties: dict[str, Any], required: list[str] | None = None) -> dict[str, Any]:
+    schema: dict[str, Any] = {"type": "object", "properties": properties}
+    if required:
+        schema["required"] = required
+    return schema
+
+
+def _seconds(minimum: float, *, exclusive: bool) -> dict[str, Any]:
+    bound = "exclusiveMinimum" if exclusive else "minimum"
+    return {"type": "number", bound: minimum, "maximum": MAX_SECONDS}
+
+
+def _optional(schema: dict[str, Any]) -> dict[str, Any]:
+    """An optional field: null means "not given"."""
+    return {**schema, "type": [schema["type"], "null"]}
+
+
+def _not_both(first: str, second: str, properties: dict[str, Any]) -> dict[str, Any]:
+    """Forbid giving both fields a (non-null) value."""
+    both = {name: {"type": properties[name]["type"][0]} for name in (first, second)}
+    return {"not": {"properties": both, "required": [first, second]}}
+
+
+SUBMIT_PROPERTIES: dict[str, Any] = {
+    "args": _optional({"type": "array", "description": "Positional arguments."}),
+    "kwargs": _optional({"type": "object", "description": "Keyword arguments."}),
+    "params": _optional({"type": "object", "description": "Alias of kwargs (give one)."}),
+    "priority": _optional({"type": "integer", "minimum": -INT32, "maximum": INT32 - 1}),
+    "task_id": _optional({"type": "string", "minLength": 1, "maxLength": MAX_TASK_ID_LENGTH}),
+    "metadata": _optional({"type": "object"}),
+    "timeout": _optional(_seconds(0, exclusive=True)),
+    "delay": _optional(_seconds(0, exclusive=False)),
+    "run_at": _optional({"type": "string", "format": "date-time"}),
+    "max_attempts": _optional({"type": "integer", "minimum": 1, "maximum": MAX_ATTEMPTS_LIMIT}),
+    "use_cache": _optional({"type": "boolean"}),
+    "cache_ttl": _optional(_seconds(0, exclusive=True)),
+}
+
+SUBMIT_REQUEST = {
+    **_object(
+        {
+            "task_type": {"type": "string", "minLength": 1, "maxLength": MAX_TASK_TYPE_LENGTH},
+            **SUBMIT_PROPERTIES,
+        },
+        ["task_type"],
+    ),
+    "additionalProperties": False,
+    "allOf": [
+        _not_both("kwargs", "params", SUBMIT_PROPERTIES),
+        _not_both("delay", "run_at", SUBMIT_PROPERTIES),
+    ],
+}
+
+ATTEMPT_ERROR = _object(
+    {
+        "attempt": {"type": "integer"},
+        "error_type": {"type": "string"},
+        "message": {"type": "string"},
+        "traceback": {"type": ["string", "null"]},
+        "failed_at": {"type": "string", "format": "date-time"},
+    },
+    ["attempt", "error_type", "message", "traceback", "failed_at"],
+)
+
+TASK_PROPERTIES: dict[str, Any] = {
+    "id": {"type": "string"},
+    "task_type": {"type": "string"},
+    "status": {"type": "string", "enum": STATUS_VALUES},
+    "priority": {"type": "integer"},
+    "progress": {"type": "number", "minimum": 0, "maximum": 1},
+    "attempts": {"type": "integer", "minimum": 0},
+    "max_attempts": {"type": "integer", "minimum": 1},
+    "created_at": {"type": "string", "format": "date-time"},
+    "run_at": {"type": "string", "format": "date-time"},
+    "started_at": NULLABLE_TIME,
+    "completed_at": NULLABLE_TIME,
+    "timeout": {"type": ["number", "null"]},
+    "args": {"type": "array"},
+    "kwargs": {"type": "object"},
+    "metadata": {"type": "object"},
+    "result": ANY,
+    "error": {"type": ["string", "null"]},
+    "errors": {"type": "array", "items": {"$ref": "#/components/schemas/AttemptError"}},
+    "from_cache": {"type": "boolean"},
+    "idempotency_key": {"type": ["string", "null"]},
+    "url": {"type": "string"},
+}
+TASK = _object(TASK_PROPERTIES, list(TASK_PROPERTIES))
+
+TASK_PAGE = _object(
+    {
+        "tasks": {"type": "array", "items": {"$ref": "#/components/schemas/Task"}},
+        "next_cursor": {"type": ["integer", "null"]},
+    },
+    ["tasks", "next_cursor"],
+)
+
+PARAMETER = _object(
+    {
+        "name": {"type": "string"},
+        "kind": {"type": "string"},
+        "required": {"type": "boolean"},
+        "annotation": {"type": "string"},
+        "default": ANY,
+    },
+    ["name", "kind", "required"],
+)
+
+TASK_TYPES = _object(
+    {
+        "task_types": {
+            "type": "array",
+            "items": _object(
+                {
+                    "name": {"type": "string"},
+                    "doc": {"type": "string"},
+                    "parameters": {
+                        "type": "array",
+                        "items": {"$ref": "#/components/schemas/Parameter"},
+                    },
+                },
+                ["name", "doc", "parameters"],
+            ),
+        }
+    },
+    ["task_types"],
+)
+
+HEALTH = _object(
+    {
+        "status": {"type": "string", "enum": ["ok", "unavailable"]},
+        "workers": _object(
+            {"max": {"type": "integer"}, "active": {"type": "integer"}}, ["max", "active"]
+        ),
+        "queue": {"type": "object", "additionalProperties": {"type": "integer"}},
+        "problems": {"type": "array", "items": {"type": "string"}},
+    },
+    ["status", "workers", "queue"],
+)
+
+WEBHOOK_ACCEPTED = _object(
+    {
+        "task_id": {"type": "string"},
+        "url": {"type": "string"},
+        "created": {"type": "boolean"},
+        "task": {"$ref": "#/components/schemas/Task"},
+    },
+    ["task_id", "url", "created", "task"],
+)
+
+SESSION = _object(
+    {"auth_required": {"type": "boolean"}, "expires_at": NULLABLE_TIME},
+    ["auth_required", "expires_at"],
+)
+
+PROBLEM = {
+    **_object(
+        {
+            "type": {"type": "string"},
+            "title": {"type": "string"},
+            "status": {"type": "integer"},
+            "detail": {"type": "string"},
+            "errors": {
+                "type": "array",
+                "items": _object(
+                    {"field": {"type": "string"}, "message": {"type": "string"}},
+                    ["field", "message"],
+                ),
+            },
+        },
+        ["type", "title", "status", "detail"],
+    ),
+    "additionalProperties": True,
+}
+
+SCHEMAS: dict[str, Any] = {
+    "SubmitRequest": SUBMIT_REQUEST,
+    "Task": TASK,
+    "AttemptError": ATTEMPT_ERROR,
+    "TaskPage": TASK_PAGE,
+    "Parameter": PARAMETER,
+    "TaskTypes": TASK_TYPES,
+    "Health": HEALTH,
+    "WebhookAccepted": WEBHOOK_ACCEPTED,
+    "Session": SESSION,
+    "Problem": PROBLEM,
+}

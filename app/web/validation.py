@@ -1,0 +1,152 @@
+"""A small typed validator for JSON request bodies and query strings.
+
+`Fields` reads one JSON object field by field and collects an error for each bad field, so a
+422 lists every problem at once. Checks are plain functions that return the value or raise
+`Invalid`; bounds keep every accepted value storable (no overflow reaches the database).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping
+from datetime import datetime
+from typing import Any, TypedDict, TypeVar
+
+from app.web.errors import Problem
+
+T = TypeVar("T")
+INT32 = 2**31
+MAX_SECONDS = 10 * 365 * 24 * 3600.0
+
+
+class FieldError(TypedDict):
+    field: str
+    message: str
+
+
+class Invalid(ValueError):
+    """The value of one field is not acceptable; the message says what is expected."""
+
+
+class Fields:
+    """The fields of one JSON object (or query string), read with checks."""
+
+    def __init__(self, source: Any, *, what: str = "the body") -> None:
+        self.errors: list[FieldError] = []
+        self._seen: set[str] = set()
+        if isinstance(source, Mapping):
+            self._source: Mapping[str, Any] = source
+        else:
+            self._source = {}
+            self.errors.append({"field": "", "message": f"{what} must be a JSON object"})
+
+    def get(self, name: str, check: Callable[[Any], T], *, required: bool = False) -> T | None:
+        """The checked value of `name`; None when absent (an error when required)."""
+        self._seen.add(name)
+        if name not in self._source or self._source[name] is None:
+            if required:
+                self.errors.append({"field": name, "message": "is required"})
+            return None
+        try:
+            return check(self._source[name])
+        except Invalid as exc:
+            self.errors.append({"field": name, "message": str(exc)})
+            return None
+
+    def error(self, name: str, message: str) -> None:
+        self.errors.append({"field": name, "message": message})
+
+    def reject_unknown(self) -> None:
+        for name in sorted(set(self._source) - self._seen):
+            self.errors.append({"field": name, "message": "is not a known field"})
+
+    def raise_if_invalid(self, what: str = "the request body") -> None:
+        """422 listing every bad field, if there is one."""
+        if self.errors:
+            fields = ", ".join(e["field"] or "(body)" for e in self.errors)
+            raise Problem(
+                422, "invalid-request", f"{what} has invalid fields: {fields}", errors=self.errors
+            )
+
+
+def string(max_length: int) -> Callable[[Any], str]:
+    def check(value: Any) -> str:
+        if not isinstance(value, str) or not 0 < len(value) <= max_length:
+            raise Invalid(f"must be a string of 1 to {max_length} characters")
+        return value
+
+    return check
+
+
+def integer(low: int, high: int) -> Callable[[Any], int]:
+    def check(value: Any) -> int:
+        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+            raise Invalid(f"must be an integer from {low} to {high}")
+        return value
+
+    return check
+
+
+def seconds(*, allow_zero: bool) -> Callable[[Any], float]:
+    lowest = "non-negative" if allow_zero else "positive"
+
+    def check(value: Any) -> float:
+        ok = isinstance(value, int | float) and not isinstance(value, bool)
+        if not ok or not math.isfinite(value) or not (0 <= value <= MAX_SECONDS):
+            raise Invalid(f"must be a {lowest} number of seconds up to {MAX_SECONDS:.0f}")
+        if value == 0 and not allow_zero:
+            raise Invalid(f"must be a {lowest} number of seconds")
+        return float(value)
+
+    return check
+
+
+def boolean(value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise Invalid("must be true or false")
+    return value
+
+
+def json_object(value: Any) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise Invalid("must be a JSON object")
+    return value
+
+
+def json_array(value: Any) -> list[Any]:
+    if not isinstance(value, list):
+        raise Invalid("must be a JSON array")
+    return value
+
+
+def timestamp(value: Any) -> datetime:
+    """An ISO 8601 date-time with a UTC offset (or Z)."""
+    try:
+        parsed = datetime.fromisoformat(value) if isinstance(value, str) else None
+    except ValueError:
+        parsed = None
+    if parsed is None or parsed.tzinfo is None:
+        raise Invalid("must be an ISO 8601 date-time with a UTC offset, e.g. 2030-01-01T00:00:00Z")
+    return parsed
+
+
+def integer_text(low: int, high: int) -> Callable[[Any], int]:
+    """An integer given as text (query strings)."""
+    check_int = integer(low, high)
+
+    def check(value: Any) -> int:
+        text = str(value)
+        if not (text.isascii() and text.lstrip("-").isdigit() and len(text) <= 20):
+            raise Invalid(f"must be an integer from {low} to {high}")
+        return check_int(int(text))
+
+    return check
+
+
+def one_of(choices: tuple[str, ...]) -> Callable[[Any], str]:
+    def check(value: Any) -> str:
+        if value not in choices:
+            raise Invalid(f"must be one of {', '.join(choices)}")
+        return str(value)
+
+    return check

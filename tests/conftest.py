@@ -1,0 +1,170 @@
+"""Shared fixtures: a free loopback port, the app with its lifespan running, and a real
+`litetask serve` process."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from app.config import Settings
+from app.main import create_app
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def free_loopback_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@pytest.fixture
+def free_port() -> int:
+    return free_loopback_port()
+
+
+class Running:
+    """An app whose lifespan is running: `app` gives every request a copy of `state`."""
+
+    def __init__(self, app: ASGIApp, state: dict[str, Any]) -> None:
+        self.inner, self.state = app, state
+
+    async def app(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self.inner({**scope, "state": dict(self.state)}, receive, send)
+
+    def client(self) -> httpx.AsyncClient:
+        return httpx.AsyncClient(transport=httpx.ASGITransport(app=self.app), base_url="http://t")
+
+
+@asynccontextmanager
+async def lifespan(app: ASGIApp) -> AsyncIterator[Running]:
+    """Run `app`'s ASGI lifespan as a server does (httpx's ASGITransport runs none)."""
+    state: dict[str, Any] = {}
+    inbox: asyncio.Queue[Message] = asyncio.Queue()
+    outbox: asyncio.Queue[Message] = asyncio.Queue()
+    scope = {"type": "lifespan", "asgi": {"version": "3.0"}, "state": state}
+    runner = asyncio.create_task(app(scope, inbox.get, outbox.put))
+    await inbox.put({"type": "lifespan.startup"})
+    started = await outbox.get()
+    if started["type"] != "lifespan.startup.complete":
+        await runner
+        raise RuntimeError(started.get("message", "startup failed"))
+
+    try:
+        yield Running(app, state)
+    finally:
+        await inbox.put({"type": "lifespan.shutdown"})
+        await outbox.get()
+        await runner
+
+
+def settings_for(tmp_path: Path, **overrides: Any) -> Settings:
+    """Settings on a fresh database file in `tmp_path`, quick to stop."""
+    values: dict[str, Any] = {
+        "database_url": f"sqlite+aiosqlite:///{tmp_path / 'litetask.db'}",
+        "stop_timeout": 2.0,
+        "health_interval": 0.0,
+        **overrides,
+    }
+    return Settings(**values).validated()
+
+
+ClientFactory = Callable[..., Any]
+
+
+@pytest.fixture
+def make_client(tmp_path: Path) -> ClientFactory:
+    """`async with make_client(**settings) as client`: the app, started, behind httpx."""
+
+    @asynccontextmanager
+    async def make(**overrides: Any) -> AsyncIterator[httpx.AsyncClient]:
+        app = create_app(settings_for(tmp_path, **overrides))
+        async with lifespan(app) as running, running.client() as client:
+            yield client
+
+    return make
+
+
+@pytest.fixture
+async def client(make_client: ClientFactory) -> AsyncIterator[httpx.AsyncClient]:
+    async with make_client() as client:
+        yield client
+
+
+class ServerProcess:
+    """A real `litetask serve` child process on a loopback port."""
+
+    def __init__(self, database: Path, port: int, **env: str) -> None:
+        self.url = f"http://127.0.0.1:{port}"
+        environ = {
+            **os.environ,
+            "PYTHONPATH": str(ROOT),
+            "LITETASK_DATABASE_URL": f"sqlite+aiosqlite:///{database}",
+            "LITETASK_STOP_TIMEOUT": "3",
+            "LITETASK_LOG_LEVEL": "warning",
+            **env,
+        }
+        command = [sys.executable, "-m", "app", "serve", "--port", str(port)]
+        self.proc = subprocess.Popen(
+            command, env=environ, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+        )
+
+    def wait_ready(self, timeout: float = 20) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                pytest.fail(f"server exited {self.proc.returncode}: {self.output()}")
+            try:
+                if httpx.get(self.url + "/health", timeout=1).status_code == 200:
+                    return
+            except httpx.TransportError:
+                time.sleep(0.05)
+        pytest.fail("server did not become healthy")
+
+    def output(self) -> str:
+        assert self.proc.stderr is not None
+        return self.proc.stderr.read() if self.proc.poll() is not None else "(running)"
+
+    def signal(self, signum: int) -> None:
+        self.proc.send_signal(signum)
+
+    def wait(self, timeout: float = 20) -> int:
+        return self.proc.wait(timeout)
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait(10)
+        if self.proc.stderr is not None:
+            self.proc.stderr.close()
+
+
+@pytest.fixture
+def start_server(tmp_path: Path) -> Iterator[Callable[..., ServerProcess]]:
+    """`start_server(port, **env)` runs `litetask serve` on tmp_path's database, healthy."""
+    started: list[ServerProcess] = []
+
+    def start(port: int, *, ready: bool = True, **env: str) -> ServerProcess:
+        server = ServerProcess(tmp_path / "litetask.db", port, **env)
+        started.append(server)
+        if ready:
+            server.wait_ready()
+        return server
+
+    yield start
+    for server in started:
+        server.close()

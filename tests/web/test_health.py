@@ -1,0 +1,52 @@
+"""GET /health: ok with workers and queue depth; 503 while draining or stopped."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import httpx
+
+from app.main import create_app
+from app.worker.core import AsyncTaskWorker
+from tests.conftest import lifespan, settings_for
+from tests.web.helpers import submit
+
+
+async def test_health_reports_workers_and_queue(client: httpx.AsyncClient) -> None:
+    await submit(client, "demo.add", args=[1, 2], delay=60)
+    response = await client.get("/health")
+    assert response.status_code == 200
+    body = response.json()
+    assert body["status"] == "ok"
+    assert body["workers"] == {"max": 10, "active": 0}
+    assert body["queue"]["pending"] == 1 and set(body["queue"]) >= {"running", "failed"}
+
+
+async def test_lifespan_state_reaches_handlers(tmp_path: Path) -> None:
+    settings = settings_for(tmp_path, max_workers=3)
+    async with lifespan(create_app(settings)) as running, running.client() as client:
+        assert running.state["settings"] is settings
+        assert isinstance(running.state["worker"], AsyncTaskWorker)
+        assert running.state["events"] is not None
+        assert (await client.get("/health")).json()["workers"]["max"] == 3
+
+
+async def test_health_is_503_while_draining(tmp_path: Path) -> None:
+    draining = asyncio.Event()
+    app = create_app(settings_for(tmp_path), draining=draining)
+    async with lifespan(app) as running, running.client() as client:
+        assert (await client.get("/health")).status_code == 200
+        draining.set()
+        response = await client.get("/health")
+        assert response.status_code == 503
+        assert response.json()["problems"] == ["the service is draining"]
+
+
+async def test_health_is_503_when_the_pool_is_stopped(tmp_path: Path) -> None:
+    async with lifespan(create_app(settings_for(tmp_path))) as running, running.client() as client:
+        worker: AsyncTaskWorker = running.state["worker"]
+        await worker.stop()
+        response = await client.get("/health")
+        assert response.status_code == 503
+        assert "the worker pool is stopped" in response.json()["problems"]
