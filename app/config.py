@@ -11,9 +11,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass, fields, replace
 from typing import Any
 
+from app.cache.setup import CacheSettings
+from app.events.retention import Retention
+
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./litetask.db"
 ENV_PREFIX = "LITETASK_"
 WEBHOOK_SCHEMES = ("standard", "github", "stripe", "none")
+CACHE_BACKENDS = ("sqlite", "memory", "redis", "none")
 
 
 class ConfigError(ValueError):
@@ -53,6 +57,12 @@ class Settings:
     max_body_bytes: int = 1024 * 1024
     health_interval: float = 1.0
     log_level: str = "info"
+    cache_backend: str = "sqlite"
+    redis_url: str | None = None
+    cache_ttl: float | None = None
+    cache_max_size: int = 10_000
+    event_retention_seconds: float = 7 * 24 * 3600.0
+    event_retention_count: int = 1_000_000
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
@@ -84,10 +94,39 @@ class Settings:
             (self.session_ttl < 1, "LITETASK_SESSION_TTL must be at least 1 second"),
             (self.webhook_tolerance < 1, "LITETASK_WEBHOOK_TOLERANCE must be at least 1"),
             (
+                self.cache_backend not in CACHE_BACKENDS,
+                f"LITETASK_CACHE_BACKEND must be one of {', '.join(CACHE_BACKENDS)}",
+            ),
+            (
+                self.cache_backend == "redis" and not self.redis_url,
+                "LITETASK_CACHE_BACKEND=redis needs LITETASK_REDIS_URL",
+            ),
+            (
+                self.cache_ttl is not None and self.cache_ttl <= 0,
+                "LITETASK_CACHE_TTL must be a positive number of seconds",
+            ),
+            (self.cache_max_size < 1, "LITETASK_CACHE_MAX_SIZE must be at least 1"),
+            (
+                self.event_retention_seconds <= 0 or self.event_retention_count < 1,
+                "LITETASK_EVENT_RETENTION_SECONDS and _COUNT must be positive",
+            ),
+            (
                 self.webhook_scheme not in WEBHOOK_SCHEMES,
                 f"LITETASK_WEBHOOK_SCHEME must be one of {', '.join(WEBHOOK_SCHEMES)}",
             ),
         ]
+
+    def cache(self) -> CacheSettings:
+        """The worker's result-cache settings."""
+        return CacheSettings(
+            backend=self.cache_backend,  # type: ignore[arg-type]  # validated above
+            redis_url=self.redis_url,
+            default_ttl=self.cache_ttl,
+            max_size=self.cache_max_size,
+        )
+
+    def event_retention(self) -> Retention:
+        return Retention(max_age=self.event_retention_seconds, max_count=self.event_retention_count)
 
     def webhook_endpoint(self, task_type: str) -> WebhookEndpoint:
         """The endpoint configured for `task_type`, else one using the default secret."""

@@ -24,7 +24,8 @@ from starlette.routing import BaseRoute
 
 from app.config import ConfigError, Settings
 from app.events.manager import EventManager
-from app.web import auth, health, openapi, task_types, tasks, webhooks
+from app.events.retention import prune_periodically
+from app.web import auth, cache, health, openapi, task_types, tasks, webhooks
 from app.web import events as event_routes
 from app.web.auth import AuthMiddleware
 from app.web.errors import EXCEPTION_HANDLERS
@@ -59,6 +60,7 @@ def build_worker(settings: Settings, events: EventManager) -> AsyncTaskWorker:
         retry_backoff=settings.retry_backoff,
         max_interruptions=settings.max_interruptions,
         event_sink=events.publish,
+        cache=settings.cache(),
     )
 
 
@@ -74,6 +76,9 @@ def create_app(settings: Settings, *, draining: asyncio.Event | None = None) -> 
         worker = build_worker(settings, events)
         await worker.start()
         closer = asyncio.create_task(_close_when_draining(drain, events))
+        pruner = asyncio.create_task(
+            prune_periodically(worker.writer, settings.event_retention()), name="event-pruner"
+        )
         try:
             yield {
                 "worker": worker,
@@ -85,6 +90,9 @@ def create_app(settings: Settings, *, draining: asyncio.Event | None = None) -> 
         finally:
             drain.set()
             await closer
+            pruner.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await pruner
             await worker.stop(settings.stop_timeout)
 
     return Starlette(
@@ -109,6 +117,7 @@ def all_routes() -> list[BaseRoute]:
         *webhooks.routes,
         *auth.routes,
         *openapi.routes,
+        *cache.routes,
     ]
 
 

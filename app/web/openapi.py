@@ -144,6 +144,13 @@ PATHS: dict[str, Any] = {
             ),
         }
     },
+    "/cache": {
+        "delete": {
+            "summary": "Forget every cached task result",
+            "operationId": "clearCache",
+            "responses": _responses({200: "CacheCleared"}, (503,)),
+        }
+    },
     "/auth/session": {
         "post": {
             "summary": "Trade the API token for a session cookie",

@@ -169,6 +169,10 @@ SESSION = _object(
     ["auth_required", "expires_at"],
 )
 
+CACHE_CLEARED = _object(
+    {"cleared": {"type": "boolean"}, "backend": {"type": "string"}}, ["cleared", "backend"]
+)
+
 PROBLEM = {
     **_object(
         {
@@ -199,5 +203,6 @@ SCHEMAS: dict[str, Any] = {
     "Health": HEALTH,
     "WebhookAccepted": WEBHOOK_ACCEPTED,
     "Session": SESSION,
+    "CacheCleared": CACHE_CLEARED,
     "Problem": PROBLEM,
 }
