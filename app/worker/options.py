@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-import uuid
+import os
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -50,8 +50,10 @@ def build_new_task(
     defaults = definition.options
     now = now_us()
     task_id = _task_id(options.task_id)
+    id_chosen = options.task_id is not None
     return NewTask(
         id=task_id,
+        id_chosen=id_chosen,
         task_type=definition.name,
         args=_pack("args", list(args)),
         kwargs=_pack("kwargs", kwargs),
@@ -103,7 +105,7 @@ def _int(name: str, value: Any) -> int:
 
 def _task_id(value: str | None) -> str:
     if value is None:
-        return str(uuid.uuid4())
+        return new_task_id()
     if not isinstance(value, str) or not value or len(value) > MAX_TASK_ID_LENGTH:
         raise TaskArgumentsError(
             f"task_id must be a non-empty string of at most {MAX_TASK_ID_LENGTH} characters"
@@ -183,3 +185,13 @@ def _cache_fields(
         definition.name, args, kwargs, metadata=options.metadata, entry_id=task_id
     )
     return {"cache_key": build_cache_key(context, key_fn), "cache_ttl": ttl}
+
+
+def new_task_id() -> str:
+    """A random UUID4 as a string: the same as str(uuid.uuid4()), at a third of the cost
+    (it is on every submit's path)."""
+    raw = bytearray(os.urandom(16))
+    raw[6] = (raw[6] & 0x0F) | 0x40
+    raw[8] = (raw[8] & 0x3F) | 0x80
+    h = raw.hex()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"

@@ -19,7 +19,14 @@ from app.clock import now_us
 from app.worker.errors import TaskDefinitionError
 from app.worker.executor import TaskExecutor
 from app.worker.progress import ProgressPublisher, ProgressReporter
-from app.worker.queue import ClaimedTask, Failed, Outcome, TaskQueue
+from app.worker.queue import (
+    WAKE_ALWAYS,
+    WAKE_NEVER,
+    ClaimedTask,
+    Failed,
+    Outcome,
+    TaskQueue,
+)
 from app.worker.recovery import RequeueRunning
 from app.worker.registry import TaskRegistry
 from app.worker.store import TaskStore
@@ -138,19 +145,26 @@ class WorkerPool:
     async def _fill_slots(self) -> float | None:
         """Start claimed work in free slots and claim more; return how long to sleep
         (None: until woken)."""
-        self.queue.new_work.clear()
+        queue = self.queue
+        queue.new_work.clear()
+        queue.wake_before = WAKE_ALWAYS  # until we know better, any insert wakes us
         self._start_ready()
         want = self._claim_size()
         if want <= 0:
+            queue.wake_before = WAKE_NEVER  # slots are full: a finishing task wakes us
             return None
-        claimed = await self.queue.claim(want, self.settings.owner, self.settings.lease_seconds)
+        claimed = await queue.claim(want, self.settings.owner, self.settings.lease_seconds)
         self._ready.extend(claimed)
         self._start_ready()
         if len(claimed) == want:
-            return 0 if len(self._executing) < self.settings.max_workers else None
+            if len(self._executing) < self.settings.max_workers:
+                return 0
+            queue.wake_before = WAKE_NEVER
+            return None
         next_due = await self.store.next_due()
         if next_due is None:
             return None
+        queue.wake_before = next_due
         return max(0.0, (next_due - now_us()) / 1_000_000)
 
     def _claim_size(self) -> int:

@@ -38,6 +38,8 @@ class NewTask:
     delivery: WebhookDelivery | None = None
     cache_key: str | None = None
     cache_ttl: float | None = None
+    # False when litetask generated the id (a UUID4): nothing to check it against.
+    id_chosen: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -220,9 +222,13 @@ async def _record_deliveries(conn: AsyncConnection, inserted: Sequence[NewTask])
 async def _existing(
     conn: AsyncConnection, new: Sequence[NewTask]
 ) -> tuple[set[str], dict[str, str]]:
-    """Ids and idempotency keys among `new` that the table already holds."""
-    ids = [t.id for t in new]
+    """Ids and idempotency keys among `new` that the table already holds. Generated ids
+    are not looked up (a UUID4 does not collide), so a batch of plain submissions costs no
+    query here; the unique index still guards them."""
+    ids = [t.id for t in new if t.id_chosen]
     keys = [t.idempotency_key for t in new if t.idempotency_key is not None]
+    if not ids and not keys:
+        return set(), {}
     condition: ColumnElement[bool] = tasks.c.id.in_(ids)
     if keys:
         condition = or_(condition, tasks.c.idempotency_key.in_(keys))
@@ -571,6 +577,10 @@ class RetryTask(WriteOp[None]):
         )
 
 
+WAKE_ALWAYS = 2**63
+WAKE_NEVER = -1
+
+
 class TaskQueue:
     """The durable queue: puts, claims and outcomes through the group-commit writer, and an
     `asyncio.Event` that wakes the pool when new work is committed (no polling)."""
@@ -578,10 +588,13 @@ class TaskQueue:
     def __init__(self, writer: GroupCommitWriter) -> None:
         self.writer = writer
         self.new_work = asyncio.Event()
+        # The pool sets this before it sleeps: a new task due before it (µs) wakes the pool;
+        # one due later will be found when the pool wakes anyway. WAKE_ALWAYS while idle.
+        self.wake_before = WAKE_ALWAYS
 
     async def put(self, task: NewTask) -> Accepted:
         accepted = await self.writer.run(PutTask(task))
-        if accepted.created:
+        if accepted.created and task.run_at < self.wake_before:
             self.new_work.set()
         return accepted
 
