@@ -3,13 +3,12 @@ run by hand (`alembic upgrade head`), it connects to LITETASK_DATABASE_URL."""
 
 from __future__ import annotations
 
-import asyncio
-
 from alembic import context
+from sqlalchemy import create_engine
 from sqlalchemy.engine import Connection
 
 from app.config import Settings
-from app.db.engine import create_engines
+from app.db.engine import sync_url
 from app.db.tables import metadata
 
 
@@ -24,18 +23,18 @@ def run_on(connection: Connection) -> None:
         context.run_migrations()
 
 
-async def run_from_settings() -> None:
-    engines = create_engines(Settings.from_env().database_url)
+def run_from_settings() -> None:
+    engine = create_engine(sync_url(Settings.from_env().database_url))
     try:
-        async with engines.writer.connect() as conn:
-            await conn.run_sync(run_on)
-            await conn.commit()
+        with engine.connect() as conn:
+            run_on(conn)
+            conn.commit()
     finally:
-        await engines.dispose()
+        engine.dispose()
 
 
 connection = context.config.attributes.get("connection")
 if connection is not None:
     run_on(connection)
 else:
-    asyncio.run(run_from_settings())
+    run_from_settings()

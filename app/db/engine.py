@@ -2,16 +2,22 @@
 
 Every write goes through one writer connection (see app/db/writer.py) whose transactions
 start with BEGIN IMMEDIATE, so SQLite never has to upgrade a read lock mid-transaction and no
-"database is locked" reaches a caller. Readers get their own pooled connections.
+"database is locked" reaches a caller. Readers get their own pooled async connections.
+
+The writer engine is a *synchronous* SQLAlchemy engine (pysqlite) used from one dedicated
+thread: a whole group-commit transaction then costs one hop between the event loop and that
+thread, where over aiosqlite every statement is a hop, and each hop waits behind whatever
+the event loop is doing (measured: bench/throughput.py and bench/http.py, see README).
 """
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import event
+from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import ConnectionPoolEntry
@@ -44,10 +50,10 @@ def _sqlite_pragmas(*, read_only: bool) -> list[str]:
     return pragmas
 
 
-def _install_sqlite_hooks(engine: AsyncEngine, *, begin: str, read_only: bool) -> None:
+def _install_sqlite_hooks(engine: Engine, *, begin: str, read_only: bool) -> None:
     """Take transaction control away from the sqlite3 module so BEGIN is ours to emit."""
 
-    @event.listens_for(engine.sync_engine, "connect")
+    @event.listens_for(engine, "connect")
     def on_connect(dbapi_connection: Any, _record: ConnectionPoolEntry) -> None:
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
@@ -59,16 +65,17 @@ def _install_sqlite_hooks(engine: AsyncEngine, *, begin: str, read_only: bool) -
         finally:
             cursor.close()
 
-    @event.listens_for(engine.sync_engine, "begin")
+    @event.listens_for(engine, "begin")
     def on_begin(connection: Any) -> None:
         connection.exec_driver_sql(begin)
 
 
 @dataclass(frozen=True, slots=True)
 class Engines:
-    """The writer engine (one connection) and the reader engine (a small pool)."""
+    """The writer engine (synchronous, one connection, used by the writer thread only) and
+    the reader engine (async, a small pool)."""
 
-    writer: AsyncEngine
+    writer: Engine
     reader: AsyncEngine
     url: str
 
@@ -78,20 +85,23 @@ class Engines:
 
     async def dispose(self) -> None:
         await self.reader.dispose()
-        await self.writer.dispose()
+        await asyncio.to_thread(self.writer.dispose)
 
 
 def create_engines(url: str, *, reader_pool_size: int = 4) -> Engines:
     """Build both engines for `url`; SQLite gets WAL, synchronous=FULL and busy_timeout."""
     if not is_sqlite(url):
-        writer = create_async_engine(url, pool_size=2, max_overflow=2)
-        reader = create_async_engine(url, pool_size=reader_pool_size, max_overflow=4)
-        return Engines(writer, reader, url)
+        raise ValueError(f"litetask runs on SQLite for now, not {make_url(url).get_backend_name()}")
     path = sqlite_path(url)
     assert path is not None
     path.parent.mkdir(parents=True, exist_ok=True)
-    writer = create_async_engine(url, pool_size=1, max_overflow=0)
+    writer = create_engine(sync_url(url), pool_size=1, max_overflow=0)
     reader = create_async_engine(url, pool_size=reader_pool_size, max_overflow=0)
     _install_sqlite_hooks(writer, begin="BEGIN IMMEDIATE", read_only=False)
-    _install_sqlite_hooks(reader, begin="BEGIN", read_only=True)
+    _install_sqlite_hooks(reader.sync_engine, begin="BEGIN", read_only=True)
     return Engines(writer, reader, url)
+
+
+def sync_url(url: str | URL) -> URL:
+    """The same SQLite database through the synchronous pysqlite driver."""
+    return make_url(url).set(drivername="sqlite+pysqlite")

@@ -1,13 +1,14 @@
-"""Running the Alembic migrations from inside the process, on the writer connection."""
+"""Running the Alembic migrations from inside the process, on the writer engine."""
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
+from sqlalchemy import Engine
 from sqlalchemy.engine import Connection
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 MIGRATIONS = Path(__file__).resolve().parents[2] / "migrations"
 
@@ -20,12 +21,13 @@ def alembic_config(connection: Connection | None = None) -> Config:
     return config
 
 
-async def upgrade(engine: AsyncEngine, revision: str = "head") -> None:
-    """Bring the schema to `revision` (in one transaction on SQLite)."""
-
-    def run(connection: Connection) -> None:
+def upgrade_sync(engine: Engine, revision: str = "head") -> None:
+    """Bring the schema to `revision`, in one transaction (SQLite has transactional DDL)."""
+    with engine.connect() as connection:
         command.upgrade(alembic_config(connection), revision)
+        connection.commit()
 
-    async with engine.connect() as conn:
-        await conn.run_sync(run)
-        await conn.commit()
+
+async def upgrade(engine: Engine, revision: str = "head") -> None:
+    """upgrade_sync in a thread: migrations are blocking I/O."""
+    await asyncio.to_thread(upgrade_sync, engine, revision)

@@ -1,10 +1,15 @@
 """Group commit: one writer drains every pending write into one transaction.
 
-SQLAlchemy async costs about a millisecond per transaction, so one transaction per write caps
-a process near a thousand writes a second. Callers instead submit a `WriteOp` and await its
-future; the writer takes everything queued, runs it in one BEGIN IMMEDIATE ... COMMIT (ops of
-the same class that arrive together run as one batch, e.g. one executemany), and resolves
-each future only after the commit. Latency stays about one commit; throughput grows with load.
+One transaction per write caps a process near a thousand writes a second (each commit is an
+fsync plus the round trips to the database). Callers instead submit a `WriteOp` and await
+its future; the writer takes everything queued, runs it in one BEGIN IMMEDIATE ... COMMIT
+(ops of the same class that arrive together run as one batch, e.g. one executemany), and
+resolves each future only after the commit. Latency stays about one commit; throughput grows
+with load.
+
+The transaction runs in the writer's own thread on a synchronous connection (see
+app/db/engine.py): one hop from the event loop per transaction, not one per statement. So
+`WriteOp.apply` is plain synchronous code; it must not touch the event loop.
 """
 
 from __future__ import annotations
@@ -12,9 +17,10 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Generic, Self, TypeVar
 
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy import Connection, Engine
 
 from app.events.log import LAST_EVENT_ID, TaskEvent, append_events
 
@@ -25,28 +31,28 @@ CommitHook = Callable[[list[TaskEvent]], None]
 
 class WriteOp(Generic[T]):
     """One unit of work for the writer. Subclasses implement `apply` (one op) or override
-    `apply_batch` (several ops of this class at once). An op records the events it caused in
-    `self.events`; they are written to the log in the same transaction."""
+    `apply_batch` (several ops of this class at once); both run in the writer thread. An op
+    records the events it caused in `self.events`; they are logged in the same transaction."""
 
     def __init__(self) -> None:
         self.events: list[TaskEvent] = []
         self._result: T | None = None
         self._error: BaseException | None = None
 
-    async def apply(self, conn: AsyncConnection) -> T:
+    def apply(self, conn: Connection) -> T:
         raise NotImplementedError
 
     @classmethod
-    async def apply_batch(cls, conn: AsyncConnection, ops: Sequence[Self]) -> None:
+    def apply_batch(cls, conn: Connection, ops: Sequence[Self]) -> None:
         for op in ops:
-            await op.run_one(conn)
+            op.run_one(conn)
 
-    async def run_one(self, conn: AsyncConnection) -> None:
+    def run_one(self, conn: Connection) -> None:
         """Apply this op alone, keeping a domain error (TaskError) as its outcome."""
         from app.worker.errors import TaskError
 
         try:
-            self.set_result(await self.apply(conn))
+            self.set_result(self.apply(conn))
         except TaskError as exc:
             self.set_error(exc)
 
@@ -80,24 +86,29 @@ class _Pending:
 
 
 class GroupCommitWriter:
-    """Owns the single write connection. `submit` from anywhere in the event loop."""
+    """Owns the single write connection and the thread it is used from. `submit` from the
+    event loop; ops run in the writer thread."""
 
     def __init__(
-        self, engine: AsyncEngine, *, on_commit: CommitHook | None = None, max_batch: int = 2000
+        self, engine: Engine, *, on_commit: CommitHook | None = None, max_batch: int = 2000
     ) -> None:
         self._engine = engine
         self._on_commit = on_commit
         self._max_batch = max_batch
         self._queue: asyncio.Queue[_Pending | None] = asyncio.Queue()
         self._runner: asyncio.Task[None] | None = None
+        self._thread: ThreadPoolExecutor | None = None
+        self._conn: Connection | None = None
         self.commits = 0
 
     async def start(self) -> None:
         if self._runner is None:
+            self._thread = ThreadPoolExecutor(1, thread_name_prefix="litetask-writer")
+            self._conn = await self._in_thread(self._engine.connect)
             self._runner = asyncio.create_task(self._run(), name="litetask-writer")
 
     async def stop(self) -> None:
-        """Finish every op already submitted, then release the connection."""
+        """Finish every op already submitted, then release the connection and the thread."""
         if self._runner is None:
             return
         self._queue.put_nowait(None)
@@ -105,6 +116,12 @@ class GroupCommitWriter:
             await self._runner
         finally:
             self._runner = None
+            conn, self._conn = self._conn, None
+            if conn is not None:
+                await self._in_thread(conn.close)
+            thread, self._thread = self._thread, None
+            if thread is not None:
+                thread.shutdown(wait=False)
 
     def set_commit_hook(self, hook: CommitHook | None) -> None:
         self._on_commit = hook
@@ -120,13 +137,15 @@ class GroupCommitWriter:
     async def run(self, op: WriteOp[T]) -> T:
         return await self.submit(op)
 
+    async def _in_thread(self, func: Callable[..., T], *args: Any) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self._thread, func, *args)
+
     async def _run(self) -> None:
-        async with self._engine.connect() as conn:
-            stopping = False
-            while not stopping:
-                batch, stopping = await self._take_batch()
-                if batch:
-                    await self._commit_batch(conn, batch)
+        stopping = False
+        while not stopping:
+            batch, stopping = await self._take_batch()
+            if batch:
+                await self._commit_batch(batch)
 
     async def _take_batch(self) -> tuple[list[_Pending], bool]:
         first = await self._queue.get()
@@ -148,36 +167,37 @@ class GroupCommitWriter:
                 rest.append(item)
         return rest
 
-    async def _commit_batch(self, conn: AsyncConnection, batch: list[_Pending]) -> None:
+    async def _commit_batch(self, batch: list[_Pending]) -> None:
         live = [p for p in batch if not p.future.cancelled()]
         try:
-            await self._transaction(conn, [p.op for p in live])
+            await self._in_thread(self._transaction, [p.op for p in live])
         except Exception:
             logger.warning(
                 "batch of %s writes failed; retrying each alone", len(live), exc_info=True
             )
-            await self._commit_one_by_one(conn, live)
+            await self._commit_one_by_one(live)
             return
         self._resolve(live)
 
-    async def _commit_one_by_one(self, conn: AsyncConnection, batch: list[_Pending]) -> None:
+    async def _commit_one_by_one(self, batch: list[_Pending]) -> None:
         for pending in batch:
             try:
-                await self._transaction(conn, [pending.op])
+                await self._in_thread(self._transaction, [pending.op])
             except Exception as exc:
-                if conn.in_transaction():
-                    await conn.rollback()
                 pending.op.set_error(exc)
             self._resolve([pending])
 
-    async def _transaction(self, conn: AsyncConnection, ops: list[WriteOp[Any]]) -> None:
+    def _transaction(self, ops: list[WriteOp[Any]]) -> None:
+        """Runs in the writer thread: every op, then their events, in one transaction."""
+        conn = self._conn
+        assert conn is not None
         for op in ops:
             op.events = []
         try:
-            async with conn.begin():
+            with conn.begin():
                 for batch_type, run in _by_type(ops).items():
-                    await batch_type.apply_batch(conn, run)
-                await self._log_events(conn, ops)
+                    batch_type.apply_batch(conn, run)
+                self._log_events(conn, ops)
         except BaseException:
             conn.info.pop(LAST_EVENT_ID, None)
             raise
@@ -185,8 +205,8 @@ class GroupCommitWriter:
             self.commits += 1
 
     @staticmethod
-    async def _log_events(conn: AsyncConnection, ops: list[WriteOp[Any]]) -> None:
-        logged = iter(await append_events(conn, [e for op in ops for e in op.events]))
+    def _log_events(conn: Connection, ops: list[WriteOp[Any]]) -> None:
+        logged = iter(append_events(conn, [e for op in ops for e in op.events]))
         for op in ops:
             op.events = [next(logged) for _ in op.events]
 

@@ -9,8 +9,8 @@ from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import Select, func, insert, select
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy import Connection, Select, func, insert, select
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.db.tables import events
 
@@ -49,7 +49,7 @@ class TaskEvent:
     id: int | None = None
 
 
-async def append_events(conn: AsyncConnection, records: Sequence[TaskEvent]) -> list[TaskEvent]:
+def append_events(conn: Connection, records: Sequence[TaskEvent]) -> list[TaskEvent]:
     """Insert `records` into the log and return them carrying their row ids, in order."""
     if not records:
         return []
@@ -64,24 +64,24 @@ async def append_events(conn: AsyncConnection, records: Sequence[TaskEvent]) -> 
         for r in records
     ]
     if conn.dialect.name == "sqlite":
-        ids = await _number_rows(conn, rows)
+        ids = _number_rows(conn, rows)
     else:
         statement = insert(events).returning(events.c.id, sort_by_parameter_order=True)
-        ids = list((await conn.execute(statement, rows)).scalars())
+        ids = list(conn.execute(statement, rows).scalars())
     return [replace(r, id=row_id) for r, row_id in zip(records, ids, strict=True)]
 
 
-async def _number_rows(conn: AsyncConnection, rows: list[dict[str, Any]]) -> list[int]:
+def _number_rows(conn: Connection, rows: list[dict[str, Any]]) -> list[int]:
     """SQLite: the writer holds the write lock (BEGIN IMMEDIATE), so it can number the rows
     itself and insert them in one executemany; RETURNING would cost a statement per row."""
     last = conn.info.get(LAST_EVENT_ID)
     if last is None:
-        last = (await conn.execute(select(func.max(events.c.id)))).scalar() or 0
+        last = conn.execute(select(func.max(events.c.id))).scalar() or 0
     ids = list(range(last + 1, last + 1 + len(rows)))
     conn.info[LAST_EVENT_ID] = ids[-1]
     for row_id, row in zip(ids, rows, strict=True):
         row["id"] = row_id
-    await conn.execute(insert(events), rows)
+    conn.execute(insert(events), rows)
     return ids
 
 

@@ -9,8 +9,7 @@ import asyncio
 import logging
 from dataclasses import dataclass
 
-from sqlalchemy import delete, func, select
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy import Connection, delete, func, select
 
 from app.clock import now_us, seconds_to_us
 from app.db.tables import events
@@ -38,11 +37,11 @@ class PruneEvents(WriteOp[int]):
         self.retention = retention
         self.now = now_us() if now is None else now
 
-    async def apply(self, conn: AsyncConnection) -> int:
-        newest = (await conn.execute(select(func.max(events.c.id)))).scalar()
+    def apply(self, conn: Connection) -> int:
+        newest = conn.execute(select(func.max(events.c.id))).scalar()
         if newest is None:
             return 0
-        upto = min(await self._prune_upto(conn, newest), newest - 1)
+        upto = min(self._prune_upto(conn, newest), newest - 1)
         if upto < 1:
             return 0
         victims = (
@@ -51,10 +50,10 @@ class PruneEvents(WriteOp[int]):
             .order_by(events.c.id)
             .limit(self.retention.batch)
         )
-        result = await conn.execute(delete(events).where(events.c.id.in_(victims)))
+        result = conn.execute(delete(events).where(events.c.id.in_(victims)))
         return int(result.rowcount or 0)
 
-    async def _prune_upto(self, conn: AsyncConnection, newest: int) -> int:
+    def _prune_upto(self, conn: Connection, newest: int) -> int:
         """The highest id outside the retention (0 when none is)."""
         upto = 0
         if self.retention.max_count is not None:
@@ -62,7 +61,7 @@ class PruneEvents(WriteOp[int]):
         if self.retention.max_age is not None:
             cutoff = self.now - seconds_to_us(self.retention.max_age)
             statement = select(func.max(events.c.id)).where(events.c.created_at < cutoff)
-            upto = max(upto, (await conn.execute(statement)).scalar() or 0)
+            upto = max(upto, conn.execute(statement).scalar() or 0)
         return upto
 
 

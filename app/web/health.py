@@ -14,8 +14,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from sqlalchemy import Connection
 from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.ext.asyncio import AsyncConnection
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
@@ -33,7 +33,7 @@ PROBE_TIMEOUT = 2.0
 class WriteProbe(WriteOp[bool]):
     """Takes the write lock and commits nothing."""
 
-    async def apply(self, conn: AsyncConnection) -> bool:
+    def apply(self, conn: Connection) -> bool:
         return True
 
 

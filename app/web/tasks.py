@@ -60,8 +60,7 @@ async def retry_task(request: Request) -> Response:
     """202 with the task queued again; 409 unless it failed or was cancelled."""
     worker = worker_of(request)
     task_id = request.path_params["task_id"]
-    await worker.retry_task(task_id)
-    return _task_response(await _require(worker, task_id), 202)
+    return _task_response(await worker.retry_task(task_id), 202)
 
 
 async def list_tasks(request: Request) -> Response:

@@ -273,9 +273,10 @@ class AsyncTaskWorker:
             self._pool.cancel_local(task_id)
         return True
 
-    async def retry_task(self, task_id: str) -> None:
-        """Queue a failed or cancelled task again (TaskStateError otherwise)."""
-        await self._require_queue().retry(task_id)
+    async def retry_task(self, task_id: str) -> TaskInfo:
+        """Queue a failed or cancelled task again (TaskStateError otherwise); returns the
+        task as queued."""
+        return await self._require_queue().retry(task_id)
 
     # -- result cache ------------------------------------------------------------------------
 

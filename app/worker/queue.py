@@ -9,15 +9,15 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Self
 
-from sqlalchemy import ColumnElement, and_, bindparam, or_, select, update
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy import ColumnElement, Connection, and_, bindparam, or_, select, update
 
 from app.clock import now_us
 from app.db.tables import status_is, task_attempts, tasks, webhook_deliveries
 from app.db.writer import GroupCommitWriter, WriteOp
 from app.events.log import EventType, TaskEvent
 from app.worker.errors import TaskAlreadyExistsError, TaskNotFoundError, TaskStateError
-from app.worker.status import RETRYABLE, TaskStatus
+from app.worker.status import RETRYABLE, TaskInfo, TaskStatus
+from app.worker.store import read_task
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,8 +129,8 @@ class PutTask(WriteOp[Accepted]):
         self.task = task
 
     @classmethod
-    async def apply_batch(cls, conn: AsyncConnection, ops: Sequence[Self]) -> None:
-        taken = await _Taken.load(conn, [op.task for op in ops])
+    def apply_batch(cls, conn: Connection, ops: Sequence[Self]) -> None:
+        taken = _Taken.load(conn, [op.task for op in ops])
         rows: list[dict[str, Any]] = []
         for op in ops:
             t = op.task
@@ -154,8 +154,8 @@ class PutTask(WriteOp[Accepted]):
                     )
                 )
         if rows:
-            await conn.execute(tasks.insert(), rows)
-        await _record_deliveries(conn, taken.inserted)
+            conn.execute(tasks.insert(), rows)
+        _record_deliveries(conn, taken.inserted)
 
 
 @dataclass(slots=True)
@@ -169,9 +169,9 @@ class _Taken:
     inserted: list[NewTask]
 
     @classmethod
-    async def load(cls, conn: AsyncConnection, new: Sequence[NewTask]) -> _Taken:
-        ids, keys = await _existing(conn, new)
-        return cls(ids, keys, await _existing_deliveries(conn, new), [])
+    def load(cls, conn: Connection, new: Sequence[NewTask]) -> _Taken:
+        ids, keys = _existing(conn, new)
+        return cls(ids, keys, _existing_deliveries(conn, new), [])
 
     def previous(self, t: NewTask) -> str | None:
         """The id of the task this put repeats (same idempotency key or delivery), if any."""
@@ -190,9 +190,7 @@ class _Taken:
             self.deliveries[(t.delivery.endpoint, t.delivery.delivery_id)] = t.id
 
 
-async def _existing_deliveries(
-    conn: AsyncConnection, new: Sequence[NewTask]
-) -> dict[tuple[str, str], str]:
+def _existing_deliveries(conn: Connection, new: Sequence[NewTask]) -> dict[tuple[str, str], str]:
     wanted = [t.delivery for t in new if t.delivery is not None]
     if not wanted:
         return {}
@@ -200,11 +198,11 @@ async def _existing_deliveries(
     statement = select(d.endpoint, d.delivery_id, d.task_id).where(
         d.delivery_id.in_([w.delivery_id for w in wanted])
     )
-    rows = (await conn.execute(statement)).all()
+    rows = conn.execute(statement).all()
     return {(r.endpoint, r.delivery_id): r.task_id for r in rows}
 
 
-async def _record_deliveries(conn: AsyncConnection, inserted: Sequence[NewTask]) -> None:
+def _record_deliveries(conn: Connection, inserted: Sequence[NewTask]) -> None:
     rows = [
         {
             "endpoint": t.delivery.endpoint,
@@ -216,12 +214,10 @@ async def _record_deliveries(conn: AsyncConnection, inserted: Sequence[NewTask])
         if t.delivery is not None
     ]
     if rows:
-        await conn.execute(webhook_deliveries.insert(), rows)
+        conn.execute(webhook_deliveries.insert(), rows)
 
 
-async def _existing(
-    conn: AsyncConnection, new: Sequence[NewTask]
-) -> tuple[set[str], dict[str, str]]:
+def _existing(conn: Connection, new: Sequence[NewTask]) -> tuple[set[str], dict[str, str]]:
     """Ids and idempotency keys among `new` that the table already holds. Generated ids
     are not looked up (a UUID4 does not collide), so a batch of plain submissions costs no
     query here; the unique index still guards them."""
@@ -232,7 +228,7 @@ async def _existing(
     condition: ColumnElement[bool] = tasks.c.id.in_(ids)
     if keys:
         condition = or_(condition, tasks.c.idempotency_key.in_(keys))
-    found = (await conn.execute(select(tasks.c.id, tasks.c.idempotency_key).where(condition))).all()
+    found = conn.execute(select(tasks.c.id, tasks.c.idempotency_key).where(condition)).all()
     return {row.id for row in found}, {
         row.idempotency_key: row.id for row in found if row.idempotency_key
     }
@@ -268,7 +264,7 @@ class ClaimTasks(WriteOp[list[ClaimedTask]]):
         super().__init__()
         self.limit, self.owner, self.lease_seconds = limit, owner, lease_seconds
 
-    async def apply(self, conn: AsyncConnection) -> list[ClaimedTask]:
+    def apply(self, conn: Connection) -> list[ClaimedTask]:
         now = now_us()
         due = (
             select(tasks.c.seq)
@@ -288,7 +284,7 @@ class ClaimTasks(WriteOp[list[ClaimedTask]]):
             )
             .returning(*(tasks.c[name] for name in _CLAIM_COLUMNS))
         )
-        rows = (await conn.execute(statement)).all()
+        rows = conn.execute(statement).all()
         claimed = sorted(
             (ClaimedTask(*row) for row in rows), key=lambda c: (c.priority, c.run_at, c.seq)
         )
@@ -334,10 +330,10 @@ class FinishTask(WriteOp[bool]):
         self.outcome_ = outcome
 
     @classmethod
-    async def apply_batch(cls, conn: AsyncConnection, ops: Sequence[Self]) -> None:
+    def apply_batch(cls, conn: Connection, ops: Sequence[Self]) -> None:
         completed = [op for op in ops if isinstance(op.outcome_, Completed)]
         if completed:
-            applied = await _complete_many(conn, completed)
+            applied = _complete_many(conn, completed)
             for op in completed:
                 if op.task_id in applied:
                     op._record_completed()
@@ -345,9 +341,9 @@ class FinishTask(WriteOp[bool]):
                     op.set_result(False)
         for op in ops:
             if isinstance(op.outcome_, Failed):
-                await op.run_one(conn)
+                op.run_one(conn)
 
-    async def apply(self, conn: AsyncConnection) -> bool:
+    def apply(self, conn: Connection) -> bool:
         outcome = self.outcome_
         assert isinstance(outcome, Failed)
         now = now_us()
@@ -356,12 +352,10 @@ class FinishTask(WriteOp[bool]):
             tasks.c.attempts == self.attempt,
             status_is(TaskStatus.RUNNING),
         )
-        result = await conn.execute(
-            update(tasks).where(fence).values(**_failed_values(outcome, now))
-        )
+        result = conn.execute(update(tasks).where(fence).values(**_failed_values(outcome, now)))
         if result.rowcount != 1:
             return False
-        await conn.execute(task_attempts.insert(), [self._attempt_row(outcome, now)])
+        conn.execute(task_attempts.insert(), [self._attempt_row(outcome, now)])
         self._record_failed(outcome)
         return True
 
@@ -437,7 +431,7 @@ _COMPLETE = (
 )
 
 
-async def _complete_many(conn: AsyncConnection, ops: Sequence[FinishTask]) -> set[str]:
+def _complete_many(conn: Connection, ops: Sequence[FinishTask]) -> set[str]:
     """One executemany for every completion; returns the ids whose fence held. Only when
     some did not (a cancel raced the finish) does it read back which ones applied."""
     now = now_us()
@@ -451,11 +445,11 @@ async def _complete_many(conn: AsyncConnection, ops: Sequence[FinishTask]) -> se
         }
         for op in ops
     ]
-    result = await conn.execute(_COMPLETE, params)
+    result = conn.execute(_COMPLETE, params)
     if result.rowcount == len(params):
         return {op.task_id for op in ops}
     attempt_of = {op.task_id: op.attempt for op in ops}
-    rows = await conn.execute(
+    rows = conn.execute(
         select(tasks.c.id, tasks.c.attempts).where(
             tasks.c.id.in_(list(attempt_of)),
             status_is(TaskStatus.COMPLETED),
@@ -472,8 +466,8 @@ class SaveProgress(WriteOp[None]):
         super().__init__()
         self.task_id, self.attempt, self.progress = task_id, attempt, progress
 
-    async def apply(self, conn: AsyncConnection) -> None:
-        await conn.execute(
+    def apply(self, conn: Connection) -> None:
+        conn.execute(
             update(tasks)
             .where(
                 tasks.c.id == self.task_id,
@@ -491,8 +485,8 @@ class CancelTask(WriteOp[TaskStatus]):
         super().__init__()
         self.task_id = task_id
 
-    async def apply(self, conn: AsyncConnection) -> TaskStatus:
-        row = await _status_of(conn, self.task_id)
+    def apply(self, conn: Connection) -> TaskStatus:
+        row = _status_of(conn, self.task_id)
         previous = TaskStatus(row.status)
         if previous not in (TaskStatus.PENDING, TaskStatus.RUNNING):
             raise TaskStateError(
@@ -500,7 +494,7 @@ class CancelTask(WriteOp[TaskStatus]):
                 task_id=self.task_id,
                 status=previous.value,
             )
-        await conn.execute(
+        conn.execute(
             update(tasks)
             .where(tasks.c.id == self.task_id)
             .values(
@@ -523,25 +517,26 @@ class CancelTask(WriteOp[TaskStatus]):
         return previous
 
 
-async def _status_of(conn: AsyncConnection, task_id: str) -> Any:
+def _status_of(conn: Connection, task_id: str) -> Any:
     statement = select(tasks.c.status, tasks.c.task_type, tasks.c.metadata).where(
         tasks.c.id == task_id
     )
-    row = (await conn.execute(statement)).first()
+    row = conn.execute(statement).first()
     if row is None:
         raise TaskNotFoundError(f"no task with id {task_id!r}", task_id=task_id)
     return row
 
 
-class RetryTask(WriteOp[None]):
-    """Queue a failed or cancelled task again, with a fresh set of attempts."""
+class RetryTask(WriteOp[TaskInfo]):
+    """Queue a failed or cancelled task again, with a fresh set of attempts; the result is
+    the task as it was queued (a worker may claim it the moment this commits)."""
 
     def __init__(self, task_id: str) -> None:
         super().__init__()
         self.task_id = task_id
 
-    async def apply(self, conn: AsyncConnection) -> None:
-        row = await _status_of(conn, self.task_id)
+    def apply(self, conn: Connection) -> TaskInfo:
+        row = _status_of(conn, self.task_id)
         if TaskStatus(row.status) not in RETRYABLE:
             raise TaskStateError(
                 f"task {self.task_id!r} is {row.status}; "
@@ -550,7 +545,7 @@ class RetryTask(WriteOp[None]):
                 status=row.status,
             )
         now = now_us()
-        await conn.execute(
+        conn.execute(
             update(tasks)
             .where(tasks.c.id == self.task_id)
             .values(
@@ -575,6 +570,9 @@ class RetryTask(WriteOp[None]):
                 retried=True,
             )
         )
+        queued = read_task(conn, self.task_id)
+        assert queued is not None
+        return queued
 
 
 WAKE_ALWAYS = 2**63
@@ -610,9 +608,10 @@ class TaskQueue:
     async def cancel(self, task_id: str) -> TaskStatus:
         return await self.writer.run(CancelTask(task_id))
 
-    async def retry(self, task_id: str) -> None:
-        await self.writer.run(RetryTask(task_id))
+    async def retry(self, task_id: str) -> TaskInfo:
+        queued = await self.writer.run(RetryTask(task_id))
         self.new_work.set()
+        return queued
 
     async def save_progress(self, task_id: str, attempt: int, progress: float) -> None:
         await self.writer.run(SaveProgress(task_id, attempt, progress))

@@ -7,8 +7,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import and_, or_, update
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy import Connection, and_, or_, update
 
 from app.clock import now_us
 from app.db.tables import status_is, tasks
@@ -26,7 +25,7 @@ class RequeueRunning(WriteOp[int]):
         super().__init__()
         self.owner, self.task_ids = owner, list(task_ids)
 
-    async def apply(self, conn: AsyncConnection) -> int:
+    def apply(self, conn: Connection) -> int:
         statement = (
             update(tasks)
             .where(
@@ -43,7 +42,7 @@ class RequeueRunning(WriteOp[int]):
             )
             .returning(tasks.c.id, tasks.c.task_type, tasks.c.metadata)
         )
-        rows = (await conn.execute(statement)).all()
+        rows = conn.execute(statement).all()
         for row in rows:
             self.events.append(
                 task_event(
@@ -67,14 +66,14 @@ class RecoverInterrupted(WriteOp[tuple[int, int]]):
         super().__init__()
         self.owner, self.max_interruptions = owner, max_interruptions
 
-    async def apply(self, conn: AsyncConnection) -> tuple[int, int]:
+    def apply(self, conn: Connection) -> tuple[int, int]:
         now = now_us()
         orphaned = and_(
             status_is(TaskStatus.RUNNING),
             or_(tasks.c.owner.is_(None), tasks.c.owner != self.owner),
         )
         too_many = tasks.c.interruptions + 1 > self.max_interruptions
-        failed = await self._update(
+        failed = self._update(
             conn,
             and_(orphaned, too_many),
             {
@@ -84,7 +83,7 @@ class RecoverInterrupted(WriteOp[tuple[int, int]]):
                 "(the process running it died each time)",
             },
         )
-        requeued = await self._update(
+        requeued = self._update(
             conn,
             orphaned,
             {
@@ -94,7 +93,7 @@ class RecoverInterrupted(WriteOp[tuple[int, int]]):
         )
         return requeued, failed
 
-    async def _update(self, conn: AsyncConnection, where: Any, values: dict[str, Any]) -> int:
+    def _update(self, conn: Connection, where: Any, values: dict[str, Any]) -> int:
         statement = (
             update(tasks)
             .where(where)
@@ -103,7 +102,7 @@ class RecoverInterrupted(WriteOp[tuple[int, int]]):
             )
             .returning(tasks.c.id, tasks.c.task_type, tasks.c.interruptions, tasks.c.metadata)
         )
-        rows = (await conn.execute(statement)).all()
+        rows = conn.execute(statement).all()
         kind = EventType.FAILED if values["status"] == "failed" else EventType.RECOVERED
         for row in rows:
             self.events.append(

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Row, func, select
+from sqlalchemy import Connection, Row, Select, func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.cache.serialization import unpackb
@@ -34,17 +34,11 @@ class TaskStore:
 
     async def get(self, task_id: str) -> TaskInfo | None:
         async with self._engine.connect() as conn:
-            row = (await conn.execute(select(tasks).where(tasks.c.id == task_id))).first()
+            row = (await conn.execute(task_row(task_id))).first()
             if row is None:
                 return None
-            errors = (
-                await conn.execute(
-                    select(task_attempts)
-                    .where(task_attempts.c.task_id == task_id)
-                    .order_by(task_attempts.c.attempt, task_attempts.c.id)
-                )
-            ).all()
-        return to_task_info(row, [_attempt_error(e) for e in errors])
+            errors = (await conn.execute(attempt_rows(task_id))).all()
+        return to_task_info(row, [attempt_error(e) for e in errors])
 
     async def list(
         self,
@@ -93,7 +87,28 @@ class TaskStore:
             return {r.id: TaskStatus(r.status) for r in (await conn.execute(statement)).all()}
 
 
-def _attempt_error(row: Row[Any]) -> AttemptError:
+def task_row(task_id: str) -> Select[Any]:
+    return select(tasks).where(tasks.c.id == task_id)
+
+
+def attempt_rows(task_id: str) -> Select[Any]:
+    return (
+        select(task_attempts)
+        .where(task_attempts.c.task_id == task_id)
+        .order_by(task_attempts.c.attempt, task_attempts.c.id)
+    )
+
+
+def read_task(conn: Connection, task_id: str) -> TaskInfo | None:
+    """A TaskInfo read on a synchronous connection (the writer thread's)."""
+    row = conn.execute(task_row(task_id)).first()
+    if row is None:
+        return None
+    errors = conn.execute(attempt_rows(task_id)).all()
+    return to_task_info(row, [attempt_error(e) for e in errors])
+
+
+def attempt_error(row: Row[Any]) -> AttemptError:
     failed_at = us_to_datetime(row.failed_at)
     assert failed_at is not None
     return AttemptError(row.attempt, row.error_type, row.message, row.traceback, failed_at)

@@ -7,8 +7,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy import Connection, text
 
 from app.db.engine import Engines, create_engines
 from app.db.migrate import upgrade
@@ -20,22 +19,22 @@ class InsertRow(WriteOp[int]):
         super().__init__()
         self.value = value
 
-    async def apply(self, conn: AsyncConnection) -> int:
-        await conn.execute(text("insert into numbers (value) values (:v)"), {"v": self.value})
+    def apply(self, conn: Connection) -> int:
+        conn.execute(text("insert into numbers (value) values (:v)"), {"v": self.value})
         return self.value
 
 
 class BrokenWrite(WriteOp[None]):
-    async def apply(self, conn: AsyncConnection) -> None:
-        await conn.execute(text("insert into no_such_table values (1)"))
+    def apply(self, conn: Connection) -> None:
+        conn.execute(text("insert into no_such_table values (1)"))
 
 
 @pytest.fixture
 async def engines(tmp_path: Path) -> AsyncIterator[Engines]:
     engines = create_engines(f"sqlite+aiosqlite:///{tmp_path / 'w.db'}")
     await upgrade(engines.writer)
-    async with engines.writer.begin() as conn:
-        await conn.execute(text("create table numbers (value integer unique)"))
+    with engines.writer.begin() as conn:
+        conn.execute(text("create table numbers (value integer unique)"))
     yield engines
     await engines.dispose()
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy import Connection
 
 from app.clock import now_us
 from app.db.writer import WriteOp
@@ -28,7 +28,7 @@ class LogEvents(WriteOp[None]):
         super().__init__()
         self.records = records
 
-    async def apply(self, conn: AsyncConnection) -> None:
+    def apply(self, conn: Connection) -> None:
         self.events = list(self.records)
 
 

@@ -132,10 +132,10 @@ async def test_an_idle_worker_makes_no_queries(worker: AsyncTaskWorker) -> None:
         statements.append(str(args[2]))
 
     engines = worker.engines
-    for engine in (engines.writer.sync_engine, engines.reader.sync_engine):
+    for engine in (engines.writer, engines.reader.sync_engine):
         event.listen(engine, "before_cursor_execute", count)
     await asyncio.sleep(1.0)
-    for engine in (engines.writer.sync_engine, engines.reader.sync_engine):
+    for engine in (engines.writer, engines.reader.sync_engine):
         event.remove(engine, "before_cursor_execute", count)
     assert statements == []
 
@@ -151,7 +151,7 @@ async def test_a_delayed_task_wakes_the_idle_pool_without_polling(
     task_id = await worker.add_task("record", "soon", delay=0.5)
     await asyncio.sleep(0.05)
     event.listen(worker.engines.reader.sync_engine, "before_cursor_execute", count)
-    event.listen(worker.engines.writer.sync_engine, "before_cursor_execute", count)
+    event.listen(worker.engines.writer, "before_cursor_execute", count)
     assert await worker.wait_for_tasks([task_id], timeout=5) == ["soon"]
     # Waking at the due time: a claim (BEGIN/UPDATE/events) and a few reads, not a poll loop.
     assert len(statements) < 20, statements

@@ -12,9 +12,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Self
 
-from sqlalchemy import ColumnElement, and_, bindparam, delete, func, or_, select, update
+from sqlalchemy import ColumnElement, Connection, and_, bindparam, delete, func, or_, select, update
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app.clock import now_us
 from app.db.tables import cache_entries
@@ -39,8 +38,8 @@ class TouchEntries(WriteOp[None]):
         super().__init__()
         self.touches = dict(touches)
 
-    async def apply(self, conn: AsyncConnection) -> None:
-        await apply_touches(conn, self.touches)
+    def apply(self, conn: Connection) -> None:
+        apply_touches(conn, self.touches)
 
 
 class SetEntry(WriteOp[int]):
@@ -52,14 +51,14 @@ class SetEntry(WriteOp[int]):
         self.entry, self.touches, self.max_entries = entry, dict(touches), max_entries
 
     @classmethod
-    async def apply_batch(cls, conn: AsyncConnection, ops: Sequence[Self]) -> None:
+    def apply_batch(cls, conn: Connection, ops: Sequence[Self]) -> None:
         touches: dict[str, int] = {}
         for op in ops:
             touches.update(op.touches)
-        await apply_touches(conn, touches)
-        await conn.execute(_UPSERT, [_row(op.entry) for op in ops])
-        await purge_expired(conn, now_us())
-        evicted = await _evict(conn, _tightest(op.max_entries for op in ops))
+        apply_touches(conn, touches)
+        conn.execute(_UPSERT, [_row(op.entry) for op in ops])
+        purge_expired(conn, now_us())
+        evicted = _evict(conn, _tightest(op.max_entries for op in ops))
         for op in ops:
             op.set_result(0)
         ops[-1].set_result(evicted)  # the batch's evictions, counted once
@@ -72,17 +71,17 @@ class DeleteEntry(WriteOp[bool]):
         super().__init__()
         self.key = key
 
-    async def apply(self, conn: AsyncConnection) -> bool:
+    def apply(self, conn: Connection) -> bool:
         statement = (
             delete(cache_entries).where(entries.key == self.key).returning(entries.expires_at)
         )
-        row = (await conn.execute(statement)).first()
+        row = conn.execute(statement).first()
         return row is not None and not is_expired(row.expires_at, now_us())
 
 
 class ClearEntries(WriteOp[None]):
-    async def apply(self, conn: AsyncConnection) -> None:
-        await conn.execute(delete(cache_entries))
+    def apply(self, conn: Connection) -> None:
+        conn.execute(delete(cache_entries))
 
 
 def is_expired(expires_at: int | None, now: int) -> bool:
@@ -94,32 +93,32 @@ def live_at(now: int) -> ColumnElement[bool]:
     return or_(entries.expires_at.is_(None), entries.expires_at > now)
 
 
-async def apply_touches(conn: AsyncConnection, touches: Mapping[str, int]) -> None:
+def apply_touches(conn: Connection, touches: Mapping[str, int]) -> None:
     if touches:
         rows = [{"b_key": key, "b_at": at} for key, at in touches.items()]
-        await conn.execute(_TOUCH, rows)
+        conn.execute(_TOUCH, rows)
 
 
-async def purge_expired(conn: AsyncConnection, now: int) -> None:
-    await conn.execute(
+def purge_expired(conn: Connection, now: int) -> None:
+    conn.execute(
         delete(cache_entries).where(
             and_(entries.expires_at.is_not(None), entries.expires_at <= now)
         )
     )
 
 
-async def _evict(conn: AsyncConnection, max_entries: int | None) -> int:
+def _evict(conn: Connection, max_entries: int | None) -> int:
     """Delete the least recently used rows beyond `max_entries` (expired ones already gone)."""
     if max_entries is None:
         return 0
-    count = (await conn.execute(select(func.count()).select_from(cache_entries))).scalar_one()
+    count = conn.execute(select(func.count()).select_from(cache_entries)).scalar_one()
     excess = int(count) - max_entries
     if excess <= 0:
         return 0
     victims = (
         select(entries.key).order_by(entries.accessed_at, entries.key).limit(excess)
     ).scalar_subquery()
-    result = await conn.execute(delete(cache_entries).where(entries.key.in_(victims)))
+    result = conn.execute(delete(cache_entries).where(entries.key.in_(victims)))
     return int(result.rowcount)
 
 
