@@ -6,52 +6,18 @@ tuples lists, bytes base64 strings, non-finite floats null, and mapping keys str
 
 from __future__ import annotations
 
-import base64
 import json
-import math
-import uuid
-from collections.abc import Mapping
-from datetime import date, datetime, time
-from decimal import Decimal
+from datetime import datetime
 from typing import Any
 from urllib.parse import quote
 
 from starlette.responses import JSONResponse
 
+from app.cache.jsonable import jsonable
 from app.cache.serialization import unpackb
 from app.clock import us_to_datetime
 from app.worker.queue import NewTask
 from app.worker.status import AttemptError, TaskInfo, TaskStatus
-
-
-def jsonable(value: Any) -> Any:
-    """`value` as plain JSON types (see the module docstring for the mapping)."""
-    if value is None or isinstance(value, bool | int | str):
-        return value
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, Mapping):
-        return {_key(k): jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple | set | frozenset):
-        return [jsonable(v) for v in value]
-    return _scalar(value)
-
-
-def _key(key: Any) -> str:
-    if isinstance(key, str):
-        return key
-    converted = jsonable(key)
-    return converted if isinstance(converted, str) else json.dumps(converted)
-
-
-def _scalar(value: Any) -> Any:
-    if isinstance(value, datetime | date | time):
-        return value.isoformat()
-    if isinstance(value, bytes | bytearray | memoryview):
-        return base64.b64encode(bytes(value)).decode("ascii")
-    if isinstance(value, uuid.UUID | Decimal):
-        return str(value)
-    return repr(value)
 
 
 def inserted_task_info(task: NewTask) -> TaskInfo:

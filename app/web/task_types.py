@@ -9,7 +9,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from app.web.encoding import ApiJSONResponse, jsonable
+from app.cache.jsonable import jsonable
+from app.web.encoding import ApiJSONResponse
 from app.web.state import worker_of
 from app.worker.registry import TaskDefinition
 

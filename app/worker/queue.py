@@ -5,12 +5,14 @@ writer together with its event rows; nothing about a task lives only in memory.
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Self
 
 from sqlalchemy import ColumnElement, Connection, and_, bindparam, or_, select, update
 
+from app.cache.jsonable import jsonable
 from app.clock import now_us
 from app.db.tables import status_is, task_attempts, tasks, webhook_deliveries
 from app.db.writer import GroupCommitWriter, WriteOp
@@ -112,6 +114,18 @@ def group_of(metadata: Mapping[str, Any] | None) -> str | None:
     """A task's group (its metadata's "group"), which event subscribers can filter on."""
     group = (metadata or {}).get("group")
     return None if group is None else str(group)
+
+
+EVENT_VALUE_LIMIT = 4096
+
+
+def capped(name: str, value: Any) -> dict[str, Any]:
+    """`{name: value}` for an event payload when its JSON is at most EVENT_VALUE_LIMIT
+    characters; `{name + "_truncated": True}` instead of a larger one (read the task)."""
+    plain = jsonable(value)
+    if len(json.dumps(plain)) <= EVENT_VALUE_LIMIT:
+        return {name: plain}
+    return {f"{name}_truncated": True}
 
 
 def task_event(
@@ -382,6 +396,7 @@ class FinishTask(WriteOp[bool]):
                 attempt=self.attempt,
                 progress=1.0,
                 from_cache=self.outcome_.from_cache,
+                **capped("result", self.outcome_.value),
             )
         )
 
@@ -397,7 +412,7 @@ class FinishTask(WriteOp[bool]):
                 group=self.group,
                 status=status.value,
                 attempt=self.attempt,
-                error=outcome.message,
+                **capped("error", outcome.message),
                 error_type=outcome.error_type,
                 retry_at=outcome.retry_at,
             )

@@ -293,3 +293,25 @@ async def test_every_event_of_a_grouped_task_carries_its_group(
         ("task.failed", "eu"), ("task.progress", "7"), ("task.completed", "7"),
     }  # fmt: skip
     assert all(e.payload.get("group") is not None for e in events)  # type: ignore[attr-defined]
+
+
+async def test_terminal_events_carry_the_result_or_error_capped(
+    database_url: str, registry: object
+) -> None:
+    events: list[object] = []
+    async with AsyncTaskWorker(
+        database_url,
+        registry=registry,  # type: ignore[arg-type]
+        event_sink=events.extend,
+    ) as worker:
+        small = await worker.add_task("record", {"when": datetime(2026, 1, 1, tzinfo=UTC)})
+        big = await worker.add_task("record", "x" * 10_000)
+        failing = await worker.add_task("boom")
+        await worker.wait_for_tasks([small, big], timeout=5)
+        with pytest.raises(TaskExecutionError):
+            await worker.wait_for_tasks([failing], timeout=5)
+    payloads = {e.task_id: e.payload for e in events if e.type in ("task.completed", "task.failed")}  # type: ignore[attr-defined]
+    assert payloads[small]["result"] == {"when": "2026-01-01T00:00:00+00:00"}
+    assert payloads[big] == payloads[big] | {"result_truncated": True}
+    assert "result" not in payloads[big]
+    assert payloads[failing]["error"] == "boom"

@@ -1,0 +1,46 @@
+"""Task values as plain JSON, for HTTP responses and event payloads.
+
+Datetimes, dates and times become ISO 8601 strings, UUIDs and Decimals strings, sets and
+tuples lists, bytes base64 strings, non-finite floats null, and mapping keys strings.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import math
+import uuid
+from collections.abc import Mapping
+from datetime import date, datetime, time
+from decimal import Decimal
+from typing import Any
+
+
+def jsonable(value: Any) -> Any:
+    """`value` as plain JSON types (see the module docstring for the mapping)."""
+    if value is None or isinstance(value, bool | int | str):
+        return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, Mapping):
+        return {_key(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple | set | frozenset):
+        return [jsonable(v) for v in value]
+    return _scalar(value)
+
+
+def _key(key: Any) -> str:
+    if isinstance(key, str):
+        return key
+    converted = jsonable(key)
+    return converted if isinstance(converted, str) else json.dumps(converted)
+
+
+def _scalar(value: Any) -> Any:
+    if isinstance(value, datetime | date | time):
+        return value.isoformat()
+    if isinstance(value, bytes | bytearray | memoryview):
+        return base64.b64encode(bytes(value)).decode("ascii")
+    if isinstance(value, uuid.UUID | Decimal):
+        return str(value)
+    return repr(value)
