@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 
 import httpx
@@ -9,7 +10,7 @@ import pytest
 
 from app.web.auth import SESSION_COOKIE, SessionSigner
 from tests.conftest import ClientFactory
-from tests.web.helpers import assert_problem
+from tests.web.helpers import assert_problem, wait_done
 
 TOKEN = "s3cret-token"
 BEARER = {"Authorization": f"Bearer {TOKEN}"}
@@ -92,3 +93,19 @@ async def test_without_a_token_configured_everything_is_open(client: httpx.Async
     assert (await client.get("/tasks")).status_code == 200
     response = await client.post("/auth/session", json={})
     assert response.json() == {"auth_required": False, "expires_at": None}
+
+
+async def test_an_event_stream_opens_with_the_session_cookie(secured: httpx.AsyncClient) -> None:
+    """What a dashboard's EventSource does: no header, only the cookie from /auth/session."""
+    submitted = await secured.post(
+        "/tasks", json={"task_type": "demo.add", "args": [1, 2]}, headers=BEARER
+    )
+    task_id = submitted.json()["id"]
+    assert (await secured.post("/auth/session", json={"token": TOKEN})).status_code == 200
+    assert (await wait_done(secured, task_id))["status"] == "completed"
+    async with asyncio.timeout(10):
+        async with secured.stream("GET", f"/tasks/{task_id}/events") as stream:
+            assert stream.status_code == 200
+            assert stream.headers["content-type"].startswith("text/event-stream")
+            body = (await stream.aread()).decode()
+    assert "event: task.snapshot" in body and '"status":"completed"' in body.replace(" ", "")
