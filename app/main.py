@@ -125,6 +125,8 @@ def hypercorn_config(settings: Settings) -> HypercornConfig:
     config = HypercornConfig()
     config.bind = [f"{settings.host}:{settings.port}"]
     config.accesslog = None
+    # Hypercorn's messages go through our logging setup once, not also its own handler.
+    config.errorlog = logging.getLogger("hypercorn.error")
     config.loglevel = settings.log_level.upper()
     config.graceful_timeout = min(settings.stop_timeout, 5.0)
     return config
