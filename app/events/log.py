@@ -5,13 +5,14 @@ they describe (a transactional outbox), read back for replay after a reconnect.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import Connection, Select, func, insert, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from app.db.bulk import insert_rows, json_text
 from app.db.tables import events
 
 # Key in the writer connection's info dict: the highest event id it has handed out. The
@@ -49,39 +50,47 @@ class TaskEvent:
     id: int | None = None
 
 
+EVENT_COLUMNS = ("id", "type", "task_id", "task_type", "created_at", "payload")
+
+
 def append_events(conn: Connection, records: Sequence[TaskEvent]) -> list[TaskEvent]:
     """Insert `records` into the log and return them carrying their row ids, in order."""
     if not records:
         return []
-    rows = [
-        {
-            "type": r.type,
-            "task_id": r.task_id,
-            "task_type": r.task_type,
-            "created_at": r.created_at,
-            "payload": r.payload,
-        }
-        for r in records
-    ]
     if conn.dialect.name == "sqlite":
-        ids = _number_rows(conn, rows)
+        ids = _number_rows(conn, records)
     else:
+        rows = [
+            {
+                "type": r.type,
+                "task_id": r.task_id,
+                "task_type": r.task_type,
+                "created_at": r.created_at,
+                "payload": r.payload,
+            }
+            for r in records
+        ]
         statement = insert(events).returning(events.c.id, sort_by_parameter_order=True)
         ids = list(conn.execute(statement, rows).scalars())
-    return [replace(r, id=row_id) for r, row_id in zip(records, ids, strict=True)]
+    return [
+        TaskEvent(r.type, r.task_id, r.task_type, r.created_at, r.payload, row_id)
+        for r, row_id in zip(records, ids, strict=True)
+    ]
 
 
-def _number_rows(conn: Connection, rows: list[dict[str, Any]]) -> list[int]:
+def _number_rows(conn: Connection, records: Sequence[TaskEvent]) -> list[int]:
     """SQLite: the writer holds the write lock (BEGIN IMMEDIATE), so it can number the rows
     itself and insert them in one executemany; RETURNING would cost a statement per row."""
     last = conn.info.get(LAST_EVENT_ID)
     if last is None:
         last = conn.execute(select(func.max(events.c.id))).scalar() or 0
-    ids = list(range(last + 1, last + 1 + len(rows)))
+    ids = list(range(last + 1, last + 1 + len(records)))
     conn.info[LAST_EVENT_ID] = ids[-1]
-    for row_id, row in zip(ids, rows, strict=True):
-        row["id"] = row_id
-    conn.execute(insert(events), rows)
+    rows = [
+        (row_id, str(r.type), r.task_id, r.task_type, r.created_at, json_text(r.payload))
+        for row_id, r in zip(ids, records, strict=True)
+    ]
+    insert_rows(conn, events, EVENT_COLUMNS, rows)
     return ids
 
 

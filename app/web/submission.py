@@ -20,6 +20,13 @@ from app.worker.options import MAX_IDEMPOTENCY_KEY_LENGTH, MAX_TASK_ID_LENGTH, T
 
 MAX_TASK_TYPE_LENGTH = 200
 MAX_ATTEMPTS_LIMIT = 1000
+# The checks, built once rather than on every request.
+TASK_TYPE = string(MAX_TASK_TYPE_LENGTH)
+TASK_ID = string(MAX_TASK_ID_LENGTH)
+PRIORITY = integer(-INT32, INT32 - 1)
+MAX_ATTEMPTS = integer(1, MAX_ATTEMPTS_LIMIT)
+DELAY = seconds(allow_zero=True)
+POSITIVE_SECONDS = seconds(allow_zero=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,7 +43,7 @@ def parse_submission(body: Any, idempotency_key: str | None) -> Submission:
     """A Submission from a POST /tasks body and its Idempotency-Key header, or a 422 that
     lists every bad field."""
     fields = Fields(body)
-    task_type = fields.get("task_type", string(MAX_TASK_TYPE_LENGTH), required=True)
+    task_type = fields.get("task_type", TASK_TYPE, required=True)
     args = fields.get("args", json_array) or []
     kwargs = _kwargs(fields)
     options = _options(fields, idempotency_key)
@@ -55,21 +62,21 @@ def _kwargs(fields: Fields) -> dict[str, Any]:
 
 
 def _options(fields: Fields, idempotency_key: str | None) -> TaskOptions:
-    delay = fields.get("delay", seconds(allow_zero=True))
+    delay = fields.get("delay", DELAY)
     run_at = fields.get("run_at", timestamp)
     if delay is not None and run_at is not None:
         fields.error("run_at", "give delay or run_at, not both")
     if idempotency_key is not None and not 0 < len(idempotency_key) <= 255:
         fields.error("Idempotency-Key", f"must be 1 to {MAX_IDEMPOTENCY_KEY_LENGTH} characters")
     return TaskOptions(
-        priority=fields.get("priority", integer(-INT32, INT32 - 1)),
-        task_id=fields.get("task_id", string(MAX_TASK_ID_LENGTH)),
+        priority=fields.get("priority", PRIORITY),
+        task_id=fields.get("task_id", TASK_ID),
         metadata=fields.get("metadata", json_object) or {},
-        timeout=fields.get("timeout", seconds(allow_zero=False)),
+        timeout=fields.get("timeout", POSITIVE_SECONDS),
         delay=delay,
         run_at=run_at,
-        max_attempts=fields.get("max_attempts", integer(1, MAX_ATTEMPTS_LIMIT)),
+        max_attempts=fields.get("max_attempts", MAX_ATTEMPTS),
         idempotency_key=idempotency_key,
         use_cache=fields.get("use_cache", boolean),
-        cache_ttl=fields.get("cache_ttl", seconds(allow_zero=False)),
+        cache_ttl=fields.get("cache_ttl", POSITIVE_SECONDS),
     )

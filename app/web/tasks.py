@@ -9,7 +9,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute
 
 from app.web.body import read_json
-from app.web.encoding import ApiJSONResponse, inserted_task_info, task_json, task_url
+from app.web.encoding import ApiJSONResponse, inserted_task_info, task_json
 from app.web.errors import Problem
 from app.web.routing import resource
 from app.web.state import settings_of, worker_of
@@ -96,7 +96,8 @@ async def _require(worker: AsyncTaskWorker, task_id: str) -> TaskInfo:
 
 
 def _task_response(info: TaskInfo, status: int) -> Response:
-    return ApiJSONResponse(task_json(info), status, headers={"Location": task_url(info.id)})
+    body = task_json(info)
+    return ApiJSONResponse(body, status, headers={"Location": body["url"]})
 
 
 routes: list[BaseRoute] = [

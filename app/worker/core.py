@@ -375,14 +375,14 @@ class AsyncTaskWorker:
             )
             self.event_sink([event])
 
-    async def _resolve_waiters(self, task_ids: list[str]) -> None:
+    async def _resolve_waiters(self, waited: dict[str, list[asyncio.Future[Any]]]) -> None:
         store = self._store
         if store is None:
             return
-        for task_id in task_ids:
+        for task_id, futures in waited.items():
             info = await store.get(task_id)
             if info is not None:
-                self._waiters.resolve(info)
+                self._waiters.resolve(info, futures)
 
     def _spawn(self, coro: Any) -> None:
         side = asyncio.ensure_future(coro)

@@ -17,6 +17,8 @@ from app.worker.registry import TaskDefinition
 
 MAX_TASK_ID_LENGTH = 64
 MAX_IDEMPOTENCY_KEY_LENGTH = 255
+# Argument shapes remembered per task type (a bound on what odd callers can make it hold).
+BIND_OUTCOMES_KEPT = 256
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,16 +80,32 @@ def _first(*values: Any) -> Any:
 def _check_signature(definition: TaskDefinition, args: Any, kwargs: dict[str, Any]) -> None:
     if "progress_callback" in kwargs:
         raise TaskArgumentsError("progress_callback is given by the worker, not by the caller")
-    signature = definition.signature
-    bindable = dict(kwargs)
+    shape = (len(args), tuple(kwargs))
+    outcomes = definition.bind_outcomes
+    try:
+        problem = outcomes[shape]
+    except KeyError:
+        problem = _bind_problem(definition, *shape)
+        if len(outcomes) < BIND_OUTCOMES_KEPT:
+            outcomes[shape] = problem
+    if problem is not None:
+        raise TaskArgumentsError(
+            f"arguments do not fit task type {definition.name!r}{definition.signature}: {problem}"
+        )
+
+
+def _bind_problem(
+    definition: TaskDefinition, positional: int, names: tuple[str, ...]
+) -> str | None:
+    """What Signature.bind says of arguments of this shape (it never looks at values)."""
+    bindable: dict[str, Any] = dict.fromkeys(names)
     if definition.accepts_progress:
         bindable["progress_callback"] = None
     try:
-        signature.bind(*args, **bindable)
+        definition.signature.bind(*[None] * positional, **bindable)
     except TypeError as exc:
-        raise TaskArgumentsError(
-            f"arguments do not fit task type {definition.name!r}{signature}: {exc}"
-        ) from None
+        return str(exc)
+    return None
 
 
 def _pack(what: str, value: Any) -> bytes:
@@ -126,6 +144,8 @@ def _metadata(value: dict[str, Any] | None) -> dict[str, Any]:
         return {}
     if not isinstance(value, dict):
         raise TaskArgumentsError("metadata must be a JSON object")
+    if not value:
+        return value
     try:
         json.dumps(value)
     except (TypeError, ValueError) as exc:

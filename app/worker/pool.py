@@ -133,6 +133,7 @@ class WorkerPool:
                 delay = await self._fill_slots()
             except Exception:
                 logger.exception("claiming tasks failed; trying again in 1 s")
+                self.queue.wake_before = WAKE_ALWAYS
                 delay = 1.0
             if self._stopping:
                 break
@@ -144,10 +145,15 @@ class WorkerPool:
 
     async def _fill_slots(self) -> float | None:
         """Start claimed work in free slots and claim more; return how long to sleep
-        (None: until woken)."""
+        (None: until woken).
+
+        While it claims, puts do not wake the pool (each would cost one more claim and
+        next-due query): they are noted in `queue.earliest_put`, and the sleep that follows
+        ends by the earliest of those and the next due row."""
         queue = self.queue
         queue.new_work.clear()
-        queue.wake_before = WAKE_ALWAYS  # until we know better, any insert wakes us
+        queue.wake_before = WAKE_NEVER
+        queue.earliest_put = WAKE_ALWAYS
         self._start_ready()
         want = self._claim_size()
         if want <= 0:
@@ -162,10 +168,11 @@ class WorkerPool:
             queue.wake_before = WAKE_NEVER
             return None
         next_due = await self.store.next_due()
-        if next_due is None:
+        due = min(WAKE_ALWAYS if next_due is None else next_due, queue.earliest_put)
+        queue.wake_before = due
+        if due == WAKE_ALWAYS:
             return None
-        queue.wake_before = next_due
-        return max(0.0, (next_due - now_us()) / 1_000_000)
+        return max(0.0, (due - now_us()) / 1_000_000)
 
     def _claim_size(self) -> int:
         """Free slots plus, while recent tasks are short, a prefetch of claimed rows, so

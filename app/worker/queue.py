@@ -14,6 +14,7 @@ from sqlalchemy import ColumnElement, Connection, and_, bindparam, or_, select, 
 
 from app.cache.jsonable import jsonable
 from app.clock import now_us
+from app.db.bulk import Row, insert_rows, json_text
 from app.db.tables import status_is, task_attempts, tasks, webhook_deliveries
 from app.db.writer import GroupCommitWriter, WriteOp
 from app.events.log import EventType, TaskEvent
@@ -145,7 +146,7 @@ class PutTask(WriteOp[Accepted]):
     @classmethod
     def apply_batch(cls, conn: Connection, ops: Sequence[Self]) -> None:
         taken = _Taken.load(conn, [op.task for op in ops])
-        rows: list[dict[str, Any]] = []
+        rows: list[Row] = []
         for op in ops:
             t = op.task
             previous = taken.previous(t)
@@ -167,8 +168,7 @@ class PutTask(WriteOp[Accepted]):
                         priority=t.priority,
                     )
                 )
-        if rows:
-            conn.execute(tasks.insert(), rows)
+        insert_rows(conn, tasks, TASK_COLUMNS, rows)
         _record_deliveries(conn, taken.inserted)
 
 
@@ -248,27 +248,50 @@ def _existing(conn: Connection, new: Sequence[NewTask]) -> tuple[set[str], dict[
     }
 
 
-def _task_row(t: NewTask) -> dict[str, Any]:
-    return {
-        "id": t.id,
-        "task_type": t.task_type,
-        "status": TaskStatus.PENDING.value,
-        "priority": t.priority,
-        "args": t.args,
-        "kwargs": t.kwargs,
-        "metadata": t.metadata,
-        "progress": 0.0,
-        "attempts": 0,
-        "max_attempts": t.max_attempts,
-        "interruptions": 0,
-        "timeout": t.timeout,
-        "created_at": t.created_at,
-        "run_at": t.run_at,
-        "from_cache": False,
-        "idempotency_key": t.idempotency_key,
-        "cache_key": t.cache_key,
-        "cache_ttl": t.cache_ttl,
-    }
+TASK_COLUMNS = (
+    "id",
+    "task_type",
+    "status",
+    "priority",
+    "args",
+    "kwargs",
+    "metadata",
+    "progress",
+    "attempts",
+    "max_attempts",
+    "interruptions",
+    "timeout",
+    "created_at",
+    "run_at",
+    "from_cache",
+    "idempotency_key",
+    "cache_key",
+    "cache_ttl",
+)
+
+
+def _task_row(t: NewTask) -> Row:
+    """The new task's row for TASK_COLUMNS, in stored form: pending, no attempt yet."""
+    return (
+        t.id,
+        t.task_type,
+        TaskStatus.PENDING.value,
+        t.priority,
+        t.args,
+        t.kwargs,
+        json_text(t.metadata),
+        0.0,
+        0,
+        t.max_attempts,
+        0,
+        t.timeout,
+        t.created_at,
+        t.run_at,
+        False,
+        t.idempotency_key,
+        t.cache_key,
+        t.cache_ttl,
+    )
 
 
 class ClaimTasks(WriteOp[list[ClaimedTask]]):
@@ -604,11 +627,18 @@ class TaskQueue:
         # The pool sets this before it sleeps: a new task due before it (µs) wakes the pool;
         # one due later will be found when the pool wakes anyway. WAKE_ALWAYS while idle.
         self.wake_before = WAKE_ALWAYS
+        # The earliest run_at (µs) put since the pool last reset it to WAKE_ALWAYS: while it
+        # claims (wake_before is WAKE_NEVER then), puts are noted here instead of waking it.
+        self.earliest_put = WAKE_ALWAYS
 
     async def put(self, task: NewTask) -> Accepted:
         accepted = await self.writer.run(PutTask(task))
-        if accepted.created and task.run_at < self.wake_before:
-            self.new_work.set()
+        if accepted.created:
+            run_at = task.run_at
+            if run_at < self.earliest_put:
+                self.earliest_put = run_at
+            if run_at < self.wake_before:
+                self.new_work.set()
         return accepted
 
     async def claim(self, limit: int, owner: str, lease_seconds: float) -> list[ClaimedTask]:

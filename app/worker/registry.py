@@ -31,6 +31,12 @@ class TaskDefinition:
     options: dict[str, Any] = field(default_factory=dict)
     signature: inspect.Signature = field(init=False, compare=False)
     accepts_progress: bool = field(init=False, compare=False)
+    # Whether arguments fit depends only on their shape (how many positional, which names
+    # in which order), so the outcome of Signature.bind is kept per shape: see
+    # app/worker/options.py. None means they fit, a string is bind's complaint.
+    bind_outcomes: dict[tuple[int, tuple[str, ...]], str | None] = field(
+        init=False, compare=False, repr=False, default_factory=dict
+    )
 
     def __post_init__(self) -> None:
         signature = inspect.signature(self.func)

@@ -25,14 +25,16 @@ class TaskWaiters:
         future.add_done_callback(lambda f: self._forget(task_id, f))
         return future
 
-    def waiting_for(self, task_ids: Iterable[str]) -> list[str]:
-        return [task_id for task_id in task_ids if task_id in self._futures]
+    def waiting_for(self, task_ids: Iterable[str]) -> dict[str, list[asyncio.Future[Any]]]:
+        """The futures waiting now on each of `task_ids`. A terminal event settles only these:
+        a future added later (say after a retry) must not get the outcome of the run before."""
+        return {t: list(self._futures[t]) for t in task_ids if t in self._futures}
 
-    def resolve(self, info: TaskInfo) -> None:
-        """Settle every future of a finished task from its row."""
+    def resolve(self, info: TaskInfo, futures: Iterable[asyncio.Future[Any]] | None = None) -> None:
+        """Settle the futures of a finished task (all of them by default) from its row."""
         if not info.is_terminal:
             return
-        for future in list(self._futures.get(info.id, ())):
+        for future in list(self._futures.get(info.id, ()) if futures is None else futures):
             if not future.done():
                 settle(future, info)
 

@@ -1,0 +1,85 @@
+"""Bulk inserts of prebuilt rows, for the writer's hottest statements.
+
+`conn.execute(table.insert(), [dict, ...])` runs every value of every row through
+SQLAlchemy's parameter processing, and the driver's executemany steps SQLite once per row,
+dropping and retaking the GIL each time: with the event loop busy, every retake is a thread
+switch that the loop pays for (measured with bench/http.py: the writer thread's work per
+submitted task was a fifth of the loop's). `insert_rows` instead takes tuples already in
+their stored form (JSON as text, booleans as 0/1) and, where parameters are `?`, inserts up
+to a few dozen rows per statement (`VALUES (...), (...)`): one step, one GIL hand-off. The
+statements are compiled from the table definition, so columns cannot drift from
+`app/db/tables.py`; chunk sizes are powers of two, so a handful of statements cover every
+batch size and stay in the driver's statement cache.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from functools import lru_cache
+from typing import Any
+
+from sqlalchemy import Connection, Dialect, Table, bindparam
+
+Row = tuple[Any, ...]
+# SQLite's smallest limit on parameters per statement (SQLITE_MAX_VARIABLE_NUMBER before
+# 3.32); every build of SQLite takes at least this many.
+MAX_PARAMETERS = 999
+
+
+def insert_rows(
+    conn: Connection, table: Table, columns: tuple[str, ...], rows: Sequence[Row]
+) -> None:
+    """INSERT `rows` (each a tuple of values for `columns`, in that order, as stored)."""
+    dialect = conn.dialect
+    if not rows:
+        return
+    if dialect.paramstyle != "qmark":
+        _insert_each(conn, table, columns, rows)
+        return
+    start, largest = 0, _largest_chunk(len(columns))
+    while start < len(rows):
+        size = min(largest, 1 << ((len(rows) - start).bit_length() - 1))
+        chunk = rows[start : start + size]
+        conn.exec_driver_sql(
+            _multi_row_sql(dialect, table, columns, size), tuple(v for r in chunk for v in r)
+        )
+        start += size
+
+
+def _insert_each(
+    conn: Connection, table: Table, columns: tuple[str, ...], rows: Sequence[Row]
+) -> None:
+    statement = _insert_sql(conn.dialect, table, columns)
+    if conn.dialect.positional:
+        conn.exec_driver_sql(statement, list(rows))
+    else:
+        conn.exec_driver_sql(statement, [dict(zip(columns, row, strict=True)) for row in rows])
+
+
+def _largest_chunk(width: int) -> int:
+    """The largest power of two of rows of `width` values one statement may carry."""
+    return 1 << ((MAX_PARAMETERS // width).bit_length() - 1)
+
+
+@lru_cache(maxsize=64)
+def _multi_row_sql(dialect: Dialect, table: Table, columns: tuple[str, ...], rows: int) -> str:
+    head, values, group = _insert_sql(dialect, table, columns).partition(" VALUES ")
+    assert values and group.startswith("(") and group.endswith(")"), group
+    return head + values + ", ".join([group] * rows)
+
+
+@lru_cache(maxsize=32)
+def _insert_sql(dialect: Dialect, table: Table, columns: tuple[str, ...]) -> str:
+    """The one-row INSERT of exactly `columns` for `dialect` (positional parameters in that
+    order)."""
+    compiled = table.insert().values({c: bindparam(c) for c in columns}).compile(dialect=dialect)
+    bound = tuple(compiled.positiontup or ()) if dialect.positional else tuple(compiled.binds)
+    if bound != columns:
+        raise ValueError(f"the INSERT into {table.name} would bind {bound}, not {columns}")
+    return str(compiled)
+
+
+def json_text(value: Any) -> str:
+    """A value of a JSON column in its stored form (what the JSON type's bind does)."""
+    return json.dumps(value)
