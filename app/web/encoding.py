@@ -16,7 +16,7 @@ from starlette.responses import JSONResponse
 from app.cache.jsonable import jsonable
 from app.cache.serialization import unpackb
 from app.clock import us_to_datetime
-from app.worker.queue import NewTask
+from app.worker.records import NewTask
 from app.worker.status import AttemptError, TaskInfo, TaskStatus
 
 

@@ -17,7 +17,7 @@ from app.web.submission import parse_submission
 from app.web.validation import Fields, integer_text, one_of
 from app.worker.core import AsyncTaskWorker
 from app.worker.errors import TaskNotFoundError
-from app.worker.queue import Accepted
+from app.worker.records import Accepted
 from app.worker.status import TaskInfo, TaskStatus
 
 STATUSES = tuple(s.value for s in TaskStatus)

@@ -29,7 +29,7 @@ from app.web.signatures import (
 from app.web.state import settings_of, worker_of
 from app.web.tasks import accepted_info
 from app.worker.options import TaskOptions
-from app.worker.queue import WebhookDelivery
+from app.worker.records import WebhookDelivery
 
 
 async def receive_webhook(request: Request) -> Response:

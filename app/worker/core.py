@@ -26,7 +26,8 @@ from app.worker.errors import TaskNotFoundError, TaskStateError, WorkerNotRunnin
 from app.worker.executor import RetryPolicy, TaskExecutor
 from app.worker.options import TaskOptions, build_new_task
 from app.worker.pool import PoolSettings, WorkerPool
-from app.worker.queue import Accepted, ClaimedTask, TaskQueue
+from app.worker.queue import TaskQueue
+from app.worker.records import Accepted, ClaimedTask
 from app.worker.recovery import RecoverInterrupted
 from app.worker.registry import TaskFunction, TaskRegistry, default_registry
 from app.worker.status import TaskInfo, TaskStatus

@@ -19,14 +19,8 @@ from app.clock import now_us
 from app.worker.errors import TaskDefinitionError
 from app.worker.executor import TaskExecutor
 from app.worker.progress import ProgressPublisher, ProgressReporter
-from app.worker.queue import (
-    WAKE_ALWAYS,
-    WAKE_NEVER,
-    ClaimedTask,
-    Failed,
-    Outcome,
-    TaskQueue,
-)
+from app.worker.queue import WAKE_ALWAYS, WAKE_NEVER, TaskQueue
+from app.worker.records import ClaimedTask, Failed, Outcome
 from app.worker.recovery import RequeueRunning
 from app.worker.registry import TaskRegistry
 from app.worker.store import TaskStore

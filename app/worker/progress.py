@@ -11,7 +11,8 @@ import asyncio
 import math
 from collections.abc import Callable
 
-from app.worker.queue import ClaimedTask, TaskQueue
+from app.worker.queue import TaskQueue
+from app.worker.records import ClaimedTask
 
 ProgressPublisher = Callable[[ClaimedTask, float], None]
 

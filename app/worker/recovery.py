@@ -13,7 +13,7 @@ from app.clock import now_us
 from app.db.tables import status_is, tasks
 from app.db.writer import WriteOp
 from app.events.log import EventType
-from app.worker.queue import group_of, task_event
+from app.worker.records import group_of, task_event
 from app.worker.status import TaskStatus
 
 

@@ -1,0 +1,238 @@
+"""Running attempts: claiming due tasks, recording each attempt's outcome (fenced by its
+attempt number), and saving progress."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Self
+
+from sqlalchemy import Connection, and_, bindparam, select, update
+
+from app.clock import now_us
+from app.db.tables import status_is, task_attempts, tasks
+from app.db.writer import WriteOp
+from app.events.log import EventType
+from app.worker.records import ClaimedTask, Completed, Failed, Outcome, capped, task_event
+from app.worker.status import TaskStatus
+
+
+class ClaimTasks(WriteOp[list[ClaimedTask]]):
+    """Take up to `limit` due pending tasks, best first, in one UPDATE ... RETURNING."""
+
+    def __init__(self, limit: int, owner: str, lease_seconds: float) -> None:
+        super().__init__()
+        self.limit, self.owner, self.lease_seconds = limit, owner, lease_seconds
+
+    def apply(self, conn: Connection) -> list[ClaimedTask]:
+        now = now_us()
+        due = (
+            select(tasks.c.seq)
+            .where(status_is(TaskStatus.PENDING), tasks.c.run_at <= now)
+            .order_by(tasks.c.priority, tasks.c.run_at, tasks.c.seq)
+            .limit(self.limit)
+        )
+        statement = (
+            update(tasks)
+            .where(tasks.c.seq.in_(due.scalar_subquery()))
+            .values(
+                status=TaskStatus.RUNNING.value,
+                attempts=tasks.c.attempts + 1,
+                started_at=now,
+                owner=self.owner,
+                lease_expires_at=now + int(self.lease_seconds * 1_000_000),
+            )
+            .returning(*(tasks.c[name] for name in _CLAIM_COLUMNS))
+        )
+        rows = conn.execute(statement).all()
+        claimed = sorted(
+            (ClaimedTask(*row) for row in rows), key=lambda c: (c.priority, c.run_at, c.seq)
+        )
+        for c in claimed:
+            self.events.append(
+                task_event(
+                    EventType.STARTED,
+                    c.id,
+                    c.task_type,
+                    group=c.group,
+                    status="running",
+                    attempt=c.attempt,
+                )
+            )
+        return claimed
+
+
+_CLAIM_COLUMNS = (
+    "id",
+    "task_type",
+    "args",
+    "kwargs",
+    "attempts",
+    "max_attempts",
+    "timeout",
+    "priority",
+    "run_at",
+    "seq",
+    "cache_key",
+    "cache_ttl",
+    "metadata",
+)
+
+
+class FinishTask(WriteOp[bool]):
+    """Record the outcome of one attempt. Fenced: applies only while the row is still
+    `running` at that attempt, so a stale worker never overwrites a newer state."""
+
+    def __init__(self, claimed: ClaimedTask, outcome: Outcome) -> None:
+        super().__init__()
+        self.task_id, self.task_type, self.attempt = claimed.id, claimed.task_type, claimed.attempt
+        self.group = claimed.group
+        self.outcome_ = outcome
+
+    @classmethod
+    def apply_batch(cls, conn: Connection, ops: Sequence[Self]) -> None:
+        completed = [op for op in ops if isinstance(op.outcome_, Completed)]
+        if completed:
+            applied = _complete_many(conn, completed)
+            for op in completed:
+                if op.task_id in applied:
+                    op._record_completed()
+                else:
+                    op.set_result(False)
+        for op in ops:
+            if isinstance(op.outcome_, Failed):
+                op.run_one(conn)
+
+    def apply(self, conn: Connection) -> bool:
+        outcome = self.outcome_
+        assert isinstance(outcome, Failed)
+        now = now_us()
+        fence = and_(
+            tasks.c.id == self.task_id,
+            tasks.c.attempts == self.attempt,
+            status_is(TaskStatus.RUNNING),
+        )
+        result = conn.execute(update(tasks).where(fence).values(**_failed_values(outcome, now)))
+        if result.rowcount != 1:
+            return False
+        conn.execute(task_attempts.insert(), [self._attempt_row(outcome, now)])
+        self._record_failed(outcome)
+        return True
+
+    def _attempt_row(self, outcome: Failed, now: int) -> dict[str, Any]:
+        return {
+            "task_id": self.task_id,
+            "attempt": self.attempt,
+            "error_type": outcome.error_type,
+            "message": outcome.message,
+            "traceback": outcome.traceback,
+            "failed_at": now,
+        }
+
+    def _record_completed(self) -> None:
+        assert isinstance(self.outcome_, Completed)
+        self.set_result(True)
+        self.events.append(
+            task_event(
+                EventType.COMPLETED,
+                self.task_id,
+                self.task_type,
+                group=self.group,
+                status="completed",
+                attempt=self.attempt,
+                progress=1.0,
+                from_cache=self.outcome_.from_cache,
+                **capped("result", self.outcome_.value),
+            )
+        )
+
+    def _record_failed(self, outcome: Failed) -> None:
+        retrying = outcome.retry_at is not None
+        kind = EventType.RETRYING if retrying else EventType.FAILED
+        status = TaskStatus.PENDING if retrying else TaskStatus.FAILED
+        self.events.append(
+            task_event(
+                kind,
+                self.task_id,
+                self.task_type,
+                group=self.group,
+                status=status.value,
+                attempt=self.attempt,
+                **capped("error", outcome.message),
+                error_type=outcome.error_type,
+                retry_at=outcome.retry_at,
+            )
+        )
+
+
+def _failed_values(outcome: Failed, now: int) -> dict[str, Any]:
+    common = {"owner": None, "lease_expires_at": None, "error": outcome.message}
+    if outcome.retry_at is not None:
+        return {**common, "status": TaskStatus.PENDING.value, "run_at": outcome.retry_at}
+    return {**common, "status": TaskStatus.FAILED.value, "completed_at": now}
+
+
+_COMPLETE = (
+    update(tasks)
+    .where(
+        tasks.c.id == bindparam("b_id"),
+        tasks.c.attempts == bindparam("b_attempt"),
+        status_is(TaskStatus.RUNNING),
+    )
+    .values(
+        status=TaskStatus.COMPLETED.value,
+        result=bindparam("b_result"),
+        from_cache=bindparam("b_from_cache"),
+        progress=1.0,
+        completed_at=bindparam("b_now"),
+        owner=None,
+        lease_expires_at=None,
+        error=None,
+    )
+)
+
+
+def _complete_many(conn: Connection, ops: Sequence[FinishTask]) -> set[str]:
+    """One executemany for every completion; returns the ids whose fence held. Only when
+    some did not (a cancel raced the finish) does it read back which ones applied."""
+    now = now_us()
+    params = [
+        {
+            "b_id": op.task_id,
+            "b_attempt": op.attempt,
+            "b_result": op.outcome_.result,  # type: ignore[union-attr]
+            "b_from_cache": op.outcome_.from_cache,  # type: ignore[union-attr]
+            "b_now": now,
+        }
+        for op in ops
+    ]
+    result = conn.execute(_COMPLETE, params)
+    if result.rowcount == len(params):
+        return {op.task_id for op in ops}
+    attempt_of = {op.task_id: op.attempt for op in ops}
+    rows = conn.execute(
+        select(tasks.c.id, tasks.c.attempts).where(
+            tasks.c.id.in_(list(attempt_of)),
+            status_is(TaskStatus.COMPLETED),
+            tasks.c.completed_at == now,
+        )
+    )
+    return {row.id for row in rows if attempt_of[row.id] == row.attempts}
+
+
+class SaveProgress(WriteOp[None]):
+    """Persist the latest progress of a running attempt (throttled by the caller)."""
+
+    def __init__(self, task_id: str, attempt: int, progress: float) -> None:
+        super().__init__()
+        self.task_id, self.attempt, self.progress = task_id, attempt, progress
+
+    def apply(self, conn: Connection) -> None:
+        conn.execute(
+            update(tasks)
+            .where(
+                tasks.c.id == self.task_id,
+                tasks.c.attempts == self.attempt,
+                status_is(TaskStatus.RUNNING),
+            )
+            .values(progress=self.progress)
+        )

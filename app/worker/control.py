@@ -1,0 +1,113 @@
+"""Control from outside the pool: cancelling a task, and queueing a finished one again."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import Connection, select, update
+
+from app.clock import now_us
+from app.db.tables import tasks
+from app.db.writer import WriteOp
+from app.events.log import EventType
+from app.worker.errors import TaskNotFoundError, TaskStateError
+from app.worker.records import group_of, task_event
+from app.worker.status import RETRYABLE, TaskInfo, TaskStatus
+from app.worker.store import read_task
+
+
+class CancelTask(WriteOp[TaskStatus]):
+    """Cancel a pending or running task; the result is the status it had."""
+
+    def __init__(self, task_id: str) -> None:
+        super().__init__()
+        self.task_id = task_id
+
+    def apply(self, conn: Connection) -> TaskStatus:
+        row = _status_of(conn, self.task_id)
+        previous = TaskStatus(row.status)
+        if previous not in (TaskStatus.PENDING, TaskStatus.RUNNING):
+            raise TaskStateError(
+                f"task {self.task_id!r} is already {previous.value}",
+                task_id=self.task_id,
+                status=previous.value,
+            )
+        conn.execute(
+            update(tasks)
+            .where(tasks.c.id == self.task_id)
+            .values(
+                status=TaskStatus.CANCELLED.value,
+                completed_at=now_us(),
+                owner=None,
+                lease_expires_at=None,
+                error="cancelled",
+            )
+        )
+        self.events.append(
+            task_event(
+                EventType.CANCELLED,
+                self.task_id,
+                row.task_type,
+                group=group_of(row.metadata),
+                status="cancelled",
+            )
+        )
+        return previous
+
+
+def _status_of(conn: Connection, task_id: str) -> Any:
+    statement = select(tasks.c.status, tasks.c.task_type, tasks.c.metadata).where(
+        tasks.c.id == task_id
+    )
+    row = conn.execute(statement).first()
+    if row is None:
+        raise TaskNotFoundError(f"no task with id {task_id!r}", task_id=task_id)
+    return row
+
+
+class RetryTask(WriteOp[TaskInfo]):
+    """Queue a failed or cancelled task again, with a fresh set of attempts; the result is
+    the task as it was queued (a worker may claim it the moment this commits)."""
+
+    def __init__(self, task_id: str) -> None:
+        super().__init__()
+        self.task_id = task_id
+
+    def apply(self, conn: Connection) -> TaskInfo:
+        row = _status_of(conn, self.task_id)
+        if TaskStatus(row.status) not in RETRYABLE:
+            raise TaskStateError(
+                f"task {self.task_id!r} is {row.status}; "
+                "only failed or cancelled tasks can be retried",
+                task_id=self.task_id,
+                status=row.status,
+            )
+        now = now_us()
+        conn.execute(
+            update(tasks)
+            .where(tasks.c.id == self.task_id)
+            .values(
+                status=TaskStatus.PENDING.value,
+                attempts=0,
+                interruptions=0,
+                progress=0.0,
+                run_at=now,
+                started_at=None,
+                completed_at=None,
+                error=None,
+                result=None,
+            )
+        )
+        self.events.append(
+            task_event(
+                EventType.QUEUED,
+                self.task_id,
+                row.task_type,
+                group=group_of(row.metadata),
+                status="pending",
+                retried=True,
+            )
+        )
+        queued = read_task(conn, self.task_id)
+        assert queued is not None
+        return queued

@@ -1,0 +1,128 @@
+"""The shapes a task takes between the API, the writer and the pool, and the event rows
+every state change writes."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from app.cache.jsonable import jsonable
+from app.clock import now_us
+from app.events.log import EventType, TaskEvent
+
+
+@dataclass(frozen=True, slots=True)
+class NewTask:
+    """A task as it is about to be inserted (arguments already msgpack-encoded)."""
+
+    id: str
+    task_type: str
+    args: bytes
+    kwargs: bytes
+    priority: int
+    metadata: dict[str, Any]
+    max_attempts: int
+    timeout: float | None
+    run_at: int
+    created_at: int
+    idempotency_key: str | None = None
+    delivery: WebhookDelivery | None = None
+    cache_key: str | None = None
+    cache_ttl: float | None = None
+    # False when litetask generated the id (a UUID4): nothing to check it against.
+    id_chosen: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class WebhookDelivery:
+    """A webhook delivery a task is accepted for; its row commits with the task's row, and
+    the same (endpoint, delivery_id) again yields the original task instead of a new one."""
+
+    endpoint: str
+    delivery_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class Accepted:
+    """The outcome of a put: the task's id, and False when an idempotency key (or webhook
+    delivery) matched. `task` is the row as inserted when created, so a caller can show it
+    without reading it back."""
+
+    task_id: str
+    created: bool
+    task: NewTask | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimedTask:
+    """A task a worker now owns for one attempt; `attempt` fences its completion."""
+
+    id: str
+    task_type: str
+    args: bytes
+    kwargs: bytes
+    attempt: int
+    max_attempts: int
+    timeout: float | None
+    priority: int
+    run_at: int
+    seq: int
+    cache_key: str | None
+    cache_ttl: float | None
+    metadata: dict[str, Any]
+
+    @property
+    def group(self) -> str | None:
+        return group_of(self.metadata)
+
+
+@dataclass(frozen=True, slots=True)
+class Completed:
+    """A successful attempt: `result` is what is stored; `value` the same result as a Python
+    value, kept in memory only (for the result cache)."""
+
+    result: bytes
+    from_cache: bool = False
+    value: Any = None
+
+
+@dataclass(frozen=True, slots=True)
+class Failed:
+    """A failed attempt; `retry_at` set means try again then, None means the task failed."""
+
+    error_type: str
+    message: str
+    traceback: str | None
+    retry_at: int | None = None
+
+
+Outcome = Completed | Failed
+
+
+def group_of(metadata: Mapping[str, Any] | None) -> str | None:
+    """A task's group (its metadata's "group"), which event subscribers can filter on."""
+    group = (metadata or {}).get("group")
+    return None if group is None else str(group)
+
+
+EVENT_VALUE_LIMIT = 4096
+
+
+def capped(name: str, value: Any) -> dict[str, Any]:
+    """`{name: value}` for an event payload when its JSON is at most EVENT_VALUE_LIMIT
+    characters; `{name + "_truncated": True}` instead of a larger one (read the task)."""
+    plain = jsonable(value)
+    if len(json.dumps(plain)) <= EVENT_VALUE_LIMIT:
+        return {name: plain}
+    return {f"{name}_truncated": True}
+
+
+def task_event(
+    kind: EventType, task_id: str, task_type: str, *, group: str | None = None, **payload: Any
+) -> TaskEvent:
+    """An event for the log; a task's group travels in every event's payload."""
+    if group is not None:
+        payload["group"] = group
+    return TaskEvent(kind, task_id, task_type, now_us(), payload)
