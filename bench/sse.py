@@ -26,6 +26,10 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+# Run as a script, this folder comes first on sys.path, where bench/http.py would shadow the
+# standard library's `http` (which httpx and Hypercorn import): take the folder off the path.
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
+
 LIMITS = {"clients": 5000, "rate": 5000, "duration": 60, "dashboards": 50}
 
 
