@@ -96,7 +96,10 @@ async def test_a_task_stream_ends_for_good_after_the_terminal_event(
     got = await asyncio.wait_for(reader, 1.0)
     assert got[0].type == "task.snapshot"
     assert got[-1].type == "task.completed"
-    assert client.connects == 2
+    # The first stream plus the reconnect that gets 204; on a loaded machine one more
+    # reconnect may come first (its stream resumes by Last-Event-ID, nothing repeats).
+    assert 2 <= client.connects <= 3
+    assert len({e.id for e in got if e.id}) == len([e for e in got if e.id])
 
 
 async def test_aclose_from_another_task_ends_the_iteration(server: Server) -> None:
