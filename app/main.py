@@ -25,7 +25,7 @@ from starlette.routing import BaseRoute
 from app.config import ConfigError, Settings
 from app.events.manager import EventManager
 from app.events.retention import prune_periodically
-from app.web import auth, cache, health, openapi, task_types, tasks, webhooks
+from app.web import auth, cache, dashboard, health, openapi, task_types, tasks, webhooks
 from app.web import events as event_routes
 from app.web.auth import AuthMiddleware
 from app.web.errors import EXCEPTION_HANDLERS
@@ -118,6 +118,7 @@ def all_routes() -> list[BaseRoute]:
         *auth.routes,
         *openapi.routes,
         *cache.routes,
+        *dashboard.routes,
     ]
 
 

@@ -1,9 +1,10 @@
 """Bearer-token auth, and short-lived signed session cookies for browsers.
 
-With LITETASK_API_TOKEN set, every request but /health, /webhooks/* and POST /auth/session
-needs `Authorization: Bearer <token>` or a session cookie. POST /auth/session trades the
-token for an HttpOnly, SameSite=Strict cookie holding `<expiry>.<nonce>.<HMAC>`: signed with
-a key derived from the token (so changing the token ends every session), never the token.
+With LITETASK_API_TOKEN set, every request but /health, /webhooks/*, POST /auth/session and
+the dashboard's data-free page and assets (/, /dashboard, /static/*) needs
+`Authorization: Bearer <token>` or a session cookie. POST /auth/session trades the token for
+an HttpOnly, SameSite=Strict cookie holding `<expiry>.<nonce>.<HMAC>`: signed with a key
+derived from the token (so changing the token ends every session), never the token.
 """
 
 from __future__ import annotations
@@ -22,14 +23,15 @@ from starlette.routing import BaseRoute
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from app.web.body import parse_json, read_body
+from app.web.dashboard import PAGE_PATHS, STATIC_PREFIX
 from app.web.encoding import ApiJSONResponse, iso
 from app.web.errors import Problem, problem_response
 from app.web.routing import resource
 from app.web.state import settings_of
 
 SESSION_COOKIE = "litetask_session"
-PUBLIC_PATHS = frozenset({"/health", "/auth/session"})
-PUBLIC_PREFIXES = ("/webhooks/",)
+PUBLIC_PATHS = frozenset({"/health", "/auth/session", *PAGE_PATHS})
+PUBLIC_PREFIXES = ("/webhooks/", STATIC_PREFIX + "/")
 CHALLENGE = {"WWW-Authenticate": 'Bearer realm="litetask"'}
 
 

@@ -1,0 +1,436 @@
+// litetask dashboard: reads the API with the browser's session cookie (same origin) and
+// follows GET /events live. Every piece of data goes into the DOM as textContent.
+"use strict";
+
+(() => {
+  const MAX_ROWS = 50;
+  const SUMMARY_CHARS = 120;
+  const HEALTH_EVERY_MS = 5000;
+  // GET /health may answer from a probe up to LITETASK_HEALTH_INTERVAL (default 1 s) old, so
+  // after a change wait a little longer than that for counts that include it.
+  const HEALTH_AFTER_EVENT_MS = 1200;
+  const STATUSES = ["pending", "running", "completed", "failed", "cancelled"];
+  const CANCELLABLE = new Set(["pending", "running"]);
+  const RETRYABLE = new Set(["failed", "cancelled"]);
+  const EVENT_TYPES = [
+    "task.queued", "task.started", "task.progress", "task.completed",
+    "task.failed", "task.cancelled", "task.retrying", "task.recovered",
+  ];
+
+  const tasks = new Map(); // task id -> task, in the API's JSON shape
+  const docs = new Map(); // task type name -> its docstring
+  let order = []; // task ids shown, newest first
+  let buffered = null; // events that arrive while the task list loads, else null
+  let source = null;
+  let healthTimer = null;
+  let healthDue = Infinity; // when healthTimer fires, in Date.now() milliseconds
+
+  const $ = (id) => document.getElementById(id);
+
+  class ApiError extends Error {
+    constructor(status, detail) {
+      super(detail);
+      this.status = status;
+    }
+  }
+
+  // fetch() a JSON API path; throws ApiError carrying the problem+json `detail`.
+  async function api(method, path, body) {
+    const init = { method, headers: { Accept: "application/json" }, credentials: "same-origin" };
+    if (body !== undefined) {
+      init.headers["Content-Type"] = "application/json";
+      init.body = JSON.stringify(body);
+    }
+    const response = await fetch(path, init);
+    const data = await response.json().catch(() => null);
+    if (!response.ok) {
+      const detail = (data && (data.detail || data.title)) || response.statusText;
+      throw new ApiError(response.status, detail);
+    }
+    return data;
+  }
+
+  function showMessage(text, isError) {
+    const box = $("message");
+    box.textContent = text;
+    box.classList.toggle("error", Boolean(isError));
+    box.hidden = !text;
+  }
+
+  function setLive(state) {
+    $("live").dataset.state = state;
+    $("live").textContent = state;
+  }
+
+  function showLogin() {
+    closeEvents();
+    $("app").hidden = true;
+    $("login").hidden = false;
+    $("token").focus();
+  }
+
+  // --- connecting -------------------------------------------------------------------------
+
+  // Loads task types, subscribes to events, then loads the tasks; 401 shows the login.
+  async function connect() {
+    try {
+      const types = await api("GET", "/task-types");
+      $("login").hidden = true;
+      $("app").hidden = false;
+      renderTaskTypes(types.task_types);
+      await openEvents();
+      await reloadTasks();
+      refreshHealth();
+    } catch (error) {
+      if (error.status === 401) showLogin();
+      else showMessage(error.message, true);
+    }
+  }
+
+  // Opens the event stream; resolves once it is open, so no event after the list is missed.
+  function openEvents() {
+    closeEvents();
+    const stream = new EventSource("/events");
+    source = stream;
+    for (const type of EVENT_TYPES) stream.addEventListener(type, onEvent);
+    stream.addEventListener("reset", () => reloadTasks());
+    return new Promise((resolve, reject) => {
+      stream.addEventListener("open", () => {
+        setLive("live");
+        resolve();
+      });
+      stream.addEventListener("error", () => {
+        if (stream.readyState === EventSource.CLOSED) reject(new Error("no event stream"));
+        onStreamError(stream);
+      });
+    });
+  }
+
+  function closeEvents() {
+    if (source !== null) source.close();
+    source = null;
+    setLive("offline");
+  }
+
+  // A closed stream (not a reconnect in progress) may mean the session expired.
+  function onStreamError(stream) {
+    if (stream !== source) return; // replaced or closed on purpose
+    if (stream.readyState !== EventSource.CLOSED) {
+      setLive("reconnecting");
+      return;
+    }
+    closeEvents();
+    setTimeout(connect, 3000);
+  }
+
+  async function reloadTasks() {
+    buffered = [];
+    try {
+      const page = await api("GET", `/tasks?limit=${MAX_ROWS}`);
+      tasks.clear();
+      for (const task of page.tasks) tasks.set(task.id, task);
+      order = page.tasks.map((task) => task.id);
+      // Events are in order, so replaying those seen meanwhile ends in the current state.
+      for (const event of buffered) applyEvent(event);
+    } finally {
+      buffered = null;
+    }
+    renderTasks();
+  }
+
+  // --- events -----------------------------------------------------------------------------
+
+  function onEvent(message) {
+    const event = JSON.parse(message.data);
+    if (buffered !== null) {
+      buffered.push(event);
+      return;
+    }
+    applyEvent(event);
+    renderTasks();
+    if (event.type !== "task.progress") scheduleHealth(HEALTH_AFTER_EVENT_MS);
+  }
+
+  // Updates the task an event is about; a queued task not shown yet is added on top.
+  function applyEvent(event) {
+    let task = tasks.get(event.task_id);
+    if (task === undefined) {
+      if (event.type !== "task.queued") return; // older than the tasks shown
+      task = newTaskFrom(event);
+      tasks.set(task.id, task);
+      order.unshift(task.id);
+    }
+    task.status = event.status;
+    if (event.progress !== null && event.progress !== undefined) task.progress = event.progress;
+    if (event.attempt !== null && event.attempt !== undefined) task.attempts = event.attempt;
+    applyOutcome(task, event);
+  }
+
+  function newTaskFrom(event) {
+    return {
+      id: event.task_id, task_type: event.task_type, status: event.status,
+      progress: event.progress || 0, attempts: 0, max_attempts: null,
+      created_at: event.timestamp, result: null, error: null,
+    };
+  }
+
+  function applyOutcome(task, event) {
+    if (event.type === "task.completed") {
+      task.error = null;
+      task.result = event.result;
+      if (event.result_truncated) fetchTask(task.id);
+    } else if (event.type === "task.failed" || event.type === "task.retrying") {
+      task.error = event.error;
+    } else if (event.type === "task.queued" && event.retried) {
+      task.error = null;
+      task.result = null;
+    }
+  }
+
+  async function fetchTask(taskId) {
+    try {
+      const fresh = await api("GET", `/tasks/${encodeURIComponent(taskId)}`);
+      if (tasks.has(taskId)) tasks.set(taskId, fresh);
+      renderTasks();
+    } catch (error) {
+      showMessage(error.message, true);
+    }
+  }
+
+  // --- rendering --------------------------------------------------------------------------
+
+  function renderTaskTypes(types) {
+    const select = $("task-type");
+    const chosen = select.value;
+    select.replaceChildren(...types.map((type) => new Option(type.name, type.name)));
+    docs.clear();
+    for (const type of types) docs.set(type.name, type.doc || "");
+    if (chosen) select.value = chosen;
+    showTaskDoc();
+  }
+
+  function showTaskDoc() {
+    $("task-doc").textContent = docs.get($("task-type").value) || "";
+  }
+
+  const rows = new Map(); // task id -> <tr>
+
+  // Updates rows in place (so a button is never replaced under the pointer), newest first.
+  function renderTasks() {
+    order = order.filter((id) => tasks.has(id)).slice(0, MAX_ROWS);
+    const body = $("tasks");
+    order.forEach((id, index) => {
+      const row = rowFor(id);
+      fillRow(row, tasks.get(id));
+      if (body.children[index] !== row) body.insertBefore(row, body.children[index] || null);
+    });
+    const shown = new Set(order);
+    for (const id of tasks.keys()) if (!shown.has(id)) tasks.delete(id);
+    for (const [id, row] of rows) {
+      if (!shown.has(id)) {
+        row.remove();
+        rows.delete(id);
+      }
+    }
+  }
+
+  function rowFor(id) {
+    let row = rows.get(id);
+    if (row === undefined) {
+      row = document.createElement("tr");
+      row.dataset.taskId = id;
+      for (const name of ["id", "type", "status", "progress", "attempts", "created", "summary", "actions"]) {
+        const cell = row.insertCell();
+        cell.className = name;
+      }
+      rows.set(id, row);
+    }
+    return row;
+  }
+
+  function fillRow(row, task) {
+    const cells = row.cells;
+    cells[0].textContent = task.id.slice(0, 8);
+    cells[0].title = task.id;
+    cells[1].textContent = task.task_type;
+    cells[2].textContent = task.status;
+    cells[2].dataset.status = task.status;
+    cells[2].classList.add("status");
+    fillProgress(cells[3], task.progress);
+    cells[4].textContent = String(task.attempts);
+    if (task.max_attempts) cells[4].title = `of at most ${task.max_attempts}`;
+    cells[5].textContent = formatTime(task.created_at);
+    cells[5].title = task.created_at || "";
+    cells[6].textContent = summary(task);
+    fillActions(cells[7], task);
+  }
+
+  function fillProgress(cell, progress) {
+    let bar = cell.querySelector("progress");
+    if (bar === null) {
+      bar = document.createElement("progress");
+      bar.max = 1;
+      cell.append(bar, document.createElement("span"));
+    }
+    bar.value = progress || 0;
+    cell.querySelector("span").textContent = ` ${Math.round((progress || 0) * 100)}%`;
+  }
+
+  function fillActions(cell, task) {
+    const action = CANCELLABLE.has(task.status) ? "Cancel" : RETRYABLE.has(task.status) ? "Retry" : "";
+    const current = cell.querySelector("button");
+    if ((current ? current.textContent : "") === action) return;
+    cell.replaceChildren();
+    if (!action) return;
+    const button = document.createElement("button");
+    button.type = "button";
+    button.className = "secondary";
+    button.textContent = action;
+    button.dataset.action = action.toLowerCase();
+    cell.append(button);
+  }
+
+  function summary(task) {
+    let text = "";
+    if (task.status === "completed") text = JSON.stringify(task.result) ?? "";
+    else if (task.error) text = task.error;
+    return text.length > SUMMARY_CHARS ? `${text.slice(0, SUMMARY_CHARS)}…` : text;
+  }
+
+  function formatTime(iso) {
+    if (!iso) return "";
+    const date = new Date(iso);
+    return Number.isNaN(date.getTime()) ? iso : date.toLocaleTimeString();
+  }
+
+  // --- health -----------------------------------------------------------------------------
+
+  // Refreshes the health line within `delay` ms (an earlier refresh already due stands).
+  function scheduleHealth(delay) {
+    if (Date.now() + delay >= healthDue) return;
+    clearTimeout(healthTimer);
+    healthDue = Date.now() + delay;
+    healthTimer = setTimeout(refreshHealth, delay);
+  }
+
+  // GET /health is public and answers 503 with the same body when unhealthy.
+  async function refreshHealth() {
+    clearTimeout(healthTimer);
+    healthDue = Infinity;
+    try {
+      const response = await fetch("/health", { headers: { Accept: "application/json" } });
+      renderHealth(await response.json());
+    } catch (error) {
+      $("health").textContent = "health: unreachable";
+    }
+    scheduleHealth(HEALTH_EVERY_MS);
+  }
+
+  function renderHealth(health) {
+    const queue = health.queue || {};
+    $("queue").replaceChildren(...STATUSES.map((status) => {
+      const item = document.createElement("li");
+      const count = document.createElement("b");
+      count.textContent = String(queue[status] || 0);
+      item.dataset.status = status;
+      item.append(count, status);
+      return item;
+    }));
+    const workers = health.workers || {};
+    const problems = (health.problems || []).join("; ");
+    $("health").textContent =
+      `${health.status} · workers ${workers.active ?? "?"}/${workers.max ?? "?"} busy` +
+      (problems ? ` · ${problems}` : "");
+  }
+
+  // --- actions ----------------------------------------------------------------------------
+
+  async function onSubmit(event) {
+    event.preventDefault();
+    let body;
+    try {
+      body = {
+        task_type: $("task-type").value,
+        args: parseJson($("args").value, "args", Array.isArray),
+        kwargs: parseJson($("kwargs").value, "kwargs", isPlainObject),
+      };
+    } catch (error) {
+      showMessage(error.message, true);
+      return;
+    }
+    try {
+      const task = await api("POST", "/tasks", body);
+      showMessage(`Submitted ${task.task_type} as ${task.id}`, false);
+      addSubmitted(task);
+    } catch (error) {
+      handleError(error);
+    }
+  }
+
+  function parseJson(text, name, valid) {
+    let value;
+    try {
+      value = JSON.parse(text.trim() || (name === "args" ? "[]" : "{}"));
+    } catch (error) {
+      throw new Error(`${name} is not valid JSON: ${error.message}`);
+    }
+    if (!valid(value)) throw new Error(`${name} must be a JSON ${name === "args" ? "array" : "object"}`);
+    return value;
+  }
+
+  function isPlainObject(value) {
+    return value !== null && typeof value === "object" && !Array.isArray(value);
+  }
+
+  // The event stream usually shows a new task first; a response never overwrites it.
+  function addSubmitted(task) {
+    if (tasks.has(task.id)) return;
+    tasks.set(task.id, task);
+    order.unshift(task.id);
+    renderTasks();
+  }
+
+  async function onTableClick(event) {
+    const button = event.target.closest("button[data-action]");
+    if (button === null) return;
+    const taskId = button.closest("tr").dataset.taskId;
+    const path = `/tasks/${encodeURIComponent(taskId)}`;
+    button.disabled = true;
+    try {
+      if (button.dataset.action === "cancel") await api("DELETE", path);
+      else await api("POST", `${path}/retry`);
+      // The row changes when the event arrives.
+    } catch (error) {
+      handleError(error);
+    } finally {
+      button.disabled = false;
+    }
+  }
+
+  async function onLogin(event) {
+    event.preventDefault();
+    const field = $("token");
+    try {
+      await api("POST", "/auth/session", { token: field.value });
+      field.value = "";
+      showMessage("", false);
+      await connect();
+    } catch (error) {
+      showMessage(error.message, true);
+    }
+  }
+
+  function handleError(error) {
+    if (error.status === 401) showLogin();
+    showMessage(error.message, true);
+  }
+
+  document.addEventListener("DOMContentLoaded", () => {
+    $("submit-form").addEventListener("submit", onSubmit);
+    $("login-form").addEventListener("submit", onLogin);
+    $("task-type").addEventListener("change", showTaskDoc);
+    $("tasks").addEventListener("click", onTableClick);
+    refreshHealth();
+    connect();
+  });
+})();

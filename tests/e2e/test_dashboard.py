@@ -1,0 +1,128 @@
+"""The dashboard in a real browser: headless Chromium (playwright) against `litetask serve`.
+
+Skips, saying why, without /usr/bin/chromium or the playwright package. Every wait is one of
+playwright's auto-waiting assertions (10 s), never a sleep.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.conftest import ServerProcess
+
+try:
+    from playwright.sync_api import Browser, Page, expect, sync_playwright
+except ImportError:  # pragma: no cover - depends on the environment
+    pytest.skip(
+        "the playwright package is not installed (it is in the dev group: uv sync)",
+        allow_module_level=True,
+    )
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+WAIT_MS = 10_000
+TOKEN = "dashboard-test-token"
+Start = Callable[..., ServerProcess]
+
+pytestmark = pytest.mark.skipif(
+    not CHROMIUM.exists(), reason=f"{CHROMIUM} is missing (apt-get install chromium)"
+)
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def page(browser: Browser) -> Iterator[Page]:
+    """A fresh browser context (no cookies) with one page; errors in its scripts fail."""
+    context = browser.new_context()
+    context.set_default_timeout(WAIT_MS)
+    expect.set_options(timeout=WAIT_MS)
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    yield page
+    context.close()
+    assert errors == []
+
+
+def submit(url: str, body: dict[str, object], token: str | None = None) -> str:
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    response = httpx.post(url + "/tasks", json=body, headers=headers, timeout=10)
+    assert response.status_code == 202, response.text
+    task_id: str = response.json()["id"]
+    return task_id
+
+
+def test_dashboard_shows_tasks_live_and_cancels(
+    start_server: Start, free_port: int, page: Page
+) -> None:
+    """Submit demo.add through the form and watch it complete with result 5, then cancel a
+    delayed task with its button, all without reloading the page."""
+    server = start_server(free_port)
+    page.goto(server.url + "/")
+    expect(page.locator("#live")).to_have_text("live")
+    page.evaluate("window.notReloaded = true")
+
+    page.select_option("#task-type", "demo.add")
+    page.fill("#args", "[2, 3]")
+    page.click("#submit-form button[type=submit]")
+    message = page.locator("#message")
+    expect(message).to_contain_text("Submitted demo.add as ")
+    added = (message.text_content() or "").rsplit(" ", 1)[-1]
+    expect(page.locator(f'tr[data-task-id="{added}"] td.status')).to_have_text("completed")
+    expect(page.locator(f'tr[data-task-id="{added}"] td.summary')).to_have_text("5")
+
+    delayed = submit(server.url, {"task_type": "demo.sleep", "delay": 600})
+    delayed_row = page.locator(f'tr[data-task-id="{delayed}"]')
+    expect(delayed_row.locator("td.status")).to_have_text("pending")
+    delayed_row.get_by_role("button", name="Cancel").click()
+    expect(delayed_row.locator("td.status")).to_have_text("cancelled")
+    expect(delayed_row.get_by_role("button", name="Retry")).to_be_visible()
+    expect(page.locator("#queue li[data-status=cancelled] b")).to_have_text("1")
+    assert page.evaluate("window.notReloaded") is True
+
+
+def test_dashboard_asks_for_the_token(start_server: Start, free_port: int, page: Page) -> None:
+    """With an API token the page asks for it, rejects a wrong one with the problem's detail,
+    and with the right one loads the tasks through an HttpOnly session cookie only."""
+    server = start_server(free_port, LITETASK_API_TOKEN=TOKEN)
+    task_id = submit(server.url, {"task_type": "demo.add", "args": [2, 3]}, TOKEN)
+    page.goto(server.url + "/dashboard")
+    expect(page.locator("#login")).to_be_visible()
+    expect(page.locator("#app")).to_be_hidden()
+
+    page.fill("#token", "wrong")
+    page.click("#login-form button[type=submit]")
+    expect(page.locator("#message")).to_have_text("the token is not valid")
+
+    page.fill("#token", TOKEN)
+    page.click("#login-form button[type=submit]")
+    expect(page.locator(f'tr[data-task-id="{task_id}"] td.status')).to_have_text("completed")
+    expect(page.locator("#live")).to_have_text("live")
+    expect(page.locator("#login")).to_be_hidden()
+
+    cookies = page.context.cookies()
+    assert [c["httpOnly"] for c in cookies] == [True]
+    assert TOKEN not in page.url
+    assert page.evaluate("JSON.stringify(localStorage) + JSON.stringify(sessionStorage)") == (
+        "{}{}"
+    )
