@@ -6,10 +6,19 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, Self
 
-from sqlalchemy import Connection, and_, bindparam, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    and_,
+    bindparam,
+    literal_column,
+    select,
+    text,
+    update,
+)
 
 from app.clock import now_us
-from app.db.tables import status_is, task_attempts, tasks
+from app.db.tables import status_is, task_attempts, tasks, tasks_indexed_by
 from app.db.writer import WriteOp
 from app.events.log import EventType
 from app.worker.records import ClaimedTask, Completed, Failed, Outcome, capped, task_event
@@ -25,10 +34,13 @@ class ClaimTasks(WriteOp[list[ClaimedTask]]):
 
     def apply(self, conn: Connection) -> list[ClaimedTask]:
         now = now_us()
+        seq: ColumnElement[int] = literal_column("seq")
+        run_at: ColumnElement[int] = literal_column("run_at")
         due = (
-            select(tasks.c.seq)
-            .where(status_is(TaskStatus.PENDING), tasks.c.run_at <= now)
-            .order_by(tasks.c.priority, tasks.c.run_at, tasks.c.seq)
+            select(seq)
+            .select_from(tasks_indexed_by("ix_tasks_pending_order"))
+            .where(text("status = 'pending'"), run_at <= bindparam("now", now))
+            .order_by(literal_column("priority"), run_at, seq)
             .limit(self.limit)
         )
         statement = (

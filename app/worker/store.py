@@ -9,12 +9,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Row, Select, func, select
+from sqlalchemy import Connection, Integer, Row, Select, func, literal_column, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.cache.serialization import unpackb
 from app.clock import datetime_to_us, us_to_datetime
-from app.db.tables import status_is, task_attempts, tasks
+from app.db.tables import task_attempts, tasks, tasks_indexed_by
 from app.worker.status import AttemptError, TaskInfo, TaskStatus
 
 
@@ -76,7 +76,11 @@ class TaskStore:
 
     async def next_due(self) -> int | None:
         """The earliest run_at among pending tasks (µs), or None when nothing is pending."""
-        statement = select(func.min(tasks.c.run_at)).where(status_is(TaskStatus.PENDING))
+        statement = (
+            select(func.min(literal_column("run_at", Integer)))
+            .select_from(tasks_indexed_by("ix_tasks_pending_run_at"))
+            .where(text("status = 'pending'"))
+        )
         async with self._engine.connect() as conn:
             value = (await conn.execute(statement)).scalar()
         return int(value) if value is not None else None

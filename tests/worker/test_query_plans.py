@@ -1,0 +1,42 @@
+"""The hot queries are index lookups: a claim reads only the rows it takes, whatever the
+backlog (DESIGN: nothing scans the table per task). Checked with SQLite's own planner."""
+
+from __future__ import annotations
+
+import sqlite3
+from contextlib import closing
+from typing import Any
+
+from sqlalchemy import event
+
+from app import AsyncTaskWorker
+
+
+def plan(database_url: str, statement: str, parameters: Any) -> str:
+    path = database_url.removeprefix("sqlite+aiosqlite:///")
+    with closing(sqlite3.connect(path)) as conn:
+        rows = conn.execute("EXPLAIN QUERY PLAN " + statement, parameters).fetchall()
+    return "\n".join(str(row[-1]) for row in rows)
+
+
+async def test_claims_and_next_due_use_the_partial_indexes(
+    worker: AsyncTaskWorker, database_url: str
+) -> None:
+    seen: list[tuple[str, Any]] = []
+
+    def record(_c: object, _cur: object, statement: str, parameters: Any, *_: object) -> None:
+        seen.append((statement, parameters))
+
+    for engine in (worker.engines.writer, worker.engines.reader.sync_engine):
+        event.listen(engine, "before_cursor_execute", record)
+    task_ids = [await worker.add_task("add", i, i) for i in range(3)]
+    later = await worker.add_task("add", 1, 1, delay=3600)
+    await worker.wait_for_tasks(task_ids, timeout=5)
+    claims = [s for s in seen if s[0].startswith("UPDATE tasks SET status=?, attempts")]
+    next_due = [s for s in seen if "min(run_at)" in s[0]]
+    assert claims and next_due
+    claim_plan = plan(database_url, *claims[0])
+    assert "ix_tasks_pending_order" in claim_plan
+    assert "TEMP B-TREE" not in claim_plan
+    assert "ix_tasks_pending_run_at" in plan(database_url, *next_due[0])
+    assert await worker.cancel_task(later)
