@@ -79,9 +79,14 @@ async def prune_events(writer: GroupCommitWriter, retention: Retention) -> int:
 async def prune_periodically(
     writer: GroupCommitWriter, retention: Retention, interval: float = 3600.0
 ) -> None:
-    """Run `prune_events` every `interval` seconds until cancelled (a lifespan side task)."""
+    """Run `prune_events` every `interval` seconds until cancelled (a lifespan side task).
+    A failed round is logged and tried again next time; it never ends the loop."""
     while True:
-        deleted = await prune_events(writer, retention)
-        if deleted:
-            logger.info("pruned %s events from the log", deleted)
+        try:
+            deleted = await prune_events(writer, retention)
+        except Exception:
+            logger.exception("pruning the event log failed; trying again in %s s", interval)
+        else:
+            if deleted:
+                logger.info("pruned %s events from the log", deleted)
         await asyncio.sleep(interval)
