@@ -25,11 +25,9 @@ from typing import Any
 from redis.asyncio import BlockingConnectionPool, Redis
 
 from app.cache import AsyncCache
-from app.cache.adapters import (
-    MemoryCacheAdapter,
-    RedisCacheAdapter,
-    SQLiteCacheAdapter,
-)
+from app.cache.adapters.memory import MemoryCacheAdapter
+from app.cache.adapters.redis import RedisCacheAdapter
+from app.cache.adapters.sqlite import SQLiteCacheAdapter
 from app.cache.serialization import packb
 from app.db.engine import create_engines
 from app.db.migrate import upgrade

@@ -25,10 +25,6 @@ from sqlalchemy.pool import ConnectionPoolEntry
 BUSY_TIMEOUT_MS = 10_000
 
 
-def is_sqlite(url: str | URL) -> bool:
-    return make_url(url).get_backend_name() == "sqlite"
-
-
 def sqlite_path(url: str | URL) -> Path | None:
     """The database file of a SQLite URL; None for other databases."""
     parsed = make_url(url)
@@ -79,10 +75,6 @@ class Engines:
     reader: AsyncEngine
     url: str
 
-    @property
-    def is_sqlite(self) -> bool:
-        return is_sqlite(self.url)
-
     async def dispose(self) -> None:
         await self.reader.dispose()
         await asyncio.to_thread(self.writer.dispose)
@@ -90,10 +82,9 @@ class Engines:
 
 def create_engines(url: str, *, reader_pool_size: int = 4) -> Engines:
     """Build both engines for `url`; SQLite gets WAL, synchronous=FULL and busy_timeout."""
-    if not is_sqlite(url):
-        raise ValueError(f"litetask runs on SQLite for now, not {make_url(url).get_backend_name()}")
     path = sqlite_path(url)
-    assert path is not None
+    if path is None:
+        raise ValueError(f"litetask runs on SQLite for now, not {make_url(url).get_backend_name()}")
     path.parent.mkdir(parents=True, exist_ok=True)
     writer = create_engine(sync_url(url), pool_size=1, max_overflow=0)
     reader = create_async_engine(url, pool_size=reader_pool_size, max_overflow=0)

@@ -123,9 +123,6 @@ class GroupCommitWriter:
             if thread is not None:
                 thread.shutdown(wait=False)
 
-    def set_commit_hook(self, hook: CommitHook | None) -> None:
-        self._on_commit = hook
-
     def submit(self, op: WriteOp[T]) -> Awaitable[T]:
         """Queue `op`; the returned awaitable gives its outcome once it is committed."""
         if self._runner is None or self._runner.done():

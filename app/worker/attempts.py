@@ -153,7 +153,7 @@ class FinishTask(WriteOp[bool]):
                 attempt=self.attempt,
                 progress=1.0,
                 from_cache=self.outcome_.from_cache,
-                **capped("result", self.outcome_.value),
+                **capped("result", self.outcome_.value, len(self.outcome_.result)),
             )
         )
 

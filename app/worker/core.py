@@ -15,19 +15,18 @@ from typing import Any, Self
 from app.cache.keys import KeyFunction, build_cache_key, key_context
 from app.cache.setup import CacheSettings, open_cache
 from app.cache.task_adapter import AsyncCacheAdapter
-from app.clock import now_us
 from app.config import DEFAULT_DATABASE_URL
 from app.db.engine import Engines, create_engines, sqlite_path
 from app.db.lock import ProcessLock
 from app.db.migrate import upgrade
 from app.db.writer import GroupCommitWriter
-from app.events.log import EventType, TaskEvent
+from app.events.log import TERMINAL_EVENT_TYPES, EventType, TaskEvent
 from app.worker.errors import TaskNotFoundError, TaskStateError, WorkerNotRunningError
 from app.worker.executor import RetryPolicy, TaskExecutor
 from app.worker.options import TaskOptions, build_new_task
 from app.worker.pool import PoolSettings, WorkerPool
 from app.worker.queue import TaskQueue
-from app.worker.records import Accepted, ClaimedTask
+from app.worker.records import Accepted, ClaimedTask, task_event
 from app.worker.recovery import RecoverInterrupted
 from app.worker.registry import TaskFunction, TaskRegistry, default_registry
 from app.worker.status import TaskInfo, TaskStatus
@@ -36,7 +35,6 @@ from app.worker.waiters import TaskWaiters
 
 logger = logging.getLogger(__name__)
 EventSink = Callable[[list[TaskEvent]], None]
-TERMINAL_EVENTS = frozenset({EventType.COMPLETED, EventType.FAILED, EventType.CANCELLED})
 
 
 class AsyncTaskWorker:
@@ -359,20 +357,21 @@ class AsyncTaskWorker:
     def _on_commit(self, events: list[TaskEvent]) -> None:
         if self.event_sink is not None:
             self.event_sink(events)
-        finished = {e.task_id for e in events if e.type in TERMINAL_EVENTS}
+        finished = {e.task_id for e in events if e.type in TERMINAL_EVENT_TYPES}
         waited = self._waiters.waiting_for(finished)
         if waited:
             self._spawn(self._resolve_waiters(waited))
 
     def _publish_progress(self, claimed: ClaimedTask, progress: float) -> None:
         if self.event_sink is not None:
-            event = TaskEvent(
+            event = task_event(
                 EventType.PROGRESS,
                 claimed.id,
                 claimed.task_type,
-                now_us(),
-                {"status": "running", "progress": progress, "attempt": claimed.attempt}
-                | ({"group": claimed.group} if claimed.group is not None else {}),
+                group=claimed.group,
+                status="running",
+                progress=progress,
+                attempt=claimed.attempt,
             )
             self.event_sink([event])
 

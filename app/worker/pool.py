@@ -150,17 +150,13 @@ class WorkerPool:
         queue.earliest_put = WAKE_ALWAYS
         self._start_ready()
         want = self._claim_size()
-        if want <= 0:
-            queue.wake_before = WAKE_NEVER  # slots are full: a finishing task wakes us
+        if want <= 0:  # slots are full: a finishing task wakes us
             return None
         claimed = await queue.claim(want, self.settings.owner, self.settings.lease_seconds)
         self._ready.extend(claimed)
         self._start_ready()
         if len(claimed) == want:
-            if len(self._executing) < self.settings.max_workers:
-                return 0
-            queue.wake_before = WAKE_NEVER
-            return None
+            return 0 if len(self._executing) < self.settings.max_workers else None
         next_due = await self.store.next_due()
         due = min(WAKE_ALWAYS if next_due is None else next_due, queue.earliest_put)
         queue.wake_before = due

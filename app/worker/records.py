@@ -110,9 +110,13 @@ def group_of(metadata: Mapping[str, Any] | None) -> str | None:
 EVENT_VALUE_LIMIT = 4096
 
 
-def capped(name: str, value: Any) -> dict[str, Any]:
+def capped(name: str, value: Any, stored_size: int | None = None) -> dict[str, Any]:
     """`{name: value}` for an event payload when its JSON is at most EVENT_VALUE_LIMIT
-    characters; `{name + "_truncated": True}` instead of a larger one (read the task)."""
+    characters; `{name + "_truncated": True}` instead of a larger one (read the task).
+    `stored_size` (the msgpack size) lets a result far over the limit skip the JSON encoding:
+    msgpack is never 8 times larger than the JSON of the same value."""
+    if stored_size is not None and stored_size > 8 * EVENT_VALUE_LIMIT:
+        return {f"{name}_truncated": True}
     plain = jsonable(value)
     if len(json.dumps(plain)) <= EVENT_VALUE_LIMIT:
         return {name: plain}

@@ -85,11 +85,6 @@ class TaskStore:
             value = (await conn.execute(statement)).scalar()
         return int(value) if value is not None else None
 
-    async def statuses(self, task_ids: Sequence[str]) -> dict[str, TaskStatus]:
-        statement = select(tasks.c.id, tasks.c.status).where(tasks.c.id.in_(list(task_ids)))
-        async with self._engine.connect() as conn:
-            return {r.id: TaskStatus(r.status) for r in (await conn.execute(statement)).all()}
-
 
 def task_row(task_id: str) -> Select[Any]:
     return select(tasks).where(tasks.c.id == task_id)

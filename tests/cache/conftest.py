@@ -15,12 +15,10 @@ from pathlib import Path
 import pytest
 from redis.asyncio import Redis
 
-from app.cache.adapters import (
-    CacheAdapter,
-    MemoryCacheAdapter,
-    RedisCacheAdapter,
-    SQLiteCacheAdapter,
-)
+from app.cache.adapters.base import CacheAdapter
+from app.cache.adapters.memory import MemoryCacheAdapter
+from app.cache.adapters.redis import RedisCacheAdapter
+from app.cache.adapters.sqlite import SQLiteCacheAdapter
 from app.db.engine import Engines, create_engines
 from app.db.migrate import upgrade
 from app.db.writer import GroupCommitWriter

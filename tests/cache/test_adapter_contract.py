@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from app.cache import AsyncCache, SerializationError
-from app.cache.adapters import CacheAdapter
+from app.cache.adapters.base import CacheAdapter
 
 SHORT_TTL = 0.1
 PAST_SHORT_TTL = 0.25

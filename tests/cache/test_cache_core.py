@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from app.cache import AsyncCache, CacheError, CacheStats, InvalidCacheKeyError
-from app.cache.adapters import MemoryCacheAdapter
+from app.cache.adapters.memory import MemoryCacheAdapter
 from app.worker.errors import TaskError
 
 

@@ -9,8 +9,7 @@ import pytest
 from redis.asyncio import Redis
 
 from app.cache import AsyncCache, CacheUnavailableError
-from app.cache.adapters import RedisCacheAdapter
-from app.cache.adapters.redis import DEFAULT_PREFIX
+from app.cache.adapters.redis import DEFAULT_PREFIX, RedisCacheAdapter
 
 
 async def test_redis_itself_expires_an_entry_with_a_ttl(redis_client: Redis) -> None:

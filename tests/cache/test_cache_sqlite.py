@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from app.cache import AsyncCache, CacheUnavailableError
-from app.cache.adapters import SQLiteCacheAdapter
+from app.cache.adapters.sqlite import SQLiteCacheAdapter
 from app.db.engine import create_engines
 from app.db.writer import GroupCommitWriter
 from tests.cache.conftest import SQLiteDatabase, open_database

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 from collections.abc import AsyncIterator
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
@@ -79,6 +81,13 @@ def make_registry(recorder: Recorder) -> TaskRegistry:
         registry.register(name, getattr(tasks, name))
     registry.register("flaky", tasks.flaky, max_attempts=3)
     return registry
+
+
+def sql(database_url: str, statement: str) -> list[tuple[object, ...]]:
+    """Run one statement on the database file directly, as another program would."""
+    path = database_url.removeprefix("sqlite+aiosqlite:///")
+    with closing(sqlite3.connect(path)) as conn, conn:
+        return conn.execute(statement).fetchall()
 
 
 @pytest.fixture

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-from contextlib import closing
 
 import pytest
 from sqlalchemy import event
@@ -18,13 +17,7 @@ from app import (
     TaskStatus,
 )
 
-from .conftest import Recorder
-
-
-def execute(database_url: str, sql: str) -> list[tuple[object, ...]]:
-    path = database_url.removeprefix("sqlite+aiosqlite:///")
-    with closing(sqlite3.connect(path)) as conn, conn:
-        return conn.execute(sql).fetchall()
+from .conftest import Recorder, sql
 
 
 async def test_cancel_a_pending_task(worker: AsyncTaskWorker, recorder: Recorder) -> None:
@@ -83,12 +76,10 @@ async def test_graceful_stop_puts_cut_tasks_back_and_they_run_after_restart(
     await asyncio.wait_for(recorder.started.wait(), 5)
     await worker.stop(timeout=0.3)
     assert recorder.cancelled == ["cut"]
-    assert execute(database_url, f"select status, attempts from tasks where id = '{cut}'") == [
+    assert sql(database_url, f"select status, attempts from tasks where id = '{cut}'") == [
         ("pending", 0)
     ]
-    assert execute(database_url, f"select status from tasks where id = '{quick}'") == [
-        ("completed",)
-    ]
+    assert sql(database_url, f"select status from tasks where id = '{quick}'") == [("completed",)]
     recorder.gate.set()
     async with AsyncTaskWorker(database_url, registry=registry) as restarted:
         assert await restarted.wait_for_tasks([cut], timeout=5) == ["cut"]
@@ -101,17 +92,17 @@ async def test_rows_left_running_by_a_dead_process_are_recovered_at_start(
         orphan = await worker.add_task("record", "orphan", delay=3600)
         doomed = await worker.add_task("record", "doomed", delay=3600)
     # What a process killed mid-task leaves behind: rows `running`, owned by its boot.
-    execute(
+    sql(
         database_url,
         f"update tasks set status = 'running', owner = 'dead-boot', attempts = 1 "
         f"where id = '{orphan}'",
     )
-    execute(
+    sql(
         database_url,
         f"update tasks set status = 'running', owner = 'dead-boot', interruptions = 3 "
         f"where id = '{doomed}'",
     )
-    execute(database_url, "update tasks set run_at = 0")
+    sql(database_url, "update tasks set run_at = 0")
     async with AsyncTaskWorker(database_url, registry=registry, max_interruptions=3) as worker:
         assert await worker.wait_for_tasks([orphan], timeout=5) == ["orphan"]
         info = await worker.get_task_info(orphan)

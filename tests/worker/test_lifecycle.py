@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import sqlite3
-from contextlib import closing
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -21,21 +19,14 @@ from app import (
     UnknownTaskTypeError,
 )
 
-from .conftest import Recorder
-
-
-def rows(database_url: str, sql: str) -> list[tuple[object, ...]]:
-    """Read the database file directly, as another program would."""
-    path = database_url.removeprefix("sqlite+aiosqlite:///")
-    with closing(sqlite3.connect(path)) as conn, conn:
-        return conn.execute(sql).fetchall()
+from .conftest import Recorder, sql
 
 
 async def test_add_task_returns_once_the_row_is_committed(
     worker: AsyncTaskWorker, database_url: str
 ) -> None:
     task_id = await worker.add_task("add", 2, 3)
-    assert rows(database_url, f"select task_type from tasks where id = '{task_id}'") == [("add",)]
+    assert sql(database_url, f"select task_type from tasks where id = '{task_id}'") == [("add",)]
     assert await worker.wait_for_tasks([task_id], timeout=5) == [5]
     info = await worker.get_task_info(task_id)
     assert info is not None
@@ -89,7 +80,7 @@ async def test_bad_input_is_refused_before_anything_is_written(
 ) -> None:
     with pytest.raises(error):
         await call(worker)  # type: ignore[operator]
-    assert rows(database_url, "select count(*) from tasks") == [(0,)]
+    assert sql(database_url, "select count(*) from tasks") == [(0,)]
 
 
 async def test_lower_priority_number_runs_first_fifo_within_a_priority(
@@ -215,7 +206,7 @@ async def test_task_id_and_idempotency_key(worker: AsyncTaskWorker, database_url
         *[worker.add_task("record", "e", idempotency_key="key-2") for _ in range(25)]
     )
     assert len(set(same)) == 1
-    assert rows(database_url, "select count(*) from tasks") == [(3,)]
+    assert sql(database_url, "select count(*) from tasks") == [(3,)]
 
 
 async def test_get_all_tasks_filters_newest_first(worker: AsyncTaskWorker) -> None:

@@ -1,8 +1,3 @@
-"""Cache backends behind one interface (`CacheAdapter`): memory, SQLite and Redis."""
-
-from app.cache.adapters.base import CacheAdapter
-from app.cache.adapters.memory import MemoryCacheAdapter
-from app.cache.adapters.redis import RedisCacheAdapter
-from app.cache.adapters.sqlite import SQLiteCacheAdapter
-
-__all__ = ["CacheAdapter", "MemoryCacheAdapter", "RedisCacheAdapter", "SQLiteCacheAdapter"]
+"""Cache backends behind one interface (`app.cache.adapters.base.CacheAdapter`): memory,
+SQLite and Redis, each in its own module, imported only where it is used (so a service on
+the SQLite cache never loads the Redis client)."""
