@@ -3,8 +3,7 @@
 The public API, re-exported from the packages that hold it.
 """
 
-from app.worker.core import AsyncTaskWorker
-from app.worker.errors import (
+from app.errors import (
     DatabaseInUseError,
     TaskAlreadyExistsError,
     TaskArgumentsError,
@@ -19,6 +18,7 @@ from app.worker.errors import (
     UnknownTaskTypeError,
     WorkerNotRunningError,
 )
+from app.worker.core import AsyncTaskWorker
 from app.worker.registry import (
     TaskRegistry,
     get_all_task_types,

@@ -20,7 +20,7 @@ from typing import Any
 import httpx
 
 from app.config import ConfigError, Settings
-from app.worker.errors import TaskError
+from app.errors import TaskError
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 

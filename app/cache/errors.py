@@ -6,7 +6,7 @@ the same error the worker raises for arguments and results, so it is not repeate
 
 from __future__ import annotations
 
-from app.worker.errors import TaskError
+from app.errors import TaskError
 
 
 class CacheError(TaskError):

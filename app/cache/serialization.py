@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo
 
 import msgpack
 
-from app.worker.errors import TaskSerializationError
+from app.errors import TaskSerializationError
 
 
 class SerializationError(TaskSerializationError):

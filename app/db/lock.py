@@ -11,7 +11,7 @@ import fcntl
 import os
 from pathlib import Path
 
-from app.worker.errors import DatabaseInUseError
+from app.errors import DatabaseInUseError
 
 
 class ProcessLock:

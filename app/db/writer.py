@@ -22,6 +22,7 @@ from typing import Any, Generic, Self, TypeVar
 
 from sqlalchemy import Connection, Engine
 
+from app.errors import TaskError
 from app.events.log import LAST_EVENT_ID, TaskEvent, append_events
 
 T = TypeVar("T")
@@ -49,8 +50,6 @@ class WriteOp(Generic[T]):
 
     def run_one(self, conn: Connection) -> None:
         """Apply this op alone, keeping a domain error (TaskError) as its outcome."""
-        from app.worker.errors import TaskError
-
         try:
             self.set_result(self.apply(conn))
         except TaskError as exc:

@@ -16,8 +16,8 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 
+from app.errors import TaskError, UnknownTaskTypeError
 from app.web.encoding import dumps
-from app.worker.errors import TaskError, UnknownTaskTypeError
 
 logger = logging.getLogger(__name__)
 PROBLEM_MEDIA_TYPE = "application/problem+json"

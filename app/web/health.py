@@ -21,10 +21,10 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from app.db.writer import WriteOp
+from app.errors import TaskError
 from app.web.encoding import ApiJSONResponse
 from app.web.state import is_draining, worker_of
 from app.worker.core import AsyncTaskWorker
-from app.worker.errors import TaskError
 
 logger = logging.getLogger(__name__)
 PROBE_TIMEOUT = 2.0

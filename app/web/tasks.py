@@ -8,6 +8,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute
 
+from app.errors import TaskNotFoundError
 from app.web.body import read_json
 from app.web.encoding import ApiJSONResponse, inserted_task_info, task_json
 from app.web.errors import Problem
@@ -16,7 +17,6 @@ from app.web.state import settings_of, worker_of
 from app.web.submission import parse_submission
 from app.web.validation import Fields, integer_text, one_of
 from app.worker.core import AsyncTaskWorker
-from app.worker.errors import TaskNotFoundError
 from app.worker.records import Accepted
 from app.worker.status import TaskInfo, TaskStatus
 

@@ -12,8 +12,8 @@ from sqlalchemy import ColumnElement, Connection, or_, select
 from app.db.bulk import Row, insert_rows, json_text
 from app.db.tables import tasks, webhook_deliveries
 from app.db.writer import WriteOp
+from app.errors import TaskAlreadyExistsError
 from app.events.log import EventType
-from app.worker.errors import TaskAlreadyExistsError
 from app.worker.records import Accepted, NewTask, group_of, task_event
 from app.worker.status import TaskStatus
 

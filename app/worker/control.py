@@ -9,8 +9,8 @@ from sqlalchemy import Connection, select, update
 from app.clock import now_us
 from app.db.tables import tasks
 from app.db.writer import WriteOp
+from app.errors import TaskNotFoundError, TaskStateError
 from app.events.log import EventType
-from app.worker.errors import TaskNotFoundError, TaskStateError
 from app.worker.records import group_of, task_event
 from app.worker.status import RETRYABLE, TaskInfo, TaskStatus
 from app.worker.store import read_task

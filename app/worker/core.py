@@ -20,8 +20,8 @@ from app.db.engine import Engines, create_engines, sqlite_path
 from app.db.lock import ProcessLock
 from app.db.migrate import upgrade
 from app.db.writer import GroupCommitWriter
+from app.errors import TaskNotFoundError, TaskStateError, WorkerNotRunningError
 from app.events.log import TERMINAL_EVENT_TYPES, EventType, TaskEvent
-from app.worker.errors import TaskNotFoundError, TaskStateError, WorkerNotRunningError
 from app.worker.executor import RetryPolicy, TaskExecutor
 from app.worker.options import TaskOptions, build_new_task
 from app.worker.pool import PoolSettings, WorkerPool

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from app.cache.serialization import SerializationError, packb, unpackb
 from app.cache.task_adapter import AsyncCacheAdapter
 from app.clock import now_us, seconds_to_us
-from app.worker.errors import TaskTimeoutError
+from app.errors import TaskTimeoutError
 from app.worker.records import ClaimedTask, Completed, Failed, Outcome
 from app.worker.registry import TaskDefinition
 

@@ -11,7 +11,7 @@ from typing import Any
 from app.cache.keys import KeyFunction, build_cache_key, key_context
 from app.cache.serialization import packb
 from app.clock import datetime_to_us, now_us, seconds_to_us
-from app.worker.errors import TaskArgumentsError, TaskSerializationError
+from app.errors import TaskArgumentsError, TaskSerializationError
 from app.worker.records import NewTask, WebhookDelivery
 from app.worker.registry import TaskDefinition
 

@@ -16,7 +16,7 @@ from collections import deque
 from dataclasses import dataclass
 
 from app.clock import now_us
-from app.worker.errors import TaskDefinitionError
+from app.errors import TaskDefinitionError
 from app.worker.executor import TaskExecutor
 from app.worker.progress import ProgressPublisher, ProgressReporter
 from app.worker.queue import WAKE_ALWAYS, WAKE_NEVER, TaskQueue

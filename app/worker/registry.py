@@ -11,7 +11,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, ParamSpec, TypeVar
 
-from app.worker.errors import TaskDefinitionError, UnknownTaskTypeError
+from app.errors import TaskDefinitionError, UnknownTaskTypeError
 
 P = ParamSpec("P")
 R = TypeVar("R")

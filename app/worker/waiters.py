@@ -11,7 +11,7 @@ from collections import defaultdict
 from collections.abc import Iterable
 from typing import Any
 
-from app.worker.errors import TaskCancellationError, TaskExecutionError, WorkerNotRunningError
+from app.errors import TaskCancellationError, TaskExecutionError, WorkerNotRunningError
 from app.worker.status import TaskInfo, TaskStatus
 
 

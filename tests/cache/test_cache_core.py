@@ -9,7 +9,7 @@ import pytest
 
 from app.cache import AsyncCache, CacheError, CacheStats, InvalidCacheKeyError
 from app.cache.adapters.memory import MemoryCacheAdapter
-from app.worker.errors import TaskError
+from app.errors import TaskError
 
 
 @pytest.fixture

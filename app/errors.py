@@ -1,5 +1,8 @@
 """The TaskError hierarchy: one base with a category, leaves that carry their fields.
 
+It lives below every layer (db, cache, worker, web), so none of them imports another to raise
+or catch a domain error.
+
 The docstring of each class is its default message. HTTP maps these to problem+json at the
 edge (app/web/errors.py); nothing here knows about HTTP.
 """
