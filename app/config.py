@@ -56,6 +56,7 @@ class Settings:
     session_ttl: int = 3600
     max_body_bytes: int = 1024 * 1024
     health_interval: float = 1.0
+    loop_lag_threshold: float = 1.0
     log_level: str = "info"
     cache_backend: str = "sqlite"
     redis_url: str | None = None
@@ -91,6 +92,10 @@ class Settings:
             (self.max_body_bytes < 1024, "LITETASK_MAX_BODY_BYTES must be at least 1024"),
             (not 0 <= self.port < 65536, "LITETASK_PORT must be between 0 and 65535"),
             (self.health_interval < 0, "LITETASK_HEALTH_INTERVAL must not be negative"),
+            (
+                self.loop_lag_threshold < 0,
+                "LITETASK_LOOP_LAG_THRESHOLD must not be negative (0 turns the watchdog off)",
+            ),
             (self.session_ttl < 1, "LITETASK_SESSION_TTL must be at least 1 second"),
             (self.webhook_tolerance < 1, "LITETASK_WEBHOOK_TOLERANCE must be at least 1"),
             (

@@ -23,6 +23,7 @@ from starlette.middleware import Middleware
 from starlette.routing import BaseRoute
 
 from app.config import ConfigError, Settings
+from app.watchdog import LoopWatchdog
 from app.events.manager import EventManager
 from app.events.retention import prune_periodically
 from app.web import auth, cache, dashboard, health, openapi, task_types, tasks, webhooks
@@ -79,6 +80,7 @@ def create_app(settings: Settings, *, draining: asyncio.Event | None = None) -> 
         pruner = asyncio.create_task(
             prune_periodically(worker.writer, settings.event_retention()), name="event-pruner"
         )
+        watchdog = start_watchdog(settings)
         try:
             yield {
                 "worker": worker,
@@ -86,8 +88,11 @@ def create_app(settings: Settings, *, draining: asyncio.Event | None = None) -> 
                 "events": events,
                 "draining": drain,
                 "health": HealthMonitor(worker, settings.health_interval),
+                "watchdog": watchdog,
             }
         finally:
+            if watchdog is not None:
+                watchdog.stop()
             drain.set()
             await closer
             pruner.cancel()
@@ -101,6 +106,15 @@ def create_app(settings: Settings, *, draining: asyncio.Event | None = None) -> 
         exception_handlers=dict(EXCEPTION_HANDLERS),
         lifespan=lifespan,
     )
+
+
+def start_watchdog(settings: Settings) -> LoopWatchdog | None:
+    """The loop watchdog, started (None when LITETASK_LOOP_LAG_THRESHOLD is 0)."""
+    if settings.loop_lag_threshold <= 0:
+        return None
+    watchdog = LoopWatchdog(asyncio.get_running_loop(), threshold=settings.loop_lag_threshold)
+    watchdog.start()
+    return watchdog
 
 
 async def _close_when_draining(draining: asyncio.Event, events: EventManager) -> None:

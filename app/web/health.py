@@ -21,6 +21,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from app.db.writer import WriteOp
+from app.watchdog import LoopWatchdog
 from app.errors import TaskError
 from app.web.encoding import ApiJSONResponse
 from app.web.state import is_draining, worker_of
@@ -80,6 +81,7 @@ async def health(request: Request) -> Response:
         problems.append("the service is draining")
     if probe.problem is not None:
         problems.append(probe.problem)
+    problems.extend(_loop_problem(request))
     pool = worker.pool
     body: dict[str, Any] = {
         "status": "unavailable" if problems else "ok",
@@ -92,6 +94,17 @@ async def health(request: Request) -> Response:
     if problems:
         body["problems"] = problems
     return ApiJSONResponse(body, 503 if problems else 200)
+
+
+def _loop_problem(request: Request) -> list[str]:
+    watchdog: LoopWatchdog | None = request.state.watchdog
+    report = watchdog.report() if watchdog is not None else None
+    if report is None or not report.lagging:
+        return []
+    return [
+        f"the event loop was blocked for {report.worst_seconds:.1f} s "
+        "(a task calling blocking code? the log shows where)"
+    ]
 
 
 routes: list[BaseRoute] = [Route("/health", health, methods=["GET"])]

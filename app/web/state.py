@@ -13,18 +13,21 @@ if TYPE_CHECKING:
     from asyncio import Event
 
     from app.events.manager import EventManager
+    from app.watchdog import LoopWatchdog
     from app.web.health import HealthMonitor
 
 
 class AppState(TypedDict):
     """The lifespan state: one worker, the settings it was built from, the event manager,
-    an Event set when draining starts, and the health monitor."""
+    an Event set when draining starts, the health monitor, and the loop watchdog (None when
+    turned off)."""
 
     worker: AsyncTaskWorker
     settings: Settings
     events: EventManager
     draining: Event
     health: HealthMonitor
+    watchdog: LoopWatchdog | None
 
 
 def worker_of(request: Request) -> AsyncTaskWorker:
