@@ -23,9 +23,9 @@ from starlette.middleware import Middleware
 from starlette.routing import BaseRoute
 
 from app.config import ConfigError, Settings
-from app.watchdog import LoopWatchdog
 from app.events.manager import EventManager
 from app.events.retention import prune_periodically
+from app.watchdog import LoopWatchdog
 from app.web import auth, cache, dashboard, health, openapi, task_types, tasks, webhooks
 from app.web import events as event_routes
 from app.web.auth import AuthMiddleware

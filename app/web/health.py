@@ -21,8 +21,8 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from app.db.writer import WriteOp
-from app.watchdog import LoopWatchdog
 from app.errors import TaskError
+from app.watchdog import LoopWatchdog
 from app.web.encoding import ApiJSONResponse
 from app.web.state import is_draining, worker_of
 from app.worker.core import AsyncTaskWorker
