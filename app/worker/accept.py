@@ -109,12 +109,15 @@ def delivery_keys(t: NewTask) -> dict[str, int]:
 
 
 def _existing_deliveries(conn: Connection, new: Sequence[NewTask]) -> Deliveries:
+    """Rows of the deliveries in `new`: both columns of the primary key are constrained, so
+    SQLite searches the key's index instead of scanning the table."""
+    endpoints = {t.delivery.endpoint for t in new if t.delivery is not None}
     wanted = [key for t in new if t.delivery is not None for key in delivery_keys(t)]
     if not wanted:
         return {}
     d = webhook_deliveries.c
     statement = select(d.endpoint, d.delivery_id, d.task_id, d.received_at).where(
-        d.delivery_id.in_(wanted)
+        d.endpoint.in_(endpoints), d.delivery_id.in_(wanted)
     )
     rows = conn.execute(statement).all()
     return {(r.endpoint, r.delivery_id): (r.task_id, r.received_at) for r in rows}

@@ -110,9 +110,12 @@ async def test_off_loopback_the_cookie_is_secure_even_over_http(
         assert "secure" in attributes(response)
 
 
-async def test_a_trusted_proxy_says_https(make_client: ClientFactory) -> None:
+@pytest.mark.parametrize("trusted", [("127.0.0.1",), ("10.0.0.0/8", "127.0.0.0/8"), ("*",)])
+async def test_a_trusted_proxy_says_https(
+    make_client: ClientFactory, trusted: tuple[str, ...]
+) -> None:
     """The test client connects from 127.0.0.1: trusted here, so its X-Forwarded-Proto counts."""
-    async with make_client(api_token=TOKEN, trusted_proxies=("127.0.0.1",)) as client:
+    async with make_client(api_token=TOKEN, trusted_proxies=trusted) as client:
         response = await login(client, **{"x-forwarded-proto": "https"})
         assert response.headers["set-cookie"].startswith(SECURE_NAME + "=")
         assert "secure" in attributes(response)
