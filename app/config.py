@@ -5,8 +5,12 @@ Every setting has a default that works on a fresh machine; docs/configuration.md
 
 from __future__ import annotations
 
+import base64
+import binascii
+import ipaddress
 import json
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, fields, replace
 from typing import Any
@@ -18,6 +22,10 @@ DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./litetask.db"
 ENV_PREFIX = "LITETASK_"
 WEBHOOK_SCHEMES = ("standard", "github", "stripe", "none")
 CACHE_BACKENDS = ("sqlite", "memory", "redis", "none")
+# Host header names (port aside; an IPv6 address keeps its brackets) a loopback service answers.
+LOOPBACK_NAMES = ("localhost", "127.0.0.1", "[::1]")
+# What Starlette's TrustedHostMiddleware matches: "*", "*.domain", a host name or [IPv6].
+HOST_PATTERN = re.compile(r"\*|(\*\.)?[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*|\[[0-9A-Fa-f:.]+\]")
 
 
 class ConfigError(ValueError):
@@ -34,6 +42,8 @@ class WebhookEndpoint:
     scheme: str = "standard"
     secrets: tuple[str, ...] = ()
     headers: tuple[str, ...] = ()
+    # The setting it came from, for error messages.
+    where: str = "LITETASK_WEBHOOKS"
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,9 +61,13 @@ class Settings:
     api_token: str | None = None
     webhook_secret: str | None = None
     webhook_scheme: str = "standard"
+    webhook_types: tuple[str, ...] = ()
     webhooks: tuple[WebhookEndpoint, ...] = ()
     webhook_tolerance: int = 300
+    webhook_replay_window: int = 86400
     session_ttl: int = 3600
+    trusted_proxies: tuple[str, ...] = ()
+    allowed_hosts: tuple[str, ...] = ()
     max_body_bytes: int = 1024 * 1024
     health_interval: float = 1.0
     loop_lag_threshold: float = 1.0
@@ -83,7 +97,28 @@ class Settings:
         for problem, message in self._problems():
             if problem:
                 raise ConfigError(message)
+        _check_trusted_proxies(self.trusted_proxies)
+        _check_allowed_hosts(self.allowed_hosts)
+        for endpoint in self.webhook_endpoints():
+            _check_endpoint(endpoint, self.on_loopback)
         return self
+
+    @property
+    def on_loopback(self) -> bool:
+        """True when the service listens on this machine only (LITETASK_HOST)."""
+        host = self.host.strip("[]")
+        if host == "localhost":
+            return True
+        try:
+            return ipaddress.ip_address(host).is_loopback
+        except ValueError:
+            return False
+
+    def host_allowlist(self) -> tuple[str, ...]:
+        """LITETASK_ALLOWED_HOSTS, else localhost names on loopback, else any host ("*")."""
+        if self.allowed_hosts:
+            return self.allowed_hosts
+        return LOOPBACK_NAMES if self.on_loopback else ("*",)
 
     def _problems(self) -> list[tuple[bool, str]]:
         return [
@@ -98,6 +133,22 @@ class Settings:
             ),
             (self.session_ttl < 1, "LITETASK_SESSION_TTL must be at least 1 second"),
             (self.webhook_tolerance < 1, "LITETASK_WEBHOOK_TOLERANCE must be at least 1"),
+            (
+                self.webhook_replay_window < 1,
+                "LITETASK_WEBHOOK_REPLAY_WINDOW must be at least 1 second",
+            ),
+            (
+                bool(self.webhook_secret) and not self.webhook_types,
+                "LITETASK_WEBHOOK_SECRET applies only to the task types listed in "
+                "LITETASK_WEBHOOK_TYPES (comma-separated); set them, or configure endpoints "
+                "in LITETASK_WEBHOOKS",
+            ),
+            (
+                bool(self.webhook_types)
+                and not self.webhook_secret
+                and self.webhook_scheme != "none",
+                "LITETASK_WEBHOOK_TYPES needs LITETASK_WEBHOOK_SECRET",
+            ),
             (
                 self.cache_backend not in CACHE_BACKENDS,
                 f"LITETASK_CACHE_BACKEND must be one of {', '.join(CACHE_BACKENDS)}",
@@ -133,13 +184,24 @@ class Settings:
     def event_retention(self) -> Retention:
         return Retention(max_age=self.event_retention_seconds, max_count=self.event_retention_count)
 
-    def webhook_endpoint(self, task_type: str) -> WebhookEndpoint:
-        """The endpoint configured for `task_type`, else one using the default secret."""
-        for endpoint in self.webhooks:
+    def webhook_endpoint(self, task_type: str) -> WebhookEndpoint | None:
+        """The endpoint configured for `task_type` (in LITETASK_WEBHOOKS, or listed in
+        LITETASK_WEBHOOK_TYPES with the default secret); None: there is no such endpoint."""
+        for endpoint in self.webhook_endpoints():
             if endpoint.task_type == task_type:
                 return endpoint
+        return None
+
+    def webhook_endpoints(self) -> tuple[WebhookEndpoint, ...]:
+        """Every configured endpoint; LITETASK_WEBHOOKS entries win over the default."""
+        named = {e.task_type for e in self.webhooks}
         secrets = (self.webhook_secret,) if self.webhook_secret else ()
-        return WebhookEndpoint(task_type, self.webhook_scheme, secrets)
+        defaults = tuple(
+            WebhookEndpoint(t, self.webhook_scheme, secrets, where="LITETASK_WEBHOOK_SECRET")
+            for t in self.webhook_types
+            if t not in named
+        )
+        return self.webhooks + defaults
 
 
 def parse_webhooks(raw: str) -> tuple[WebhookEndpoint, ...]:
@@ -168,7 +230,62 @@ def _webhook_endpoint(task_type: str, spec: Any) -> WebhookEndpoint:
         raise ConfigError(f"{where}: secret and headers must be strings or lists of strings")
     if scheme != "none" and not secrets:
         raise ConfigError(f"{where} needs a secret for scheme {scheme!r}")
-    return WebhookEndpoint(task_type, scheme, tuple(secrets), tuple(h.lower() for h in headers))
+    return WebhookEndpoint(
+        task_type, scheme, tuple(secrets), tuple(h.lower() for h in headers), where
+    )
+
+
+def _check_endpoint(endpoint: WebhookEndpoint, on_loopback: bool) -> None:
+    """Scheme `none` only on loopback; Standard Webhooks `whsec_` secrets must decode."""
+    if endpoint.scheme == "none" and not on_loopback:
+        raise ConfigError(
+            f"{endpoint.where}: webhook scheme none (unsigned) for {endpoint.task_type!r} is "
+            "refused off loopback; give the endpoint a secret and a signing scheme"
+        )
+    if endpoint.scheme == "standard":
+        for secret in endpoint.secrets:
+            if standard_key(secret) is None:
+                raise ConfigError(
+                    f"{endpoint.where}: the secret of {endpoint.task_type!r} starts with "
+                    "whsec_ but the rest is not base64 (copy it whole from the sender)"
+                )
+
+
+def standard_key(secret: str) -> bytes | None:
+    """The HMAC key of a Standard Webhooks secret: `whsec_<base64>` decodes (padding may be
+    left out, as senders such as Svix do), anything else is used as UTF-8 bytes; None for a
+    `whsec_` secret that does not decode to at least one byte."""
+    if not secret.startswith("whsec_"):
+        return secret.encode()
+    encoded = secret.removeprefix("whsec_")
+    try:
+        key = base64.b64decode(encoded + "=" * (-len(encoded) % 4), validate=True)
+    except binascii.Error:
+        return None
+    return key or None
+
+
+def _check_trusted_proxies(values: tuple[str, ...]) -> None:
+    if "*" in values and len(values) > 1:
+        raise ConfigError("LITETASK_TRUSTED_PROXIES: * (trust every peer) stands alone")
+    for value in values:
+        if value == "*":
+            continue
+        try:
+            ipaddress.ip_network(value, strict=False)
+        except ValueError:
+            raise ConfigError(
+                f"LITETASK_TRUSTED_PROXIES: {value!r} is not an IP address or network "
+                "(e.g. 10.0.0.0/8, fd00::/8, 127.0.0.1) or *"
+            ) from None
+
+
+def _check_allowed_hosts(values: tuple[str, ...]) -> None:
+    for value in values:
+        if not HOST_PATTERN.fullmatch(value):
+            raise ConfigError(
+                f"LITETASK_ALLOWED_HOSTS: {value!r} is not a host name, *.domain or *"
+            )
 
 
 def _strings(value: Any) -> bool:

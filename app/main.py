@@ -19,7 +19,6 @@ from typing import Any
 from hypercorn.asyncio import serve as hypercorn_serve
 from hypercorn.config import Config as HypercornConfig
 from starlette.applications import Starlette
-from starlette.middleware import Middleware
 from starlette.routing import BaseRoute
 
 from app.config import ConfigError, Settings
@@ -28,9 +27,11 @@ from app.events.retention import prune_periodically
 from app.watchdog import LoopWatchdog
 from app.web import auth, cache, dashboard, health, openapi, task_types, tasks, webhooks
 from app.web import events as event_routes
-from app.web.auth import AuthMiddleware
 from app.web.errors import EXCEPTION_HANDLERS
 from app.web.health import HealthMonitor
+from app.web.login_throttle import LoginThrottle
+from app.web.perimeter import perimeter
+from app.web.sessions import Sessions
 from app.web.state import AppState
 from app.worker.core import AsyncTaskWorker
 from app.worker.registry import default_registry
@@ -76,6 +77,7 @@ def create_app(settings: Settings, *, draining: asyncio.Event | None = None) -> 
         events = EventManager()
         worker = build_worker(settings, events)
         await worker.start()
+        sessions = await _open_sessions(settings, worker)
         closer = asyncio.create_task(_close_when_draining(drain, events))
         pruner = asyncio.create_task(
             prune_periodically(worker.writer, settings.event_retention()), name="event-pruner"
@@ -89,6 +91,8 @@ def create_app(settings: Settings, *, draining: asyncio.Event | None = None) -> 
                 "draining": drain,
                 "health": HealthMonitor(worker, settings.health_interval),
                 "watchdog": watchdog,
+                "sessions": sessions,
+                "login_throttle": LoginThrottle(),
             }
         finally:
             if watchdog is not None:
@@ -102,7 +106,7 @@ def create_app(settings: Settings, *, draining: asyncio.Event | None = None) -> 
 
     return Starlette(
         routes=all_routes(),
-        middleware=[Middleware(AuthMiddleware, token=settings.api_token)],
+        middleware=perimeter(settings),
         exception_handlers=dict(EXCEPTION_HANDLERS),
         lifespan=lifespan,
     )
@@ -115,6 +119,12 @@ def start_watchdog(settings: Settings) -> LoopWatchdog | None:
     watchdog = LoopWatchdog(asyncio.get_running_loop(), threshold=settings.loop_lag_threshold)
     watchdog.start()
     return watchdog
+
+
+async def _open_sessions(settings: Settings, worker: AsyncTaskWorker) -> Sessions | None:
+    if settings.api_token is None:
+        return None
+    return await Sessions.open(settings.api_token, settings.session_ttl, worker.writer)
 
 
 async def _close_when_draining(draining: asyncio.Event, events: EventManager) -> None:

@@ -23,6 +23,9 @@ from app.config import Settings
 from app.main import create_app
 
 ROOT = Path(__file__).resolve().parents[1]
+# In-process clients speak to the app as a browser on this machine would: a localhost name
+# passes the default Host allowlist of a service bound to loopback.
+LOCAL_URL = "http://localhost"
 
 
 def free_loopback_port() -> int:
@@ -46,8 +49,12 @@ class Running:
     async def app(self, scope: Scope, receive: Receive, send: Send) -> None:
         await self.inner({**scope, "state": dict(self.state)}, receive, send)
 
-    def client(self) -> httpx.AsyncClient:
-        return httpx.AsyncClient(transport=httpx.ASGITransport(app=self.app), base_url="http://t")
+    def client(
+        self, base_url: str = LOCAL_URL, peer: tuple[str, int] = ("127.0.0.1", 123)
+    ) -> httpx.AsyncClient:
+        """A client of the app; `peer` is the address the app sees the connection come from."""
+        transport = httpx.ASGITransport(app=self.app, client=peer)
+        return httpx.AsyncClient(transport=transport, base_url=base_url)
 
 
 @asynccontextmanager
@@ -88,12 +95,13 @@ ClientFactory = Callable[..., Any]
 
 @pytest.fixture
 def make_client(tmp_path: Path) -> ClientFactory:
-    """`async with make_client(**settings) as client`: the app, started, behind httpx."""
+    """`async with make_client(**settings) as client`: the app, started, behind httpx
+    (`base_url` chooses the scheme and Host the app sees)."""
 
     @asynccontextmanager
-    async def make(**overrides: Any) -> AsyncIterator[httpx.AsyncClient]:
+    async def make(base_url: str = LOCAL_URL, **overrides: Any) -> AsyncIterator[httpx.AsyncClient]:
         app = create_app(settings_for(tmp_path, **overrides))
-        async with lifespan(app) as running, running.client() as client:
+        async with lifespan(app) as running, running.client(base_url) as client:
             yield client
 
     return make

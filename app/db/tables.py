@@ -142,6 +142,15 @@ webhook_deliveries = Table(
     Index("ix_webhook_deliveries_received_at", "received_at"),
 )
 
+# Small durable values of the service itself, one integer per key (e.g. "session_version").
+service_state = Table(
+    "service_state",
+    metadata,
+    Column("key", String(64), primary_key=True),
+    Column("value", BigInteger, nullable=False),
+    Column("updated_at", BigInteger, nullable=False),
+)
+
 
 def tasks_indexed_by(index_name: str) -> TextClause:
     """`tasks INDEXED BY <index>` for a FROM clause. Without ANALYZE statistics SQLite's

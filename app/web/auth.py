@@ -1,20 +1,17 @@
-"""Bearer-token auth, and short-lived signed session cookies for browsers.
+"""Who may call what: the bearer token, browser session cookies, and cross-site writes.
 
 With LITETASK_API_TOKEN set, every request but /health, /webhooks/*, POST /auth/session and
 the dashboard's data-free page and assets (/, /dashboard, /static/*) needs
-`Authorization: Bearer <token>` or a session cookie. POST /auth/session trades the token for
-an HttpOnly, SameSite=Strict cookie holding `<expiry>.<nonce>.<HMAC>`: signed with a key
-derived from the token (so changing the token ends every session), never the token.
+`Authorization: Bearer <token>` or a session cookie (app/web/sessions.py). Whatever the
+token, an unsafe request without a bearer token that a browser marks as cross-site is
+refused (app/web/csrf.py), and one riding on a session cookie must be JSON. Webhooks
+authenticate by signature instead.
 """
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import hmac
-import secrets
-import time
-from datetime import UTC, datetime
+import math
 from urllib.parse import parse_qs
 
 from starlette.requests import HTTPConnection, Request
@@ -22,40 +19,21 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from app.clock import us_to_datetime
+from app.config import Settings
 from app.web.body import parse_json, read_body
+from app.web.csrf import cross_site, is_json, is_unsafe
 from app.web.dashboard import PAGE_PATHS, STATIC_PREFIX
 from app.web.encoding import ApiJSONResponse, iso
 from app.web.errors import Problem, problem_response
 from app.web.routing import resource
-from app.web.state import settings_of
+from app.web.sessions import cookie_name, secure_cookie
+from app.web.state import sessions_of, settings_of, throttle_of
 
-SESSION_COOKIE = "litetask_session"
-PUBLIC_PATHS = frozenset({"/health", "/auth/session", *PAGE_PATHS})
+SESSION_PATH = "/auth/session"
+PUBLIC_PATHS = frozenset({"/health", *PAGE_PATHS})
 PUBLIC_PREFIXES = ("/webhooks/", STATIC_PREFIX + "/")
 CHALLENGE = {"WWW-Authenticate": 'Bearer realm="litetask"'}
-
-
-class SessionSigner:
-    """Makes and checks session cookie values for one API token."""
-
-    def __init__(self, token: str) -> None:
-        self._key = hashlib.sha256(b"litetask-session\0" + token.encode()).digest()
-
-    def issue(self, ttl: int) -> tuple[str, int]:
-        expires = int(time.time()) + ttl
-        payload = f"{expires}.{secrets.token_urlsafe(12)}"
-        return f"{payload}.{self._sign(payload)}", expires
-
-    def valid(self, value: str) -> bool:
-        payload, _, signature = value.rpartition(".")
-        expires = payload.split(".", 1)[0]
-        if not expires.isdigit() or int(expires) < time.time():
-            return False
-        return hmac.compare_digest(signature.encode(), self._sign(payload).encode())
-
-    def _sign(self, payload: str) -> str:
-        digest = hmac.new(self._key, payload.encode(), hashlib.sha256).digest()
-        return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
 
 
 def token_matches(given: str | bytes, token: str) -> bool:
@@ -65,67 +43,133 @@ def token_matches(given: str | bytes, token: str) -> bool:
 
 
 class AuthMiddleware:
-    """Rejects unauthenticated HTTP requests to non-public paths with 401 problem+json."""
+    """Refuses, before routing: cross-site writes (403), requests without the token or a
+    valid session (401), and session-cookie writes that are not JSON (415)."""
 
-    def __init__(self, app: ASGIApp, token: str | None) -> None:
-        self.app, self.token = app, token
-        self.signer = SessionSigner(token) if token is not None else None
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "lifespan" or self.token is None or _is_public(scope["path"]):
+        refusal = refuse(HTTPConnection(scope)) if scope["type"] == "http" else None
+        if refusal is None:
             await self.app(scope, receive, send)
-            return
-        if self._authenticated(HTTPConnection(scope)):
-            await self.app(scope, receive, send)
-            return
-        response = problem_response(
-            401,
-            "unauthorized",
-            "send Authorization: Bearer <LITETASK_API_TOKEN> or a session cookie "
-            "from POST /auth/session",
-            headers=CHALLENGE,
-        )
-        await response(scope, receive, send)
-
-    def _authenticated(self, conn: HTTPConnection) -> bool:
-        assert self.token is not None and self.signer is not None
-        scheme, _, given = conn.headers.get("authorization", "").partition(" ")
-        if scheme.lower() == "bearer" and given:
-            # Header values arrive latin-1 decoded; compare the bytes that were sent.
-            return token_matches(given.strip().encode("latin-1"), self.token)
-        cookie = conn.cookies.get(SESSION_COOKIE)
-        return cookie is not None and self.signer.valid(cookie)
+        else:
+            await refusal(scope, receive, send)
 
 
-def _is_public(path: str) -> bool:
+def refuse(conn: HTTPConnection) -> Response | None:
+    """The answer to a request that may not go on; None when it may."""
+    if conn.scope["path"].startswith("/webhooks/"):
+        return None
+    bearer = _bearer(conn)
+    if bearer is None and is_unsafe(conn):
+        reason = cross_site(conn)
+        if reason is not None:
+            detail = f"a cross-site request may not change anything here ({reason})"
+            return problem_response(403, "cross-site-request", detail)
+    settings = settings_of(conn)
+    if settings.api_token is None or _is_public(conn):
+        return None
+    if bearer is not None:
+        return None if token_matches(bearer, settings.api_token) else _unauthorized()
+    return _session_refusal(conn, settings)
+
+
+def _bearer(conn: HTTPConnection) -> bytes | None:
+    scheme, _, given = conn.headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not given.strip():
+        return None
+    # Header values arrive latin-1 decoded; compare the bytes that were sent.
+    return given.strip().encode("latin-1")
+
+
+def _is_public(conn: HTTPConnection) -> bool:
+    path = conn.scope["path"]
+    if path == SESSION_PATH:
+        return bool(conn.scope["method"] == "POST")
     return path in PUBLIC_PATHS or path.startswith(PUBLIC_PREFIXES)
 
 
+def _session_refusal(conn: HTTPConnection, settings: Settings) -> Response | None:
+    sessions = sessions_of(conn)
+    cookie = conn.cookies.get(cookie_name(secure_cookie(conn, settings)))
+    if sessions is None or cookie is None or not sessions.valid(cookie):
+        return _unauthorized()
+    if is_unsafe(conn) and not is_json(conn):
+        return problem_response(
+            415,
+            "unsupported-media-type",
+            "a request that changes something with a session cookie must send "
+            "Content-Type: application/json",
+        )
+    return None
+
+
+def _unauthorized() -> Response:
+    return problem_response(
+        401,
+        "unauthorized",
+        "send Authorization: Bearer <LITETASK_API_TOKEN> or a session cookie "
+        "from POST /auth/session",
+        headers=CHALLENGE,
+    )
+
+
 async def create_session(request: Request) -> Response:
-    """Trade the API token (JSON `{"token": ...}` or form `token=...`) for a session cookie."""
+    """Trade the API token (JSON `{"token": ...}` or form `token=...`) for a session cookie;
+    429 while this client address is locked out after failed attempts."""
     settings = settings_of(request)
     if settings.api_token is None:
         return ApiJSONResponse({"auth_required": False, "expires_at": None})
+    throttle, address = throttle_of(request), _address(request)
+    wait = throttle.retry_after(address)
+    if wait is not None:
+        raise Problem(
+            429,
+            "too-many-login-attempts",
+            f"too many failed attempts from this address; try again in {math.ceil(wait)} s",
+            headers={"Retry-After": str(math.ceil(wait))},
+        )
     given = await _token_from_body(request, settings.max_body_bytes)
     if given is None or not token_matches(given, settings.api_token):
+        throttle.failed(address)
         raise Problem(401, "unauthorized", "the token is not valid", headers=CHALLENGE)
-    value, expires = SessionSigner(settings.api_token).issue(settings.session_ttl)
-    response = ApiJSONResponse({"auth_required": True, "expires_at": iso(_utc(expires))})
+    throttle.succeeded(address)
+    sessions = sessions_of(request)
+    assert sessions is not None  # the lifespan opens them whenever a token is set
+    value, expires = sessions.issue()
+    response = ApiJSONResponse(
+        {"auth_required": True, "expires_at": iso(us_to_datetime(expires * 1_000_000))}
+    )
+    secure = secure_cookie(request, settings)
     response.set_cookie(
-        SESSION_COOKIE,
+        cookie_name(secure),
         value,
         max_age=settings.session_ttl,
+        path="/",
         httponly=True,
         samesite="strict",
-        secure=request.url.scheme == "https",
+        secure=secure,
     )
     return response
 
 
-async def end_session(_request: Request) -> Response:
+async def end_session(request: Request) -> Response:
+    """End every session (this browser's and all others): authenticated callers only."""
+    sessions = sessions_of(request)
+    if sessions is not None:
+        await sessions.end_all()
     response = Response(status_code=204)
-    response.delete_cookie(SESSION_COOKIE, httponly=True, samesite="strict")
+    secure = secure_cookie(request, settings_of(request))
+    response.delete_cookie(
+        cookie_name(secure), path="/", httponly=True, samesite="strict", secure=secure
+    )
     return response
+
+
+def _address(request: Request) -> str:
+    """The client's address (a trusted proxy's X-Forwarded-For, see app/web/perimeter.py)."""
+    return request.client.host if request.client is not None else "unknown"
 
 
 async def _token_from_body(request: Request, limit: int) -> str | None:
@@ -139,10 +183,6 @@ async def _token_from_body(request: Request, limit: int) -> str | None:
     return token if isinstance(token, str) else None
 
 
-def _utc(epoch_seconds: int) -> datetime:
-    return datetime.fromtimestamp(epoch_seconds, tz=UTC)
-
-
 routes: list[BaseRoute] = [
-    resource("/auth/session", {"POST": create_session, "DELETE": end_session}),
+    resource(SESSION_PATH, {"POST": create_session, "DELETE": end_session}),
 ]

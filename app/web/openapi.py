@@ -21,12 +21,13 @@ REASONS = {
     204: "No Content",
     400: "Malformed body or headers",
     401: "Missing or bad credentials or signature",
-    403: "Webhook endpoint has no secret configured",
-    404: "No such task",
+    403: "Cross-site request refused (the browser's Origin or Sec-Fetch-Site)",
+    404: "No such task (or, under /webhooks, no such endpoint)",
     409: "Conflict with the task's state",
     413: "Body larger than LITETASK_MAX_BODY_BYTES",
     415: "Body is not JSON",
     422: "Invalid fields (listed in `errors`) or unknown task type",
+    429: "Too many failed attempts from this address; see Retry-After",
     503: "Not ready: draining, stopped, or the database is not writable",
 }
 ERRORS_BODY = (400, 401, 413, 415, 422, 503)
@@ -140,7 +141,7 @@ PATHS: dict[str, Any] = {
             ],
             "requestBody": _json_body({}),
             "responses": _responses(
-                {200: "WebhookAccepted", 202: "WebhookAccepted"}, (*ERRORS_BODY, 403)
+                {200: "WebhookAccepted", 202: "WebhookAccepted"}, (*ERRORS_BODY, 404)
             ),
         }
     },
@@ -159,13 +160,12 @@ PATHS: dict[str, Any] = {
             "requestBody": _json_body(
                 {"type": "object", "properties": {"token": {"type": "string"}}}
             ),
-            "responses": _responses({200: "Session"}, (400, 413)),
+            "responses": _responses({200: "Session"}, (400, 403, 413, 429)),
         },
         "delete": {
-            "summary": "End the session (clear the cookie)",
+            "summary": "End every session (all browsers) and clear the cookie",
             "operationId": "endSession",
-            "security": [],
-            "responses": {"204": {"description": REASONS[204]}},
+            "responses": _responses({204: None}, (403, 415)),
         },
     },
 }
@@ -185,7 +185,12 @@ def document() -> dict[str, Any]:
             "schemas": SCHEMAS,
             "securitySchemes": {
                 "bearer": {"type": "http", "scheme": "bearer"},
-                "session": {"type": "apiKey", "in": "cookie", "name": "litetask_session"},
+                "session": {
+                    "type": "apiKey",
+                    "in": "cookie",
+                    "name": "litetask_session",
+                    "description": "named __Host-litetask_session where the cookie is Secure",
+                },
             },
         },
         "security": [{"bearer": []}, {"session": []}],

@@ -159,9 +159,8 @@ WEBHOOK_ACCEPTED = _object(
         "task_id": {"type": "string"},
         "url": {"type": "string"},
         "created": {"type": "boolean"},
-        "task": {"$ref": "#/components/schemas/Task"},
     },
-    ["task_id", "url", "created", "task"],
+    ["task_id", "url", "created"],
 )
 
 SESSION = _object(

@@ -8,13 +8,12 @@ malformed headers 400; nothing here can fail with anything else.
 from __future__ import annotations
 
 import base64
-import binascii
 import hashlib
 import hmac
 import time
 from collections.abc import Mapping
 
-from app.config import WebhookEndpoint
+from app.config import WebhookEndpoint, standard_key
 from app.web.errors import Problem
 
 MAX_DELIVERY_ID = 255
@@ -60,16 +59,6 @@ def _any_match(expected: list[bytes], given: list[bytes]) -> bool:
     return any(matches)
 
 
-def standard_key(secret: str) -> bytes:
-    """A Standard Webhooks secret: `whsec_<base64>` decodes; anything else is used as is."""
-    if secret.startswith("whsec_"):
-        try:
-            return base64.b64decode(secret.removeprefix("whsec_"), validate=True)
-        except binascii.Error:
-            pass
-    return secret.encode()
-
-
 def verify_standard(
     endpoint: WebhookEndpoint, headers: Mapping[str, str], body: bytes, tolerance: int
 ) -> str:
@@ -82,10 +71,16 @@ def verify_standard(
     stamp = _timestamp(_required(headers, "webhook-timestamp"), tolerance)
     given = _standard_signatures(header)
     signed = f"{delivery_id}.{stamp}.".encode() + body
-    expected = [base64.b64encode(_hmac(standard_key(s), signed)) for s in endpoint.secrets]
+    expected = [base64.b64encode(_hmac(_key(s), signed)) for s in endpoint.secrets]
     if not _any_match(expected, given):
         raise bad_signature("no webhook-signature matches the body")
     return delivery_id
+
+
+def _key(secret: str) -> bytes:
+    key = standard_key(secret)
+    assert key is not None, "Settings.validated() refuses secrets that do not decode"
+    return key
 
 
 def _standard_signatures(header: str) -> list[bytes]:

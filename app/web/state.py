@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, TypedDict
 
-from starlette.requests import Request
+from starlette.requests import HTTPConnection, Request
 
 from app.config import Settings
 from app.worker.core import AsyncTaskWorker
@@ -15,12 +15,15 @@ if TYPE_CHECKING:
     from app.events.manager import EventManager
     from app.watchdog import LoopWatchdog
     from app.web.health import HealthMonitor
+    from app.web.login_throttle import LoginThrottle
+    from app.web.sessions import Sessions
 
 
 class AppState(TypedDict):
     """The lifespan state: one worker, the settings it was built from, the event manager,
-    an Event set when draining starts, the health monitor, and the loop watchdog (None when
-    turned off)."""
+    an Event set when draining starts, the health monitor, the loop watchdog (None when
+    turned off), the browser sessions (None without an API token) and the failed-login
+    throttle."""
 
     worker: AsyncTaskWorker
     settings: Settings
@@ -28,6 +31,8 @@ class AppState(TypedDict):
     draining: Event
     health: HealthMonitor
     watchdog: LoopWatchdog | None
+    sessions: Sessions | None
+    login_throttle: LoginThrottle
 
 
 def worker_of(request: Request) -> AsyncTaskWorker:
@@ -35,9 +40,19 @@ def worker_of(request: Request) -> AsyncTaskWorker:
     return worker
 
 
-def settings_of(request: Request) -> Settings:
-    settings: Settings = request.state.settings
+def settings_of(conn: HTTPConnection) -> Settings:
+    settings: Settings = conn.state.settings
     return settings
+
+
+def sessions_of(conn: HTTPConnection) -> Sessions | None:
+    sessions: Sessions | None = conn.state.sessions
+    return sessions
+
+
+def throttle_of(conn: HTTPConnection) -> LoginThrottle:
+    throttle: LoginThrottle = conn.state.login_throttle
+    return throttle
 
 
 def is_draining(request: Request) -> bool:

@@ -1,12 +1,18 @@
 """POST /webhooks/{task_type}: a signed delivery becomes a task, exactly once per delivery.
 
+Only configured endpoints exist (LITETASK_WEBHOOKS, or LITETASK_WEBHOOK_TYPES with the
+default secret); any other name answers the same 404, so nothing can be learnt by probing.
 The task is called with `payload=<the JSON body>` and, when the endpoint lists headers,
-`headers={name: value}`. The delivery row commits in the same transaction as the task row,
-so a repeated delivery id answers 200 with the original task and creates nothing.
+`headers={name: value}`. The delivery rows commit in the same transaction as the task row,
+so a repeated delivery id (and, for GitHub, the same body within the replay window) answers
+200 with the original task's id and creates nothing. Answers carry the task's id and URL
+only: the sender is not a user of the API.
 """
 
 from __future__ import annotations
 
+import hashlib
+import logging
 from collections.abc import Mapping
 from typing import Any
 
@@ -14,9 +20,10 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from app.config import Settings, WebhookEndpoint
+from app.config import WebhookEndpoint
+from app.errors import TaskError
 from app.web.body import parse_json, read_body
-from app.web.encoding import ApiJSONResponse, task_json, task_url
+from app.web.encoding import ApiJSONResponse, task_url
 from app.web.errors import Problem
 from app.web.signatures import (
     MAX_DELIVERY_ID,
@@ -27,46 +34,45 @@ from app.web.signatures import (
     verify_stripe,
 )
 from app.web.state import settings_of, worker_of
-from app.web.tasks import accepted_info
+from app.worker.core import AsyncTaskWorker
 from app.worker.options import TaskOptions
-from app.worker.records import WebhookDelivery
+from app.worker.records import Accepted, WebhookDelivery
+
+logger = logging.getLogger(__name__)
+
+
+def no_endpoint() -> Problem:
+    """The one answer for every path that is not a configured endpoint."""
+    return Problem(404, "not-found", "there is no webhook endpoint at this path")
 
 
 async def receive_webhook(request: Request) -> Response:
-    """202 with the new task's id and URL; 200 with the original for a repeated delivery."""
+    """202 with the new task's id and URL; 200 with the original's for a repeat."""
     settings = settings_of(request)
-    task_type = request.path_params["task_type"]
-    endpoint = settings.webhook_endpoint(task_type)
+    endpoint = settings.webhook_endpoint(request.path_params["task_type"])
+    if endpoint is None:
+        raise no_endpoint()
     raw = await read_body(request, settings.max_body_bytes)
-    delivery_id = _verify(endpoint, request.headers, raw, settings)
+    delivery_id = _verify(endpoint, request.headers, raw, settings.webhook_tolerance)
     payload = parse_json(raw)
     if endpoint.scheme == "stripe":
         delivery_id = _stripe_event_id(payload)
-    worker = worker_of(request)
+    delivery = _delivery(endpoint, delivery_id, raw, settings.webhook_replay_window)
     kwargs = _task_kwargs(endpoint, request.headers, payload)
-    accepted = await worker.submit(task_type, [], kwargs, _options(task_type, delivery_id))
-    info = await accepted_info(worker, accepted)
-    url = task_url(info.id)
+    accepted = await _submit(worker_of(request), endpoint.task_type, kwargs, delivery)
+    url = task_url(accepted.task_id)
     return ApiJSONResponse(
-        {"task_id": info.id, "url": url, "created": accepted.created, "task": task_json(info)},
+        {"task_id": accepted.task_id, "created": accepted.created, "url": url},
         202 if accepted.created else 200,
         headers={"Location": url},
     )
 
 
 def _verify(
-    endpoint: WebhookEndpoint, headers: Mapping[str, str], raw: bytes, settings: Settings
+    endpoint: WebhookEndpoint, headers: Mapping[str, str], raw: bytes, tolerance: int
 ) -> str | None:
     if endpoint.scheme == "none":
         return unsigned_delivery_id(headers)
-    if not endpoint.secrets:
-        raise Problem(
-            403,
-            "webhooks-not-configured",
-            f"webhook endpoint {endpoint.task_type!r} has no secret; set "
-            "LITETASK_WEBHOOK_SECRET or configure it in LITETASK_WEBHOOKS",
-        )
-    tolerance = settings.webhook_tolerance
     if endpoint.scheme == "github":
         return verify_github(endpoint, headers, raw, tolerance)
     if endpoint.scheme == "stripe":
@@ -82,6 +88,19 @@ def _stripe_event_id(payload: Any) -> str:
     return event_id
 
 
+def _delivery(
+    endpoint: WebhookEndpoint, delivery_id: str | None, raw: bytes, window: int
+) -> WebhookDelivery | None:
+    """What deduplicates this delivery. GitHub signs no timestamp, so a captured delivery
+    stays valid forever; its body's digest catches it under a fresh delivery id."""
+    if delivery_id is None:
+        return None
+    if endpoint.scheme != "github":
+        return WebhookDelivery(endpoint.task_type, delivery_id)
+    digest = hashlib.sha256(raw).hexdigest()
+    return WebhookDelivery(endpoint.task_type, delivery_id, digest, float(window))
+
+
 def _task_kwargs(
     endpoint: WebhookEndpoint, headers: Mapping[str, str], payload: Any
 ) -> dict[str, Any]:
@@ -91,12 +110,32 @@ def _task_kwargs(
     return kwargs
 
 
-def _options(task_type: str, delivery_id: str | None) -> TaskOptions:
-    delivery = WebhookDelivery(task_type, delivery_id) if delivery_id is not None else None
-    return TaskOptions(
-        metadata={"webhook": {"endpoint": task_type, "delivery_id": delivery_id}},
+async def _submit(
+    worker: AsyncTaskWorker,
+    task_type: str,
+    kwargs: dict[str, Any],
+    delivery: WebhookDelivery | None,
+) -> Accepted:
+    """Submit the task; a refusal tells the sender nothing of the task type (its
+    signature, other task types): the operator finds the reason in the log."""
+    options = TaskOptions(
+        metadata={
+            "webhook": {
+                "endpoint": task_type,
+                "delivery_id": delivery.delivery_id if delivery else None,
+            }
+        },
         webhook_delivery=delivery,
     )
+    try:
+        return await worker.submit(task_type, [], kwargs, options)
+    except TaskError as exc:
+        if exc.category == "unavailable":
+            raise
+        logger.warning("webhook delivery to %s refused: %s", task_type, exc)
+        if exc.category == "not_found":
+            raise no_endpoint() from None
+        raise Problem(422, "invalid-delivery", "this endpoint cannot take the delivery") from None
 
 
 routes: list[BaseRoute] = [Route("/webhooks/{task_type}", receive_webhook, methods=["POST"])]

@@ -7,8 +7,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Self
 
-from sqlalchemy import ColumnElement, Connection, or_, select
+from sqlalchemy import ColumnElement, Connection, bindparam, or_, select
 
+from app.clock import seconds_to_us
 from app.db.bulk import Row, insert_rows, json_text
 from app.db.tables import tasks, webhook_deliveries
 from app.db.writer import WriteOp
@@ -52,6 +53,12 @@ class PutTask(WriteOp[Accepted]):
         _record_deliveries(conn, taken.inserted)
 
 
+# (endpoint, key) of a delivery row -> (task id, received_at)
+Deliveries = dict[tuple[str, str], tuple[str, int]]
+BODY_KEY_PREFIX = "sha256:"
+FOREVER = -(2**63)
+
+
 @dataclass(slots=True)
 class _Taken:
     """What a batch of puts collides with: ids, idempotency keys and webhook deliveries
@@ -59,7 +66,7 @@ class _Taken:
 
     ids: set[str]
     keys: dict[str, str]
-    deliveries: dict[tuple[str, str], str]
+    deliveries: Deliveries
     inserted: list[NewTask]
 
     @classmethod
@@ -72,7 +79,10 @@ class _Taken:
         if t.idempotency_key is not None and t.idempotency_key in self.keys:
             return self.keys[t.idempotency_key]
         if t.delivery is not None:
-            return self.deliveries.get((t.delivery.endpoint, t.delivery.delivery_id))
+            for key, since in delivery_keys(t).items():
+                found = self.deliveries.get((t.delivery.endpoint, key))
+                if found is not None and found[1] >= since:
+                    return found[0]
         return None
 
     def add(self, t: NewTask) -> None:
@@ -81,34 +91,61 @@ class _Taken:
         if t.idempotency_key is not None:
             self.keys[t.idempotency_key] = t.id
         if t.delivery is not None:
-            self.deliveries[(t.delivery.endpoint, t.delivery.delivery_id)] = t.id
+            for key in delivery_keys(t):
+                self.deliveries[(t.delivery.endpoint, key)] = (t.id, t.created_at)
 
 
-def _existing_deliveries(conn: Connection, new: Sequence[NewTask]) -> dict[tuple[str, str], str]:
-    wanted = [t.delivery for t in new if t.delivery is not None]
+def delivery_keys(t: NewTask) -> dict[str, int]:
+    """The webhook_deliveries keys a task's delivery takes, each with the oldest
+    received_at that still counts as a repeat: a delivery id forever, a body digest within
+    the replay window (an older row of the same body is replaced)."""
+    assert t.delivery is not None
+    d = t.delivery
+    keys = {d.delivery_id: FOREVER}  # first: a known delivery id names its own task
+    if d.body_sha256 is not None:
+        since = t.created_at - seconds_to_us(d.replay_window)
+        keys.setdefault(BODY_KEY_PREFIX + d.body_sha256, since)
+    return keys
+
+
+def _existing_deliveries(conn: Connection, new: Sequence[NewTask]) -> Deliveries:
+    """Rows of the deliveries in `new`: both columns of the primary key are constrained, so
+    SQLite searches the key's index instead of scanning the table."""
+    endpoints = {t.delivery.endpoint for t in new if t.delivery is not None}
+    wanted = [key for t in new if t.delivery is not None for key in delivery_keys(t)]
     if not wanted:
         return {}
     d = webhook_deliveries.c
-    statement = select(d.endpoint, d.delivery_id, d.task_id).where(
-        d.delivery_id.in_([w.delivery_id for w in wanted])
+    statement = select(d.endpoint, d.delivery_id, d.task_id, d.received_at).where(
+        d.endpoint.in_(endpoints), d.delivery_id.in_(wanted)
     )
     rows = conn.execute(statement).all()
-    return {(r.endpoint, r.delivery_id): r.task_id for r in rows}
+    return {(r.endpoint, r.delivery_id): (r.task_id, r.received_at) for r in rows}
 
 
 def _record_deliveries(conn: Connection, inserted: Sequence[NewTask]) -> None:
-    rows = [
-        {
-            "endpoint": t.delivery.endpoint,
-            "delivery_id": t.delivery.delivery_id,
-            "task_id": t.id,
-            "received_at": t.created_at,
-        }
+    rows: list[dict[str, str | int]] = [
+        {"endpoint": t.delivery.endpoint, "key": key, "task_id": t.id, "at": t.created_at}
         for t in inserted
         if t.delivery is not None
+        for key in delivery_keys(t)
     ]
-    if rows:
-        conn.execute(webhook_deliveries.insert(), rows)
+    if not rows:
+        return
+    d = webhook_deliveries.c
+    stale = [r for r in rows if str(r["key"]).startswith(BODY_KEY_PREFIX)]
+    if stale:  # rows of the same body from before the replay window
+        delete = webhook_deliveries.delete().where(
+            d.endpoint == bindparam("endpoint"), d.delivery_id == bindparam("key")
+        )
+        conn.execute(delete, stale)
+    insert = webhook_deliveries.insert().values(
+        endpoint=bindparam("endpoint"),
+        delivery_id=bindparam("key"),
+        task_id=bindparam("task_id"),
+        received_at=bindparam("at"),
+    )
+    conn.execute(insert, rows)
 
 
 def _existing(conn: Connection, new: Sequence[NewTask]) -> tuple[set[str], dict[str, str]]:

@@ -37,11 +37,15 @@ class NewTask:
 
 @dataclass(frozen=True, slots=True)
 class WebhookDelivery:
-    """A webhook delivery a task is accepted for; its row commits with the task's row, and
-    the same (endpoint, delivery_id) again yields the original task instead of a new one."""
+    """A webhook delivery a task is accepted for; its rows commit with the task's row, and
+    the same (endpoint, delivery_id) again yields the original task instead of a new one.
+    With `body_sha256` (for senders whose signature covers no timestamp), the same body at
+    the same endpoint within `replay_window` seconds does too, whatever its delivery id."""
 
     endpoint: str
     delivery_id: str
+    body_sha256: str | None = None
+    replay_window: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)

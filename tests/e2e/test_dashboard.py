@@ -6,6 +6,7 @@ playwright's auto-waiting assertions (10 s), never a sleep.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -119,6 +120,14 @@ def test_dashboard_asks_for_the_token(start_server: Start, free_port: int, page:
     expect(page.locator(f'tr[data-task-id="{task_id}"] td.status')).to_have_text("completed")
     expect(page.locator("#live")).to_have_text("live")
     expect(page.locator("#login")).to_be_hidden()
+
+    # Writes ride on the cookie too: cancel and retry are JSON requests from this origin.
+    delayed = submit(server.url, {"task_type": "demo.sleep", "delay": 600}, TOKEN)
+    delayed_row = page.locator(f'tr[data-task-id="{delayed}"]')
+    delayed_row.get_by_role("button", name="Cancel").click()
+    expect(delayed_row.locator("td.status")).to_have_text("cancelled")
+    delayed_row.get_by_role("button", name="Retry").click()  # runs now, the delay spent
+    expect(delayed_row.locator("td.status")).to_have_text(re.compile("pending|running|completed"))
 
     cookies = page.context.cookies()
     assert [c["httpOnly"] for c in cookies] == [True]

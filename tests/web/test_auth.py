@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator
 
 import httpx
 import pytest
 
-from app.web.auth import SESSION_COOKIE, SessionSigner
+from app.web.sessions import PLAIN_COOKIE, SessionSigner
 from tests.conftest import ClientFactory
 from tests.web.helpers import assert_problem, wait_done
 
@@ -51,8 +52,8 @@ async def test_the_token_opens_everything(secured: httpx.AsyncClient) -> None:
 
 async def test_health_and_webhooks_are_public(secured: httpx.AsyncClient) -> None:
     assert (await secured.get("/health")).status_code == 200
-    # Webhooks authenticate by signature instead: no secret configured here, so 403, not 401.
-    assert_problem(await secured.post("/webhooks/demo.echo", content=b"{}"), 403)
+    # Webhooks authenticate by signature instead: none configured here, so 404, not 401.
+    assert_problem(await secured.post("/webhooks/demo.echo", content=b"{}"), 404)
 
 
 async def test_session_cookie_from_json(secured: httpx.AsyncClient) -> None:
@@ -61,7 +62,8 @@ async def test_session_cookie_from_json(secured: httpx.AsyncClient) -> None:
     cookie = response.headers["set-cookie"]
     assert "HttpOnly" in cookie and "SameSite=strict" in cookie and TOKEN not in cookie
     assert (await secured.get("/tasks")).status_code == 200  # the client keeps the cookie
-    assert (await secured.delete("/auth/session")).status_code == 204
+    ended = await secured.delete("/auth/session", headers={"content-type": "application/json"})
+    assert ended.status_code == 204
     assert_problem(await secured.get("/tasks"), 401)
 
 
@@ -75,17 +77,19 @@ async def test_bad_tokens_get_no_session(secured: httpx.AsyncClient) -> None:
     assert_problem(await secured.post("/auth/session", json={"token": "wrong"}), 401)
     assert_problem(await secured.post("/auth/session", json={"nothing": 1}), 401)
     assert_problem(await secured.post("/auth/session", content=b"{", headers={}), 400)
-    assert SESSION_COOKIE not in secured.cookies
+    assert PLAIN_COOKIE not in secured.cookies
 
 
 async def test_forged_and_expired_sessions_fail(secured: httpx.AsyncClient) -> None:
-    forged, _ = SessionSigner("another token").issue(60)
-    expired, _ = SessionSigner(TOKEN).issue(-10)
-    for value in (forged, expired, "garbage", "1.2.3"):
-        secured.cookies.set(SESSION_COOKIE, value)
+    now = int(time.time())
+    forged = SessionSigner("another token").issue(0, now + 60)
+    expired = SessionSigner(TOKEN).issue(0, now - 10)
+    other_version = SessionSigner(TOKEN).issue(1, now + 60)
+    for value in (forged, expired, other_version, "garbage", "1.2.3"):
+        secured.cookies.set(PLAIN_COOKIE, value)
         assert_problem(await secured.get("/tasks"), 401)
-    valid, _ = SessionSigner(TOKEN).issue(60)
-    secured.cookies.set(SESSION_COOKIE, valid)
+    valid = SessionSigner(TOKEN).issue(0, now + 60)
+    secured.cookies.set(PLAIN_COOKIE, valid)
     assert (await secured.get("/tasks")).status_code == 200
 
 

@@ -26,7 +26,11 @@ REGISTRY_DEPENDENT = {("POST", "/tasks"), ("POST", "/webhooks/{task_type}")}
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
     database: Path = tmp_path_factory.mktemp("openapi") / "litetask.db"
-    env = {"LITETASK_API_TOKEN": TOKEN, "LITETASK_WEBHOOK_SECRET": "whsec_c2VjcmV0"}
+    env = {
+        "LITETASK_API_TOKEN": TOKEN,
+        "LITETASK_WEBHOOK_SECRET": "whsec_c2VjcmV0",
+        "LITETASK_WEBHOOK_TYPES": "demo.echo",
+    }
     process = ServerProcess(database, free_loopback_port(), **env)
     try:
         process.wait_ready()

@@ -34,13 +34,13 @@
     }
   }
 
-  // fetch() a JSON API path; throws ApiError carrying the problem+json `detail`.
+  // fetch() a JSON API path; throws ApiError carrying the problem+json `detail`. Every
+  // request that changes something is JSON, with or without a body: the server accepts
+  // nothing else from a session cookie (no other site can send JSON without CORS).
   async function api(method, path, body) {
     const init = { method, headers: { Accept: "application/json" }, credentials: "same-origin" };
-    if (body !== undefined) {
-      init.headers["Content-Type"] = "application/json";
-      init.body = JSON.stringify(body);
-    }
+    if (method !== "GET") init.headers["Content-Type"] = "application/json";
+    if (body !== undefined) init.body = JSON.stringify(body);
     const response = await fetch(path, init);
     const data = await response.json().catch(() => null);
     if (!response.ok) {
