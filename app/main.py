@@ -22,6 +22,7 @@ from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.routing import BaseRoute
 
+from app.access import warn_if_open
 from app.config import ConfigError, Settings
 from app.events.manager import EventManager
 from app.events.retention import prune_periodically
@@ -71,7 +72,7 @@ def create_app(settings: Settings, *, draining: asyncio.Event | None = None) -> 
 
     @asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[AppState]:
-        load_task_modules(settings.task_modules)
+        load_task_modules(settings.modules)
         events = EventManager()
         worker = build_worker(settings, events)
         await worker.start()
@@ -122,9 +123,16 @@ def all_routes() -> list[BaseRoute]:
     ]
 
 
+class ServeError(Exception):
+    """The server cannot start listening (the address is taken or not this machine's)."""
+
+
 def hypercorn_config(settings: Settings) -> HypercornConfig:
     config = HypercornConfig()
-    config.bind = [f"{settings.host}:{settings.port}"]
+    host = settings.host
+    if ":" in host and not host.startswith("["):
+        host = f"[{host}]"  # an IPv6 address
+    config.bind = [f"{host}:{settings.port}"]
     config.accesslog = None
     # Hypercorn's messages go through our logging setup once, not also its own handler.
     config.errorlog = logging.getLogger("hypercorn.error")
@@ -133,15 +141,29 @@ def hypercorn_config(settings: Settings) -> HypercornConfig:
     return config
 
 
+def check_bind(config: HypercornConfig) -> None:
+    """Bind and release the address first: Hypercorn would start the lifespan (and with it
+    the worker) before it finds out that it cannot listen."""
+    try:
+        sockets = config.create_sockets()
+    except OSError as exc:
+        raise ServeError(f"cannot listen on {', '.join(config.bind)}: {exc.strerror}") from None
+    for sock in (*sockets.secure_sockets, *sockets.insecure_sockets):
+        sock.close()
+
+
 async def serve(settings: Settings) -> None:
     """Serve until SIGTERM or SIGINT, then stop accepting, drain and return."""
+    warn_if_open(settings.api_token, settings.host, settings.insecure_no_auth)
+    config = hypercorn_config(settings)
+    check_bind(config)
     draining = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, draining.set)
     try:
         app: Any = create_app(settings, draining=draining)  # Hypercorn's own ASGI typing
-        await hypercorn_serve(app, hypercorn_config(settings), shutdown_trigger=draining.wait)
+        await hypercorn_serve(app, config, shutdown_trigger=draining.wait)
     finally:
         for signum in (signal.SIGTERM, signal.SIGINT):
             with contextlib.suppress(ValueError, RuntimeError):

@@ -73,11 +73,12 @@ async def lifespan(app: ASGIApp) -> AsyncIterator[Running]:
 
 
 def settings_for(tmp_path: Path, **overrides: Any) -> Settings:
-    """Settings on a fresh database file in `tmp_path`, quick to stop."""
+    """Settings on a fresh database file in `tmp_path`, quick to stop, with the demo tasks."""
     values: dict[str, Any] = {
         "database_url": f"sqlite+aiosqlite:///{tmp_path / 'litetask.db'}",
         "stop_timeout": 2.0,
         "health_interval": 0.0,
+        "demo": True,
         **overrides,
     }
     return Settings(**values).validated()
@@ -116,6 +117,7 @@ class ServerProcess:
             "LITETASK_DATABASE_URL": f"sqlite+aiosqlite:///{database}",
             "LITETASK_STOP_TIMEOUT": "3",
             "LITETASK_LOG_LEVEL": "warning",
+            "LITETASK_DEMO": "1",
             **env,
         }
         command = [sys.executable, "-m", "app", "serve", "--port", str(port)]
