@@ -109,7 +109,7 @@ async def client(make_client: ClientFactory) -> AsyncIterator[httpx.AsyncClient]
 class ServerProcess:
     """A real `litetask serve` child process on a loopback port."""
 
-    def __init__(self, database: Path, port: int, **env: str) -> None:
+    def __init__(self, database: Path, port: int, *args: str, **env: str) -> None:
         self.url = f"http://127.0.0.1:{port}"
         environ = {
             **os.environ,
@@ -120,7 +120,7 @@ class ServerProcess:
             "LITETASK_DEMO": "1",
             **env,
         }
-        command = [sys.executable, "-m", "app", "serve", "--port", str(port)]
+        command = [sys.executable, "-m", "app", "serve", "--port", str(port), *args]
         self.proc = subprocess.Popen(
             command, env=environ, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
         )
