@@ -24,6 +24,7 @@ from app.config import ConfigError, Settings
 from app.errors import TaskError
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+SERVICE_UMASK = 0o077  # whatever the service (or a task) creates is its owner's alone
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -98,6 +99,7 @@ def run_serve(args: argparse.Namespace) -> int:
 
     settings = settings_from(args)
     logging.getLogger().setLevel(settings.log_level.upper())
+    os.umask(SERVICE_UMASK)
     try:
         asyncio.run(serve(settings))
     except (LifespanFailureError, ServeError) as exc:
