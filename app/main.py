@@ -21,6 +21,7 @@ from hypercorn.config import Config as HypercornConfig
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.routing import BaseRoute
+from starlette.types import ASGIApp
 
 from app.access import warn_if_open
 from app.config import ConfigError, Settings
@@ -30,6 +31,7 @@ from app.web import auth, cache, dashboard, health, openapi, task_types, tasks, 
 from app.web import events as event_routes
 from app.web.auth import AuthMiddleware
 from app.web.errors import EXCEPTION_HANDLERS
+from app.web.headers import SecurityHeaders
 from app.web.health import HealthMonitor
 from app.web.state import AppState
 from app.worker.core import AsyncTaskWorker
@@ -96,12 +98,19 @@ def create_app(settings: Settings, *, draining: asyncio.Event | None = None) -> 
                 await pruner
             await worker.stop(settings.stop_timeout)
 
-    return Starlette(
+    return Service(
         routes=all_routes(),
         middleware=[Middleware(AuthMiddleware, token=settings.api_token)],
         exception_handlers=dict(EXCEPTION_HANDLERS),
         lifespan=lifespan,
     )
+
+
+class Service(Starlette):
+    """The Starlette app with SecurityHeaders outermost, around its error handling too."""
+
+    def build_middleware_stack(self) -> ASGIApp:
+        return SecurityHeaders(super().build_middleware_stack())
 
 
 async def _close_when_draining(draining: asyncio.Event, events: EventManager) -> None:
