@@ -33,6 +33,12 @@ SESSION_COOKIE = "litetask_session"
 PUBLIC_PATHS = frozenset({"/health", "/auth/session", *PAGE_PATHS})
 PUBLIC_PREFIXES = ("/webhooks/", STATIC_PREFIX + "/")
 CHALLENGE = {"WWW-Authenticate": 'Bearer realm="litetask"'}
+AUTHENTICATED = "litetask.authenticated"  # scope key: True when no token is set or it was sent
+
+
+def is_authenticated(conn: HTTPConnection) -> bool:
+    """Whether AuthMiddleware let this request in on its credentials (False without it)."""
+    return conn.scope.get(AUTHENTICATED) is True
 
 
 class SessionSigner:
@@ -72,10 +78,13 @@ class AuthMiddleware:
         self.signer = SessionSigner(token) if token is not None else None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "lifespan" or self.token is None or _is_public(scope["path"]):
+        if scope["type"] == "lifespan":
             await self.app(scope, receive, send)
             return
-        if self._authenticated(HTTPConnection(scope)):
+        # Public paths learn it too: /health shows its counts to authenticated callers only.
+        authenticated = self.token is None or self._authenticated(HTTPConnection(scope))
+        scope[AUTHENTICATED] = authenticated
+        if authenticated or _is_public(scope["path"]):
             await self.app(scope, receive, send)
             return
         response = problem_response(

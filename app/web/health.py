@@ -1,5 +1,8 @@
 """GET /health: 200 while the service can take and run work, 503 otherwise.
 
+Anyone may ask; only an authenticated caller (or anyone, when no token is set) sees the
+worker and queue counts and the problems, the rest see `{"status": ...}` alone.
+
 Writability is proven, not assumed: a no-op write goes through the group-commit writer
 (BEGIN IMMEDIATE ... COMMIT), so a stuck writer or a read-only database shows up here. The
 probe and the queue depth are refreshed at most every LITETASK_HEALTH_INTERVAL seconds and
@@ -22,6 +25,7 @@ from starlette.routing import BaseRoute, Route
 
 from app.db.writer import WriteOp
 from app.errors import TaskError
+from app.web.auth import is_authenticated
 from app.web.encoding import ApiJSONResponse
 from app.web.state import is_draining, worker_of
 from app.worker.core import AsyncTaskWorker
@@ -80,6 +84,9 @@ async def health(request: Request) -> Response:
         problems.append("the service is draining")
     if probe.problem is not None:
         problems.append(probe.problem)
+    status = 503 if problems else 200
+    if not is_authenticated(request):
+        return ApiJSONResponse({"status": "unavailable" if problems else "ok"}, status)
     pool = worker.pool
     body: dict[str, Any] = {
         "status": "unavailable" if problems else "ok",
@@ -91,7 +98,7 @@ async def health(request: Request) -> Response:
     }
     if problems:
         body["problems"] = problems
-    return ApiJSONResponse(body, 503 if problems else 200)
+    return ApiJSONResponse(body, status)
 
 
 routes: list[BaseRoute] = [Route("/health", health, methods=["GET"])]

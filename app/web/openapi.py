@@ -119,6 +119,8 @@ PATHS: dict[str, Any] = {
     "/health": {
         "get": {
             "summary": "Liveness and readiness",
+            "description": "Public. With LITETASK_API_TOKEN set, the worker and queue counts "
+            "and the problems are shown to authenticated callers only.",
             "operationId": "health",
             "security": [],
             "responses": {
