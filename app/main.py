@@ -34,6 +34,7 @@ from app.web.errors import EXCEPTION_HANDLERS
 from app.web.headers import SecurityHeaders
 from app.web.health import HealthMonitor
 from app.web.state import AppState
+from app.web.streams import StreamLimits
 from app.worker.core import AsyncTaskWorker
 from app.worker.registry import default_registry
 
@@ -89,6 +90,7 @@ def create_app(settings: Settings, *, draining: asyncio.Event | None = None) -> 
                 "events": events,
                 "draining": drain,
                 "health": HealthMonitor(worker, settings.health_interval),
+                "streams": StreamLimits.from_settings(settings),
             }
         finally:
             drain.set()
@@ -147,6 +149,8 @@ def hypercorn_config(settings: Settings) -> HypercornConfig:
     config.errorlog = logging.getLogger("hypercorn.error")
     config.loglevel = settings.log_level.upper()
     config.graceful_timeout = min(settings.stop_timeout, 5.0)
+    # A client silent this long mid-request is cut; event streams end themselves before it.
+    config.read_timeout = settings.read_timeout  # type: ignore[assignment]  # int | None
     return config
 
 

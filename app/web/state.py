@@ -14,17 +14,19 @@ if TYPE_CHECKING:
 
     from app.events.manager import EventManager
     from app.web.health import HealthMonitor
+    from app.web.streams import StreamLimits
 
 
 class AppState(TypedDict):
     """The lifespan state: one worker, the settings it was built from, the event manager,
-    an Event set when draining starts, and the health monitor."""
+    an Event set when draining starts, the health monitor and the event-stream limits."""
 
     worker: AsyncTaskWorker
     settings: Settings
     events: EventManager
     draining: Event
     health: HealthMonitor
+    streams: StreamLimits
 
 
 def worker_of(request: Request) -> AsyncTaskWorker:
