@@ -34,15 +34,21 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-def token_problem(token: str | None, host: str, insecure_no_auth: bool) -> str | None:
-    """Why the token settings cannot serve on `host`, as one line; None when they can."""
+def exposure_problem(token: str | None, host: str, insecure_no_auth: bool) -> str | None:
+    """Why serving on `host` with these settings would be open to others, as one line; None
+    when it is not (a token, a loopback host, or the explicit opt-out)."""
+    if token is not None or is_loopback(host) or insecure_no_auth:
+        return None
+    return (
+        f"LITETASK_API_TOKEN is not set and {host} is not a loopback address: "
+        f"{HOW_TO_SET} (or LITETASK_INSECURE_NO_AUTH=1 to run open on a private network)"
+    )
+
+
+def token_problem(token: str | None) -> str | None:
+    """Why `token` is not a usable API token, as one line; None when it is (or is unset)."""
     if token is None:
-        if is_loopback(host) or insecure_no_auth:
-            return None
-        return (
-            f"LITETASK_API_TOKEN is not set and {host} is not a loopback address: "
-            f"{HOW_TO_SET} (or LITETASK_INSECURE_NO_AUTH=1 to run open on a private network)"
-        )
+        return None
     if not token:
         return f"LITETASK_API_TOKEN is set but empty: {HOW_TO_SET}, or unset it on loopback"
     if len(token) < MIN_TOKEN_LENGTH:

@@ -94,9 +94,9 @@ class Settings:
         for problem, message in self._problems():
             if problem:
                 raise ConfigError(message)
-        access = token_problem(self.api_token, self.host, self.insecure_no_auth)
-        if access is not None:
-            raise ConfigError(access)
+        bad_token = token_problem(self.api_token)
+        if bad_token is not None:
+            raise ConfigError(bad_token)
         return self
 
     @property

@@ -23,7 +23,7 @@ from starlette.middleware import Middleware
 from starlette.routing import BaseRoute
 from starlette.types import ASGIApp
 
-from app.access import warn_if_open
+from app.access import exposure_problem, warn_if_open
 from app.config import ConfigError, Settings
 from app.events.manager import EventManager
 from app.events.retention import prune_periodically
@@ -166,7 +166,11 @@ def check_bind(config: HypercornConfig) -> None:
 
 
 async def serve(settings: Settings) -> None:
-    """Serve until SIGTERM or SIGINT, then stop accepting, drain and return."""
+    """Serve until SIGTERM or SIGINT, then stop accepting, drain and return. Refuses
+    (ConfigError) to serve off loopback without a token unless opted out."""
+    exposed = exposure_problem(settings.api_token, settings.host, settings.insecure_no_auth)
+    if exposed is not None:
+        raise ConfigError(exposed)
     warn_if_open(settings.api_token, settings.host, settings.insecure_no_auth)
     config = hypercorn_config(settings)
     check_bind(config)
