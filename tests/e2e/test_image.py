@@ -115,3 +115,16 @@ def test_the_image_command_boots_from_the_venv_without_a_network(tmp_path: Path)
     )
     assert done.returncode == 0, done.stdout + done.stderr
     assert "health 200" in done.stdout and "exit 0" in done.stdout, done.stdout
+
+
+def test_no_doc_suggests_a_guessable_token() -> None:
+    """Wherever the docs and deployment files set LITETASK_API_TOKEN, the value comes from
+    `litetask token` (or is left to the reader as `...`), never a literal like `change-me`."""
+    files = [ROOT / "README.md", ROOT / "fly.toml", DOCKERFILE, *(ROOT / "docs").glob("*.md")]
+    literal = re.compile(r"LITETASK_API_TOKEN=(?![\"']?\$\(|\.\.\.|…|`|\)| |$)(\S+)")
+    found = [
+        f"{path.name}: {match.group(0)}"
+        for path in files
+        for match in literal.finditer(path.read_text())
+    ]
+    assert found == []
