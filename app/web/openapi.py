@@ -23,13 +23,14 @@ REASONS = {
     401: "Missing or bad credentials or signature",
     403: "Webhook endpoint has no secret configured",
     404: "No such task",
+    408: "Body not whole within LITETASK_BODY_TIMEOUT seconds",
     409: "Conflict with the task's state",
     413: "Body larger than LITETASK_MAX_BODY_BYTES",
     415: "Body is not JSON",
     422: "Invalid fields (listed in `errors`) or unknown task type",
     503: "Not ready: draining, stopped, or the database is not writable",
 }
-ERRORS_BODY = (400, 401, 413, 415, 422, 503)
+ERRORS_BODY = (400, 401, 408, 413, 415, 422, 503)
 TASK_ID = {"name": "task_id", "in": "path", "required": True, "schema": {"type": "string"}}
 IDEMPOTENCY_KEY = {
     "name": "Idempotency-Key",
@@ -161,7 +162,7 @@ PATHS: dict[str, Any] = {
             "requestBody": _json_body(
                 {"type": "object", "properties": {"token": {"type": "string"}}}
             ),
-            "responses": _responses({200: "Session"}, (400, 413)),
+            "responses": _responses({200: "Session"}, (400, 408, 413)),
         },
         "delete": {
             "summary": "End the session (clear the cookie)",
