@@ -1,4 +1,4 @@
-"""The `litetask` command: serve, migrate, submit and status.
+"""The `litetask` command: serve, migrate, token, submit and status.
 
 `serve` and `migrate` read settings from LITETASK_* variables, flags overriding them;
 `submit` and `status` talk to a running server at --url (LITETASK_URL), sending
@@ -19,10 +19,12 @@ from typing import Any
 
 import httpx
 
+from app.access import new_token
 from app.config import ConfigError, Settings
 from app.errors import TaskError
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+SERVICE_UMASK = 0o077  # whatever the service (or a task) creates is its owner's alone
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -38,10 +40,17 @@ def build_parser() -> argparse.ArgumentParser:
         dest="task_modules",
         metavar="MODULE",
         help="import path of a module with @task functions; repeatable "
-        "(LITETASK_TASK_MODULES, default app.demo)",
+        "(LITETASK_TASK_MODULES, default none)",
+    )
+    serve.add_argument(
+        "--demo",
+        action="store_const",
+        const=True,
+        help="also load the demo task types, app.demo (LITETASK_DEMO=1)",
     )
     serve.add_argument("--max-workers", type=int, help="concurrent tasks (LITETASK_MAX_WORKERS)")
     _database_flag(commands.add_parser("migrate", help="bring the database schema up to date"))
+    commands.add_parser("token", help="print a fresh random API token for LITETASK_API_TOKEN")
     submit = commands.add_parser("submit", help="submit a task to a running server")
     submit.add_argument("task_type")
     submit.add_argument("--json", default="{}", help="keyword arguments as a JSON object")
@@ -76,7 +85,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def settings_from(args: argparse.Namespace) -> Settings:
-    flags = ("host", "port", "database_url", "task_modules", "max_workers")
+    flags = ("host", "port", "database_url", "task_modules", "max_workers", "demo")
     overrides = {name: getattr(args, name, None) for name in flags}
     if overrides["task_modules"] is not None:
         overrides["task_modules"] = tuple(overrides["task_modules"])
@@ -86,15 +95,21 @@ def settings_from(args: argparse.Namespace) -> Settings:
 def run_serve(args: argparse.Namespace) -> int:
     from hypercorn.utils import LifespanFailureError
 
-    from app.main import serve
+    from app.main import ServeError, serve
 
     settings = settings_from(args)
     logging.getLogger().setLevel(settings.log_level.upper())
+    os.umask(SERVICE_UMASK)
     try:
         asyncio.run(serve(settings))
-    except LifespanFailureError as exc:
+    except (LifespanFailureError, ServeError) as exc:
         print(f"litetask: could not start: {exc}", file=sys.stderr)
         return EXIT_FAILED
+    return EXIT_OK
+
+
+def run_token(_args: argparse.Namespace) -> int:
+    print(new_token())
     return EXIT_OK
 
 
@@ -162,5 +177,11 @@ def _call(base_url: str, method: str, path: str, **kwargs: Any) -> int:
 
 
 COMMANDS: Mapping[str, Callable[[argparse.Namespace], int]] = MappingProxyType(
-    {"serve": run_serve, "migrate": run_migrate, "submit": run_submit, "status": run_status}
+    {
+        "serve": run_serve,
+        "migrate": run_migrate,
+        "token": run_token,
+        "submit": run_submit,
+        "status": run_status,
+    }
 )

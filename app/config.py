@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, fields, replace
 from typing import Any
 
+from app.access import token_problem
 from app.cache.setup import CacheSettings
 from app.events.retention import Retention
 
@@ -26,6 +27,11 @@ CACHE_BACKENDS = ("sqlite", "memory", "redis", "none")
 LOOPBACK_NAMES = ("localhost", "127.0.0.1", "[::1]")
 # What Starlette's TrustedHostMiddleware matches: "*", "*.domain", a host name or [IPv6].
 HOST_PATTERN = re.compile(r"\*|(\*\.)?[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*|\[[0-9A-Fa-f:.]+\]")
+# Set-but-empty is a value for these (a configuration error), not "unset".
+EMPTY_IS_A_VALUE = frozenset({"api_token"})
+DEMO_MODULE = "app.demo"
+BOOLEANS = {"1": True, "true": True, "yes": True, "on": True}
+BOOLEANS.update({"0": False, "false": False, "no": False, "off": False})
 
 
 class ConfigError(ValueError):
@@ -49,7 +55,8 @@ class WebhookEndpoint:
 @dataclass(frozen=True, slots=True)
 class Settings:
     database_url: str = DEFAULT_DATABASE_URL
-    task_modules: tuple[str, ...] = ("app.demo",)
+    task_modules: tuple[str, ...] = ()
+    demo: bool = False
     max_workers: int = 10
     task_timeout: float | None = None
     max_attempts: int = 1
@@ -59,6 +66,7 @@ class Settings:
     host: str = "127.0.0.1"
     port: int = 8000
     api_token: str | None = None
+    insecure_no_auth: bool = False
     webhook_secret: str | None = None
     webhook_scheme: str = "standard"
     webhook_types: tuple[str, ...] = ()
@@ -69,6 +77,10 @@ class Settings:
     trusted_proxies: tuple[str, ...] = ()
     allowed_hosts: tuple[str, ...] = ()
     max_body_bytes: int = 1024 * 1024
+    body_timeout: float = 30.0
+    read_timeout: float = 120.0
+    sse_max_streams: int = 1000
+    sse_max_streams_per_client: int = 32
     health_interval: float = 1.0
     loop_lag_threshold: float = 1.0
     log_level: str = "info"
@@ -86,7 +98,7 @@ class Settings:
         values: dict[str, Any] = {}
         for f in fields(cls):
             raw = env.get(ENV_PREFIX + f.name.upper())
-            if raw is not None and raw != "":
+            if raw is not None and (raw != "" or f.name in EMPTY_IS_A_VALUE):
                 values[f.name] = _parse(f.name, str(f.type), raw)
         settings = cls(**values)
         given = {k: v for k, v in overrides.items() if v is not None}
@@ -101,6 +113,9 @@ class Settings:
         _check_allowed_hosts(self.allowed_hosts)
         for endpoint in self.webhook_endpoints():
             _check_endpoint(endpoint, self.on_loopback)
+        bad_token = token_problem(self.api_token)
+        if bad_token is not None:
+            raise ConfigError(bad_token)
         return self
 
     @property
@@ -120,11 +135,23 @@ class Settings:
             return self.allowed_hosts
         return LOOPBACK_NAMES if self.on_loopback else ("*",)
 
+    @property
+    def modules(self) -> tuple[str, ...]:
+        """The task modules to import: the demo tasks first when asked for, then the named."""
+        demo = (DEMO_MODULE,) if self.demo and DEMO_MODULE not in self.task_modules else ()
+        return demo + self.task_modules
+
     def _problems(self) -> list[tuple[bool, str]]:
         return [
             (self.max_workers < 1, "LITETASK_MAX_WORKERS must be at least 1"),
             (self.max_attempts < 1, "LITETASK_MAX_ATTEMPTS must be at least 1"),
             (self.max_body_bytes < 1024, "LITETASK_MAX_BODY_BYTES must be at least 1024"),
+            (self.body_timeout <= 0, "LITETASK_BODY_TIMEOUT must be a positive number of seconds"),
+            (self.read_timeout < 1, "LITETASK_READ_TIMEOUT must be at least 1 second"),
+            (
+                not 1 <= self.sse_max_streams_per_client <= self.sse_max_streams,
+                "LITETASK_SSE_MAX_STREAMS_PER_CLIENT must be 1 to LITETASK_SSE_MAX_STREAMS",
+            ),
             (not 0 <= self.port < 65536, "LITETASK_PORT must be between 0 and 65535"),
             (self.health_interval < 0, "LITETASK_HEALTH_INTERVAL must not be negative"),
             (
@@ -303,6 +330,10 @@ def _parse(name: str, type_name: str, raw: str) -> Any:
             return int(raw)
         if type_name.startswith("float"):
             return float(raw)
+        if type_name == "bool":
+            return BOOLEANS[raw.strip().lower()]
+    except KeyError:
+        raise ConfigError(f"{env_name}={raw!r} is not one of 1, 0, true, false") from None
     except ValueError:
         raise ConfigError(f"{env_name}={raw!r} is not a valid {type_name}") from None
     return raw

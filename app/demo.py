@@ -1,5 +1,6 @@
-"""Demo task types that ship with the service, so a fresh `litetask serve` has real work to
-run. Loaded by default (LITETASK_TASK_MODULES=app.demo); replace them with your own modules.
+"""Demo task types that ship with the service, so a fresh `litetask serve --demo` has real
+work to run. Loaded only when asked for (--demo, LITETASK_DEMO=1); name your own modules in
+LITETASK_TASK_MODULES.
 """
 
 from __future__ import annotations

@@ -20,7 +20,9 @@ from hypercorn.asyncio import serve as hypercorn_serve
 from hypercorn.config import Config as HypercornConfig
 from starlette.applications import Starlette
 from starlette.routing import BaseRoute
+from starlette.types import ASGIApp
 
+from app.access import exposure_problem, warn_if_open
 from app.config import ConfigError, Settings
 from app.events.manager import EventManager
 from app.events.retention import prune_periodically
@@ -28,11 +30,13 @@ from app.watchdog import LoopWatchdog
 from app.web import auth, cache, dashboard, health, openapi, task_types, tasks, webhooks
 from app.web import events as event_routes
 from app.web.errors import EXCEPTION_HANDLERS
+from app.web.headers import SecurityHeaders
 from app.web.health import HealthMonitor
 from app.web.login_throttle import LoginThrottle
 from app.web.perimeter import perimeter
 from app.web.sessions import Sessions
 from app.web.state import AppState
+from app.web.streams import StreamLimits
 from app.worker.core import AsyncTaskWorker
 from app.worker.registry import default_registry
 
@@ -73,7 +77,7 @@ def create_app(settings: Settings, *, draining: asyncio.Event | None = None) -> 
 
     @asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[AppState]:
-        load_task_modules(settings.task_modules)
+        load_task_modules(settings.modules)
         events = EventManager()
         worker = build_worker(settings, events)
         await worker.start()
@@ -93,6 +97,7 @@ def create_app(settings: Settings, *, draining: asyncio.Event | None = None) -> 
                 "watchdog": watchdog,
                 "sessions": sessions,
                 "login_throttle": LoginThrottle(),
+                "streams": StreamLimits.from_settings(settings),
             }
         finally:
             if watchdog is not None:
@@ -104,12 +109,19 @@ def create_app(settings: Settings, *, draining: asyncio.Event | None = None) -> 
                 await pruner
             await worker.stop(settings.stop_timeout)
 
-    return Starlette(
+    return Service(
         routes=all_routes(),
         middleware=perimeter(settings),
         exception_handlers=dict(EXCEPTION_HANDLERS),
         lifespan=lifespan,
     )
+
+
+class Service(Starlette):
+    """The Starlette app with SecurityHeaders outermost, around its error handling too."""
+
+    def build_middleware_stack(self) -> ASGIApp:
+        return SecurityHeaders(super().build_middleware_stack())
 
 
 def start_watchdog(settings: Settings) -> LoopWatchdog | None:
@@ -146,26 +158,53 @@ def all_routes() -> list[BaseRoute]:
     ]
 
 
+class ServeError(Exception):
+    """The server cannot start listening (the address is taken or not this machine's)."""
+
+
 def hypercorn_config(settings: Settings) -> HypercornConfig:
     config = HypercornConfig()
-    config.bind = [f"{settings.host}:{settings.port}"]
+    host = settings.host
+    if ":" in host and not host.startswith("["):
+        host = f"[{host}]"  # an IPv6 address
+    config.bind = [f"{host}:{settings.port}"]
     config.accesslog = None
     # Hypercorn's messages go through our logging setup once, not also its own handler.
     config.errorlog = logging.getLogger("hypercorn.error")
     config.loglevel = settings.log_level.upper()
     config.graceful_timeout = min(settings.stop_timeout, 5.0)
+    # A client silent this long mid-request is cut; event streams end themselves before it.
+    config.read_timeout = settings.read_timeout  # type: ignore[assignment]  # int | None
     return config
 
 
+def check_bind(config: HypercornConfig) -> None:
+    """Bind and release the address first: Hypercorn would start the lifespan (and with it
+    the worker) before it finds out that it cannot listen."""
+    try:
+        sockets = config.create_sockets()
+    except OSError as exc:
+        raise ServeError(f"cannot listen on {', '.join(config.bind)}: {exc.strerror}") from None
+    for sock in (*sockets.secure_sockets, *sockets.insecure_sockets):
+        sock.close()
+
+
 async def serve(settings: Settings) -> None:
-    """Serve until SIGTERM or SIGINT, then stop accepting, drain and return."""
+    """Serve until SIGTERM or SIGINT, then stop accepting, drain and return. Refuses
+    (ConfigError) to serve off loopback without a token unless opted out."""
+    exposed = exposure_problem(settings.api_token, settings.host, settings.insecure_no_auth)
+    if exposed is not None:
+        raise ConfigError(exposed)
+    warn_if_open(settings.api_token, settings.host, settings.insecure_no_auth)
+    config = hypercorn_config(settings)
+    check_bind(config)
     draining = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, draining.set)
     try:
         app: Any = create_app(settings, draining=draining)  # Hypercorn's own ASGI typing
-        await hypercorn_serve(app, hypercorn_config(settings), shutdown_trigger=draining.wait)
+        await hypercorn_serve(app, config, shutdown_trigger=draining.wait)
     finally:
         for signum in (signal.SIGTERM, signal.SIGINT):
             with contextlib.suppress(ValueError, RuntimeError):

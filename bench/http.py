@@ -117,6 +117,7 @@ def start_server(directory: Path, port: int) -> subprocess.Popen[bytes]:
         "PYTHONPATH": str(ROOT),
         "LITETASK_DATABASE_URL": f"sqlite+aiosqlite:///{directory / 'bench.db'}",
         "LITETASK_LOG_LEVEL": "warning",
+        "LITETASK_DEMO": "1",
     }
     command = [sys.executable, "-m", "app", "serve", "--port", str(port)]
     return subprocess.Popen(command, env=env)

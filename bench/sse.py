@@ -54,6 +54,7 @@ async def serve(args: argparse.Namespace) -> None:
 
     from app.events.manager import EventManager
     from app.web.events import routes
+    from app.web.streams import StreamLimits
     from app.worker.core import AsyncTaskWorker
     from app.worker.registry import TaskRegistry
 
@@ -61,12 +62,16 @@ async def serve(args: argparse.Namespace) -> None:
     for k in range(args.types):
         registry.register(f"t{k}", noop)
     manager = EventManager()
+    # Every client connects from 127.0.0.1: raise the per-address cap (32 by default) and the
+    # global one (1000) to what this run opens.
+    streams = args.clients + args.dashboards + 1
+    limits = StreamLimits(max_streams=streams, per_client=streams)
     url = f"sqlite+aiosqlite:///{args.db}"
     async with AsyncTaskWorker(url, 50, registry=registry, event_sink=manager.publish) as worker:
 
         @asynccontextmanager
         async def lifespan(_app: Starlette) -> Any:
-            yield {"worker": worker, "events": manager}
+            yield {"worker": worker, "events": manager, "streams": limits}
 
         config = Config()
         config.bind = [f"127.0.0.1:{args.port}"]

@@ -80,11 +80,12 @@ async def lifespan(app: ASGIApp) -> AsyncIterator[Running]:
 
 
 def settings_for(tmp_path: Path, **overrides: Any) -> Settings:
-    """Settings on a fresh database file in `tmp_path`, quick to stop."""
+    """Settings on a fresh database file in `tmp_path`, quick to stop, with the demo tasks."""
     values: dict[str, Any] = {
         "database_url": f"sqlite+aiosqlite:///{tmp_path / 'litetask.db'}",
         "stop_timeout": 2.0,
         "health_interval": 0.0,
+        "demo": True,
         **overrides,
     }
     return Settings(**values).validated()
@@ -116,7 +117,7 @@ async def client(make_client: ClientFactory) -> AsyncIterator[httpx.AsyncClient]
 class ServerProcess:
     """A real `litetask serve` child process on a loopback port."""
 
-    def __init__(self, database: Path, port: int, **env: str) -> None:
+    def __init__(self, database: Path, port: int, *args: str, **env: str) -> None:
         self.url = f"http://127.0.0.1:{port}"
         environ = {
             **os.environ,
@@ -124,9 +125,10 @@ class ServerProcess:
             "LITETASK_DATABASE_URL": f"sqlite+aiosqlite:///{database}",
             "LITETASK_STOP_TIMEOUT": "3",
             "LITETASK_LOG_LEVEL": "warning",
+            "LITETASK_DEMO": "1",
             **env,
         }
-        command = [sys.executable, "-m", "app", "serve", "--port", str(port)]
+        command = [sys.executable, "-m", "app", "serve", "--port", str(port), *args]
         self.proc = subprocess.Popen(
             command, env=environ, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
         )

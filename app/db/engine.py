@@ -22,6 +22,8 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import ConnectionPoolEntry
 
+from app.db.files import create_private
+
 BUSY_TIMEOUT_MS = 10_000
 
 
@@ -85,7 +87,7 @@ def create_engines(url: str, *, reader_pool_size: int = 4) -> Engines:
     path = sqlite_path(url)
     if path is None:
         raise ValueError(f"litetask runs on SQLite for now, not {make_url(url).get_backend_name()}")
-    path.parent.mkdir(parents=True, exist_ok=True)
+    create_private(path)  # before SQLite opens it: -wal and -shm take its mode
     writer = create_engine(sync_url(url), pool_size=1, max_overflow=0)
     reader = create_async_engine(url, pool_size=reader_pool_size, max_overflow=0)
     _install_sqlite_hooks(writer, begin="BEGIN IMMEDIATE", read_only=False)

@@ -11,6 +11,7 @@ import fcntl
 import os
 from pathlib import Path
 
+from app.db.files import open_private
 from app.errors import DatabaseInUseError
 
 
@@ -23,7 +24,7 @@ class ProcessLock:
         await asyncio.to_thread(self._acquire)
 
     def _acquire(self) -> None:
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        fd = open_private(self.path)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

@@ -8,11 +8,12 @@ event type and `data` one line of JSON. Big results and errors are cut to `MAX_F
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Iterable, Mapping
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
 from sse_starlette import EventSourceResponse
+from starlette.types import Receive, Scope, Send
 
 from app.clock import us_to_datetime
 from app.events.log import TaskEvent
@@ -103,15 +104,34 @@ def retry_hint(ms: int = RETRY_MS) -> str:
     return f"retry: {ms}\r\n\r\n"
 
 
+class _StreamResponse(EventSourceResponse):
+    """An EventSourceResponse that calls `on_close` when it is over, however it ends."""
+
+    def __init__(self, *args: Any, on_close: Callable[[], None], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._on_close = on_close
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            self._on_close()
+
+
 def event_stream_response(
-    body: AsyncIterator[bytes], *, heartbeat: float = HEARTBEAT_SECONDS
+    body: AsyncIterator[bytes],
+    *,
+    heartbeat: float = HEARTBEAT_SECONDS,
+    on_close: Callable[[], None] = lambda: None,
 ) -> EventSourceResponse:
     """A text/event-stream response for `body` (encoded messages, as bytes), with a heartbeat
     comment every `heartbeat` seconds and `X-Accel-Buffering: no` so proxies do not buffer.
-    A client that stops reading for SEND_TIMEOUT_SECONDS is disconnected."""
-    return EventSourceResponse(
+    A client that stops reading for SEND_TIMEOUT_SECONDS is disconnected. `on_close` runs
+    once the response is over (e.g. to free the stream's slot)."""
+    return _StreamResponse(
         body,
         ping=heartbeat,
         send_timeout=SEND_TIMEOUT_SECONDS,
         headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
+        on_close=on_close,
     )

@@ -34,6 +34,12 @@ SESSION_PATH = "/auth/session"
 PUBLIC_PATHS = frozenset({"/health", *PAGE_PATHS})
 PUBLIC_PREFIXES = ("/webhooks/", STATIC_PREFIX + "/")
 CHALLENGE = {"WWW-Authenticate": 'Bearer realm="litetask"'}
+AUTHENTICATED = "litetask.authenticated"  # scope key: True when no token is set or it was sent
+
+
+def is_authenticated(conn: HTTPConnection) -> bool:
+    """Whether AuthMiddleware let this request in on its credentials (False without it)."""
+    return conn.scope.get(AUTHENTICATED) is True
 
 
 def token_matches(given: str | bytes, token: str) -> bool:
@@ -50,7 +56,13 @@ class AuthMiddleware:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        refusal = refuse(HTTPConnection(scope)) if scope["type"] == "http" else None
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        conn = HTTPConnection(scope)
+        # Public paths learn it too: /health shows its counts to authenticated callers only.
+        scope[AUTHENTICATED] = has_credentials(conn)
+        refusal = refuse(conn)
         if refusal is None:
             await self.app(scope, receive, send)
         else:
@@ -73,6 +85,19 @@ def refuse(conn: HTTPConnection) -> Response | None:
     if bearer is not None:
         return None if token_matches(bearer, settings.api_token) else _unauthorized()
     return _session_refusal(conn, settings)
+
+
+def has_credentials(conn: HTTPConnection) -> bool:
+    """The request carries the token or a valid session (always true without a token)."""
+    token = settings_of(conn).api_token
+    if token is None:
+        return True
+    bearer = _bearer(conn)
+    if bearer is not None:
+        return token_matches(bearer, token)
+    sessions = sessions_of(conn)
+    cookie = conn.cookies.get(cookie_name(secure_cookie(conn, settings_of(conn))))
+    return sessions is not None and cookie is not None and sessions.valid(cookie)
 
 
 def _bearer(conn: HTTPConnection) -> bytes | None:

@@ -1,4 +1,4 @@
-"""Reading request bodies: a size limit enforced while streaming, and strict JSON.
+"""Reading request bodies: a size limit enforced while streaming, a deadline, and strict JSON.
 
 A body over the limit is refused with 413 as soon as the limit is crossed (or at once when
 Content-Length says so); it is never read whole. JSON must be UTF-8, finite and free of lone
@@ -7,14 +7,16 @@ surrogates, so nothing that parses here can fail later on its way into the datab
 
 from __future__ import annotations
 
+import asyncio
 import json
 import math
 import re
 from typing import Any
 
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 
 from app.web.errors import Problem
+from app.web.state import settings_of
 
 JSON_MEDIA_TYPES = ("application/json",)
 # Strict UTF-8 cannot carry a surrogate, so a lone one can only arrive as a \uD800-\uDFFF
@@ -23,10 +25,27 @@ SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
 
 
 async def read_body(request: Request, limit: int) -> bytes:
-    """The raw body, at most `limit` bytes (413 beyond)."""
+    """The raw body, at most `limit` bytes (413 beyond), whole within the deadline
+    LITETASK_BODY_TIMEOUT (408 beyond: a client that stops sending holds nothing for long)."""
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise _too_large(limit)
+    deadline = settings_of(request).body_timeout
+    try:
+        async with asyncio.timeout(deadline):
+            return await _read_limited(request, limit)
+    except TimeoutError:
+        raise Problem(
+            408,
+            "body-timeout",
+            f"the request body did not arrive within {deadline:g} s",
+            headers={"Connection": "close"},
+        ) from None
+    except ClientDisconnect:
+        raise Problem(400, "client-disconnected", "the body ended with the connection") from None
+
+
+async def _read_limited(request: Request, limit: int) -> bytes:
     chunks: list[bytes] = []
     size = 0
     async for chunk in request.stream():

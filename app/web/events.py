@@ -6,8 +6,10 @@ the event log without gap or duplicate; see docs/events.md.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -19,7 +21,7 @@ from starlette.routing import BaseRoute, Route
 
 from app.events.filters import EventFilter
 from app.events.log import TaskEvent, newest_event_id
-from app.events.manager import EventManager, SubscriberDropped
+from app.events.manager import DropReason, EventManager, SubscriberDropped, Subscription
 from app.events.sse import (
     SNAPSHOT,
     capped,
@@ -31,6 +33,8 @@ from app.events.sse import (
     retry_hint,
 )
 from app.events.stream import live, plan_resume, replay_then_live, until_terminal
+from app.web.errors import problem_response
+from app.web.streams import RETRY_AFTER_SECONDS, StreamLimits
 from app.worker.core import AsyncTaskWorker
 from app.worker.status import TaskInfo, TaskStatus
 
@@ -64,10 +68,42 @@ def _bad_id(exc: BadLastEventIdError) -> JSONResponse:
     return _problem(400, "Bad Request", f"Last-Event-ID {exc.args[0]!r} is not an event id")
 
 
-def _state(request: Request) -> tuple[AsyncTaskWorker, EventManager]:
+def _state(request: Request) -> tuple[AsyncTaskWorker, EventManager, StreamLimits]:
     worker: AsyncTaskWorker = request.state.worker
     events: EventManager = request.state.events
-    return worker, events
+    limits: StreamLimits = request.state.streams
+    return worker, events, limits
+
+
+def _counted(request: Request, limits: StreamLimits, body: AsyncIterator[bytes]) -> Response:
+    """`body` as an event stream holding one of the limited slots until it ends; 503 with
+    Retry-After (the body never started) when none is free."""
+    client = request.client.host if request.client is not None else "unknown"
+    refused = limits.take(client)
+    if refused is not None:
+        return problem_response(
+            503,
+            "too-many-streams",
+            f"{refused}; try again later",
+            headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+        )
+    return event_stream_response(body, on_close=lambda: limits.give_back(client))
+
+
+@asynccontextmanager
+async def _subscribed(
+    manager: EventManager, event_filter: EventFilter, lifetime: float | None
+) -> AsyncIterator[Subscription]:
+    """A subscription that closes itself after `lifetime` seconds, ending the stream cleanly
+    (the client resumes with Last-Event-ID) before the server's read timeout cuts it."""
+    async with manager.subscribe(event_filter) as sub:
+        loop = asyncio.get_running_loop()
+        timer = None if lifetime is None else loop.call_later(lifetime, sub.end, DropReason.CLOSED)
+        try:
+            yield sub
+        finally:
+            if timer is not None:
+                timer.cancel()
 
 
 # -- GET /events -------------------------------------------------------------------------------
@@ -75,7 +111,7 @@ def _state(request: Request) -> tuple[AsyncTaskWorker, EventManager]:
 
 async def stream_events(request: Request) -> Response:
     """Live events of every task matching the query filters, resumable."""
-    worker, manager = _state(request)
+    worker, manager, limits = _state(request)
     try:
         last_id = _last_event_id(request)
     except BadLastEventIdError as exc:
@@ -86,14 +122,18 @@ async def stream_events(request: Request) -> Response:
         task_type=params.get("task_type") or None,
         group=params.get("group") or None,
     )
-    body = _events_body(worker.engines.reader, manager, event_filter, last_id)
-    return event_stream_response(body)
+    body = _events_body(worker.engines.reader, manager, event_filter, last_id, limits.lifetime)
+    return _counted(request, limits, body)
 
 
 async def _events_body(
-    engine: AsyncEngine, manager: EventManager, event_filter: EventFilter, last_id: int | None
+    engine: AsyncEngine,
+    manager: EventManager,
+    event_filter: EventFilter,
+    last_id: int | None,
+    lifetime: float | None,
 ) -> AsyncIterator[bytes]:
-    async with manager.subscribe(event_filter) as sub:
+    async with _subscribed(manager, event_filter, lifetime) as sub:
         yield retry_hint().encode()
         after = last_id
         if last_id is not None:
@@ -111,7 +151,7 @@ async def _events_body(
 async def stream_task_events(request: Request) -> Response:
     """One task's current state, then its events until it finishes. A client that resumes
     after the task's terminal event gets 204 (EventSource stops reconnecting)."""
-    worker, manager = _state(request)
+    worker, manager, limits = _state(request)
     task_id = request.path_params["task_id"]
     try:
         last_id = _last_event_id(request)
@@ -122,7 +162,8 @@ async def stream_task_events(request: Request) -> Response:
         return _problem(404, "Not Found", f"no task with id {task_id!r}")
     if last_id is not None and await _finished_before(worker, info, last_id):
         return Response(status_code=204)
-    return event_stream_response(_task_body(worker, manager, task_id, last_id))
+    body = _task_body(worker, manager, task_id, last_id, limits.lifetime)
+    return _counted(request, limits, body)
 
 
 async def _finished_before(worker: AsyncTaskWorker, info: TaskInfo, last_id: int) -> bool:
@@ -134,10 +175,14 @@ async def _finished_before(worker: AsyncTaskWorker, info: TaskInfo, last_id: int
 
 
 async def _task_body(
-    worker: AsyncTaskWorker, manager: EventManager, task_id: str, last_id: int | None
+    worker: AsyncTaskWorker,
+    manager: EventManager,
+    task_id: str,
+    last_id: int | None,
+    lifetime: float | None,
 ) -> AsyncIterator[bytes]:
     engine = worker.engines.reader
-    async with manager.subscribe(EventFilter(task_id=task_id)) as sub:
+    async with _subscribed(manager, EventFilter(task_id=task_id), lifetime) as sub:
         yield retry_hint().encode()
         plan = await plan_resume(engine, last_id) if last_id is not None else None
         if plan is not None and plan.reset is None:

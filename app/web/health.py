@@ -1,5 +1,8 @@
 """GET /health: 200 while the service can take and run work, 503 otherwise.
 
+Anyone may ask; only an authenticated caller (or anyone, when no token is set) sees the
+worker and queue counts and the problems, the rest see `{"status": ...}` alone.
+
 Writability is proven, not assumed: a no-op write goes through the group-commit writer
 (BEGIN IMMEDIATE ... COMMIT), so a stuck writer or a read-only database shows up here. The
 probe and the queue depth are refreshed at most every LITETASK_HEALTH_INTERVAL seconds and
@@ -23,6 +26,7 @@ from starlette.routing import BaseRoute, Route
 from app.db.writer import WriteOp
 from app.errors import TaskError
 from app.watchdog import LoopWatchdog
+from app.web.auth import is_authenticated
 from app.web.encoding import ApiJSONResponse
 from app.web.state import is_draining, worker_of
 from app.worker.core import AsyncTaskWorker
@@ -82,6 +86,9 @@ async def health(request: Request) -> Response:
     if probe.problem is not None:
         problems.append(probe.problem)
     problems.extend(_loop_problem(request))
+    status = 503 if problems else 200
+    if not is_authenticated(request):
+        return ApiJSONResponse({"status": "unavailable" if problems else "ok"}, status)
     pool = worker.pool
     body: dict[str, Any] = {
         "status": "unavailable" if problems else "ok",
@@ -93,7 +100,7 @@ async def health(request: Request) -> Response:
     }
     if problems:
         body["problems"] = problems
-    return ApiJSONResponse(body, 503 if problems else 200)
+    return ApiJSONResponse(body, status)
 
 
 def _loop_problem(request: Request) -> list[str]:

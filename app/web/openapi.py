@@ -23,6 +23,7 @@ REASONS = {
     401: "Missing or bad credentials or signature",
     403: "Cross-site request refused (the browser's Origin or Sec-Fetch-Site)",
     404: "No such task (or, under /webhooks, no such endpoint)",
+    408: "Body not whole within LITETASK_BODY_TIMEOUT seconds",
     409: "Conflict with the task's state",
     413: "Body larger than LITETASK_MAX_BODY_BYTES",
     415: "Body is not JSON",
@@ -30,7 +31,7 @@ REASONS = {
     429: "Too many failed attempts from this address; see Retry-After",
     503: "Not ready: draining, stopped, or the database is not writable",
 }
-ERRORS_BODY = (400, 401, 413, 415, 422, 503)
+ERRORS_BODY = (400, 401, 408, 413, 415, 422, 503)
 TASK_ID = {"name": "task_id", "in": "path", "required": True, "schema": {"type": "string"}}
 IDEMPOTENCY_KEY = {
     "name": "Idempotency-Key",
@@ -120,6 +121,8 @@ PATHS: dict[str, Any] = {
     "/health": {
         "get": {
             "summary": "Liveness and readiness",
+            "description": "Public. With LITETASK_API_TOKEN set, the worker and queue counts "
+            "and the problems are shown to authenticated callers only.",
             "operationId": "health",
             "security": [],
             "responses": {
@@ -160,7 +163,7 @@ PATHS: dict[str, Any] = {
             "requestBody": _json_body(
                 {"type": "object", "properties": {"token": {"type": "string"}}}
             ),
-            "responses": _responses({200: "Session"}, (400, 403, 413, 429)),
+            "responses": _responses({200: "Session"}, (400, 403, 408, 413, 429)),
         },
         "delete": {
             "summary": "End every session (all browsers) and clear the cookie",

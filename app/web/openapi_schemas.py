@@ -151,7 +151,7 @@ HEALTH = _object(
         "queue": {"type": "object", "additionalProperties": {"type": "integer"}},
         "problems": {"type": "array", "items": {"type": "string"}},
     },
-    ["status", "workers", "queue"],
+    ["status"],  # workers, queue and problems: for authenticated callers only
 )
 
 WEBHOOK_ACCEPTED = _object(

@@ -17,13 +17,14 @@ if TYPE_CHECKING:
     from app.web.health import HealthMonitor
     from app.web.login_throttle import LoginThrottle
     from app.web.sessions import Sessions
+    from app.web.streams import StreamLimits
 
 
 class AppState(TypedDict):
     """The lifespan state: one worker, the settings it was built from, the event manager,
     an Event set when draining starts, the health monitor, the loop watchdog (None when
-    turned off), the browser sessions (None without an API token) and the failed-login
-    throttle."""
+    turned off), the browser sessions (None without an API token), the failed-login
+    throttle and the event-stream limits."""
 
     worker: AsyncTaskWorker
     settings: Settings
@@ -33,6 +34,7 @@ class AppState(TypedDict):
     watchdog: LoopWatchdog | None
     sessions: Sessions | None
     login_throttle: LoginThrottle
+    streams: StreamLimits
 
 
 def worker_of(request: Request) -> AsyncTaskWorker:

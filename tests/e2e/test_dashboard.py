@@ -35,7 +35,7 @@ CHROMIUM_ARGS = [
     "--disable-sync",
 ]
 WAIT_MS = 10_000
-TOKEN = "dashboard-test-token"
+TOKEN = "dashboard-test-token-" + "x" * 20
 Start = Callable[..., ServerProcess]
 
 pytestmark = pytest.mark.skipif(

@@ -19,6 +19,7 @@ from tests.conftest import ROOT, ServerProcess, free_loopback_port
 
 Start = Callable[..., ServerProcess]
 TERMINAL = {"completed", "failed", "cancelled"}
+TOKEN = "cli-test-token-" + "x" * 20
 
 
 def submit_sleeps(url: str, count: int, seconds: float) -> list[str]:
@@ -102,7 +103,7 @@ def cli(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_cli_submit_and_status(start_server: Start) -> None:
-    server = start_server(free_loopback_port(), LITETASK_API_TOKEN="tok")
+    server = start_server(free_loopback_port(), LITETASK_API_TOKEN=TOKEN)
     done = cli(
         "submit",
         "demo.add",
@@ -110,16 +111,16 @@ def test_cli_submit_and_status(start_server: Start) -> None:
         '{"a": 2, "b": 5}',
         "--url",
         server.url,
-        LITETASK_API_TOKEN="tok",
+        LITETASK_API_TOKEN=TOKEN,
     )
     assert done.returncode == 0, done.stderr
     task: dict[str, Any] = json.loads(done.stdout)
-    with httpx.Client(base_url=server.url, headers={"Authorization": "Bearer tok"}) as client:
+    with httpx.Client(base_url=server.url, headers={"Authorization": f"Bearer {TOKEN}"}) as client:
         deadline = time.monotonic() + 10
         while client.get(f"/tasks/{task['id']}").json()["status"] not in TERMINAL:
             assert time.monotonic() < deadline
             time.sleep(0.02)
-    status = cli("status", task["id"], "--url", server.url, LITETASK_API_TOKEN="tok")
+    status = cli("status", task["id"], "--url", server.url, LITETASK_API_TOKEN=TOKEN)
     assert status.returncode == 0, status.stderr
     assert json.loads(status.stdout)["result"] == 7
 

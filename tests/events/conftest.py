@@ -22,6 +22,7 @@ from starlette.applications import Starlette
 
 from app.events.manager import EventManager
 from app.web.events import routes
+from app.web.streams import StreamLimits
 from app.worker.core import AsyncTaskWorker
 from app.worker.registry import TaskRegistry
 
@@ -97,7 +98,7 @@ def build_app(worker: AsyncTaskWorker, manager: EventManager) -> Starlette:
     @asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[dict[str, Any]]:
         try:
-            yield {"worker": worker, "events": manager}
+            yield {"worker": worker, "events": manager, "streams": StreamLimits()}
         finally:
             manager.close()
 

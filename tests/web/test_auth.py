@@ -13,7 +13,7 @@ from app.web.sessions import PLAIN_COOKIE, SessionSigner
 from tests.conftest import ClientFactory
 from tests.web.helpers import assert_problem, wait_done
 
-TOKEN = "s3cret-token"
+TOKEN = "s3cret-token-" + "x" * 20
 BEARER = {"Authorization": f"Bearer {TOKEN}"}
 
 

@@ -14,7 +14,7 @@ from tests.web.helpers import assert_problem
 
 @pytest.fixture
 async def secured(make_client: ClientFactory) -> AsyncIterator[httpx.AsyncClient]:
-    async with make_client(api_token="t0ken") as client:
+    async with make_client(api_token="t0ken" * 8) as client:
         yield client
 
 

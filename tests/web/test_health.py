@@ -50,3 +50,24 @@ async def test_health_is_503_when_the_pool_is_stopped(tmp_path: Path) -> None:
         response = await client.get("/health")
         assert response.status_code == 503
         assert "the worker pool is stopped" in response.json()["problems"]
+
+
+TOKEN = "health-test-token-" + "x" * 20
+
+
+async def test_public_health_shows_status_only_when_a_token_is_set(tmp_path: Path) -> None:
+    draining = asyncio.Event()
+    app = create_app(settings_for(tmp_path, api_token=TOKEN), draining=draining)
+    async with lifespan(app) as running, running.client() as client:
+        anonymous = await client.get("/health")
+        assert anonymous.status_code == 200 and anonymous.json() == {"status": "ok"}
+        wrong = await client.get("/health", headers={"Authorization": "Bearer nope"})
+        assert wrong.json() == {"status": "ok"}
+        bearer = await client.get("/health", headers={"Authorization": f"Bearer {TOKEN}"})
+        assert bearer.json()["workers"]["max"] == 10 and "pending" in bearer.json()["queue"]
+        assert (await client.post("/auth/session", json={"token": TOKEN})).status_code == 200
+        assert "queue" in (await client.get("/health")).json()  # the session cookie counts
+        client.cookies.clear()
+        draining.set()
+        down = await client.get("/health")
+        assert down.status_code == 503 and down.json() == {"status": "unavailable"}

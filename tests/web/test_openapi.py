@@ -18,7 +18,7 @@ from app.web import dashboard
 from app.web.openapi import document
 from tests.conftest import ServerProcess, free_loopback_port
 
-TOKEN = "schemathesis-token"
+TOKEN = "schemathesis-token-" + "x" * 20
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 REGISTRY_DEPENDENT = {("POST", "/tasks"), ("POST", "/webhooks/{task_type}")}
 
