@@ -46,6 +46,8 @@ class Settings:
     retry_backoff: float = 1.0
     max_interruptions: int = 3
     stop_timeout: float = 10.0
+    busy_timeout: float = 5.0
+    write_retry_seconds: float = 5.0
     host: str = "127.0.0.1"
     port: int = 8000
     api_token: str | None = None
@@ -91,6 +93,8 @@ class Settings:
             (self.max_body_bytes < 1024, "LITETASK_MAX_BODY_BYTES must be at least 1024"),
             (not 0 <= self.port < 65536, "LITETASK_PORT must be between 0 and 65535"),
             (self.health_interval < 0, "LITETASK_HEALTH_INTERVAL must not be negative"),
+            (self.busy_timeout < 0, "LITETASK_BUSY_TIMEOUT must not be negative"),
+            (self.write_retry_seconds < 0, "LITETASK_WRITE_RETRY_SECONDS must not be negative"),
             (self.session_ttl < 1, "LITETASK_SESSION_TTL must be at least 1 second"),
             (self.webhook_tolerance < 1, "LITETASK_WEBHOOK_TOLERANCE must be at least 1"),
             (

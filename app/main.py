@@ -23,6 +23,7 @@ from starlette.middleware import Middleware
 from starlette.routing import BaseRoute
 
 from app.config import ConfigError, Settings
+from app.errors import WriterFailedError
 from app.events.manager import EventManager
 from app.events.retention import prune_periodically
 from app.web import auth, cache, dashboard, health, openapi, task_types, tasks, webhooks
@@ -61,6 +62,8 @@ def build_worker(settings: Settings, events: EventManager) -> AsyncTaskWorker:
         max_interruptions=settings.max_interruptions,
         event_sink=events.publish,
         cache=settings.cache(),
+        busy_timeout=settings.busy_timeout,
+        write_retry_seconds=settings.write_retry_seconds,
     )
 
 
@@ -70,12 +73,13 @@ def create_app(settings: Settings, *, draining: asyncio.Event | None = None) -> 
     drain = draining if draining is not None else asyncio.Event()
 
     @asynccontextmanager
-    async def lifespan(_app: Starlette) -> AsyncIterator[AppState]:
+    async def lifespan(app: Starlette) -> AsyncIterator[AppState]:
         load_task_modules(settings.task_modules)
         events = EventManager()
         worker = build_worker(settings, events)
         await worker.start()
         closer = asyncio.create_task(_close_when_draining(drain, events))
+        guard = asyncio.create_task(_drain_if_writer_dies(worker, drain, app), name="writer-guard")
         pruner = asyncio.create_task(
             prune_periodically(worker.writer, settings.event_retention()), name="event-pruner"
         )
@@ -90,9 +94,10 @@ def create_app(settings: Settings, *, draining: asyncio.Event | None = None) -> 
         finally:
             drain.set()
             await closer
-            pruner.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await pruner
+            for side in (pruner, guard):
+                side.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await side
             await worker.stop(settings.stop_timeout)
 
     return Starlette(
@@ -101,6 +106,17 @@ def create_app(settings: Settings, *, draining: asyncio.Event | None = None) -> 
         exception_handlers=dict(EXCEPTION_HANDLERS),
         lifespan=lifespan,
     )
+
+
+async def _drain_if_writer_dies(
+    worker: AsyncTaskWorker, drain: asyncio.Event, app: Starlette
+) -> None:
+    """A dead writer cannot be mended in place: note why on `app.state.failure` (serve exits
+    non-zero on it, so the supervisor restarts the service) and start draining."""
+    failure = await worker.writer.wait_failed()
+    logger.critical("%s; stopping the service", failure)
+    app.state.failure = failure
+    drain.set()
 
 
 async def _close_when_draining(draining: asyncio.Event, events: EventManager) -> None:
@@ -134,7 +150,9 @@ def hypercorn_config(settings: Settings) -> HypercornConfig:
 
 
 async def serve(settings: Settings) -> None:
-    """Serve until SIGTERM or SIGINT, then stop accepting, drain and return."""
+    """Serve until SIGTERM or SIGINT, then stop accepting, drain and return. If the service
+    had to stop itself (its database writer died), raise why once drained (WriterFailedError):
+    `litetask serve` then exits 1, so a supervisor restarts it."""
     draining = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
@@ -146,4 +164,7 @@ async def serve(settings: Settings) -> None:
         for signum in (signal.SIGTERM, signal.SIGINT):
             with contextlib.suppress(ValueError, RuntimeError):
                 loop.remove_signal_handler(signum)
+    failure: WriterFailedError | None = getattr(app.state, "failure", None)
+    if failure is not None:
+        raise failure
     logger.info("litetask stopped")

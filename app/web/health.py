@@ -76,6 +76,8 @@ async def health(request: Request) -> Response:
     monitor: HealthMonitor = request.state.health
     probe = await monitor.probe()
     problems = [] if worker.running else ["the worker pool is stopped"]
+    if worker.failure is not None:
+        problems.append(str(worker.failure))
     if is_draining(request):
         problems.append("the service is draining")
     if probe.problem is not None:
