@@ -78,6 +78,7 @@ async def health(request: Request) -> Response:
     problems = [] if worker.running else ["the worker pool is stopped"]
     if worker.failure is not None:
         problems.append(str(worker.failure))
+    problems.extend(_outcome_problems(worker))
     if is_draining(request):
         problems.append("the service is draining")
     if probe.problem is not None:
@@ -94,6 +95,14 @@ async def health(request: Request) -> Response:
     if problems:
         body["problems"] = problems
     return ApiJSONResponse(body, 503 if problems else 200)
+
+
+def _outcome_problems(worker: AsyncTaskWorker) -> list[str]:
+    """Outcomes of finished attempts that the database refuses for now (kept and retried)."""
+    count, reason = worker.pool.outcomes.refused() if worker.pool else (0, None)
+    if not count:
+        return []
+    return [f"{count} task outcomes are waiting for the database to take them ({reason})"]
 
 
 routes: list[BaseRoute] = [Route("/health", health, methods=["GET"])]

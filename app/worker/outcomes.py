@@ -33,11 +33,14 @@ class OutcomeKeeper:
         # `take_unsaved` (any other cancellation, e.g. the task's, forgets it).
         self.stopping = False
         self._unsaved: dict[AttemptKey, tuple[ClaimedTask, Outcome]] = {}
+        # Outcomes the database has refused for now (retried), with what it said.
+        self._refused: dict[AttemptKey, str | None] = {}
 
-    @property
-    def unsaved_count(self) -> int:
-        """Outcomes known but not committed yet."""
-        return len(self._unsaved)
+    def refused(self) -> tuple[int, str | None]:
+        """How many outcomes wait because the database refused them, and the latest reason
+        (e.g. "SQLITE_FULL"): readiness reports them, since the service cannot finish work."""
+        reasons = list(self._refused.values())
+        return len(reasons), reasons[-1] if reasons else None
 
     async def record(self, claimed: ClaimedTask, outcome: Outcome) -> None:
         """Commit `outcome`, however long the database takes (until cancelled)."""
@@ -50,6 +53,7 @@ class OutcomeKeeper:
             kept = self.stopping
             raise
         finally:
+            self._refused.pop(key, None)
             if not kept:
                 self._unsaved.pop(key, None)
 
@@ -58,20 +62,21 @@ class OutcomeKeeper:
         unsaved, self._unsaved = list(self._unsaved.values()), {}
         return unsaved
 
-    async def last_try(self, pairs: list[tuple[ClaimedTask, Outcome]]) -> None:
-        """One writer budget for these outcomes (at stop); the ones the database still
-        refuses stay `running` and are recovered by the next start."""
+    async def last_try(self, pairs: list[tuple[ClaimedTask, Outcome]]) -> list[str]:
+        """One writer budget for these outcomes (at stop); returns the ids of the tasks whose
+        outcome the database still refused, for the caller to put back to pending."""
         results = await asyncio.gather(
             *(self.queue.finish(c, o) for c, o in pairs), return_exceptions=True
         )
         lost = [c.id for (c, _), r in zip(pairs, results, strict=True) if isinstance(r, Exception)]
         if lost:
             logger.error(
-                "stop: the outcomes of %s tasks could not be stored; they stay running until "
-                "the next start recovers them: %s",
+                "stop: the outcomes of %s tasks could not be stored; they go back to pending "
+                "and run again: %s",
                 len(lost),
                 ", ".join(lost),
             )
+        return lost
 
     async def _record(self, claimed: ClaimedTask, outcome: Outcome) -> None:
         delay = FIRST_DELAY
@@ -83,6 +88,7 @@ class OutcomeKeeper:
                 _log_lost(claimed, "the database writer stopped")
                 return
             except DatabaseUnavailableError as exc:
+                self._refused[(claimed.id, claimed.attempt)] = exc.reason
                 logger.warning(
                     "the outcome of task %s is not stored yet (%s); trying again in %s s",
                     claimed.id,

@@ -108,11 +108,11 @@ class WorkerPool:
         self._ready.clear()
         cut = await self._finish_or_cut(timeout)
         # Attempts cut while their outcome waited for the database get one last try at it;
-        # only the others are put back to run again.
+        # the others, and those the database still refuses, are put back to run again.
         unsaved = self.outcomes.take_unsaved()
         known = {claimed.id for claimed, _ in unsaved}
-        back = unstarted + [task_id for task_id in cut if task_id not in known]
-        await asyncio.gather(self.outcomes.last_try(unsaved), self._put_back(back))
+        lost = await self.outcomes.last_try(unsaved) if unsaved else []
+        await self._put_back(unstarted + [i for i in cut if i not in known] + lost)
 
     async def _put_back(self, task_ids: list[str]) -> None:
         if not task_ids:

@@ -12,7 +12,7 @@ from tests.conftest import ServerProcess, free_loopback_port
 from tests.e2e.test_service import wait_all_completed
 
 Start = Callable[..., ServerProcess]
-MODULES = "app.demo,tests.e2e.fault_tasks"
+MODULES = "app.demo,tests.fault_tasks"
 
 
 def test_a_dead_writer_makes_serve_exit_1_and_a_restart_finishes_the_work(

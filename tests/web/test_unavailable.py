@@ -3,6 +3,7 @@ problem+json with Retry-After and writes nothing; a dead writer turns readiness 
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -15,7 +16,7 @@ from app.main import create_app
 from app.worker.core import AsyncTaskWorker
 from tests.conftest import Running, lifespan, settings_for
 from tests.faults import disk_full, kill_writer_thread, write_lock_held
-from tests.web.helpers import assert_problem, task_count
+from tests.web.helpers import assert_problem, submit, task_count, wait_done, wait_status
 
 FAST_FAILING = {"busy_timeout": 0.05, "write_retry_seconds": 0.3}
 
@@ -23,7 +24,7 @@ FAST_FAILING = {"busy_timeout": 0.05, "write_retry_seconds": 0.3}
 @pytest.fixture
 async def running(tmp_path: Path) -> AsyncIterator[Running]:
     webhooks = parse_webhooks(json.dumps({"hook.unsigned": {"scheme": "none"}}))
-    modules = ("app.demo", "tests.web.webhook_tasks")
+    modules = ("app.demo", "tests.web.webhook_tasks", "tests.fault_tasks")
     settings = settings_for(tmp_path, task_modules=modules, webhooks=webhooks, **FAST_FAILING)
     async with lifespan(create_app(settings)) as running:
         yield running
@@ -69,6 +70,35 @@ async def test_a_submit_while_another_program_holds_the_lock_answers_503(
     assert await task_count(client) == 0
     accepted = await client.post("/tasks", json={"task_type": "demo.add", "args": [1, 2]})
     assert accepted.status_code == 202  # the lock is gone: the service takes work again
+
+
+async def health_problems(client: httpx.AsyncClient, expected: str) -> list[str]:
+    """Poll /health until one of its problems contains `expected`; return them all."""
+    async with asyncio.timeout(10):
+        while True:
+            response = await client.get("/health")
+            problems: list[str] = response.json().get("problems", [])
+            if any(expected in p for p in problems):
+                assert response.status_code == 503
+                return problems
+            await asyncio.sleep(0.02)
+
+
+async def test_an_outcome_the_full_disk_refuses_turns_readiness_503_until_stored(
+    client: httpx.AsyncClient, database: Path, tmp_path: Path
+) -> None:
+    gate = tmp_path / "gate"
+    kwargs = {"gate": str(gate), "size": 256 * 1024}
+    task = await submit(client, "faults.big_result", kwargs=kwargs)
+    await wait_status(client, task["id"], "running")
+    with disk_full(database) as disk:
+        gate.touch()
+        problems = await health_problems(client, "outcomes are waiting for the database")
+        assert any("SQLITE_FULL" in p for p in problems), problems
+        disk.free()
+        done = await wait_done(client, task["id"], timeout=20)
+    assert done["status"] == "completed"
+    assert (await client.get("/health")).status_code == 200
 
 
 async def test_a_dead_writer_turns_readiness_503_and_submits_503(

@@ -88,6 +88,24 @@ async def test_a_graceful_stop_waits_for_a_pending_outcome(
     assert status_of(database_url, task_id) == ("completed", 1, 0)
 
 
+async def test_a_stop_that_outlasts_a_full_disk_puts_the_task_back(
+    database_url: str, registry: TaskRegistry, recorder: Recorder
+) -> None:
+    """The outcome never fits before the stop timeout: the task goes back to pending (its
+    attempt given back, no interruption counted) instead of staying `running`."""
+    worker = worker_on(database_url, registry, write_retry_seconds=0.2)
+    await worker.start()
+    task_id = await worker.add_task("gated_blob", BIG)
+    await asyncio.wait_for(recorder.started.wait(), 5)
+    with disk_full(database_url):
+        recorder.gate.set()
+        await asyncio.sleep(0.3)
+        await asyncio.wait_for(worker.stop(timeout=0.5), 10)
+        assert status_of(database_url, task_id) == ("pending", 0, 0)
+    async with worker_on(database_url, registry) as again:
+        assert await again.wait_for_tasks([task_id], timeout=10) == [b"x" * BIG]
+
+
 async def test_an_outcome_the_database_can_never_store_fails_the_task(
     worker: AsyncTaskWorker, database_url: str
 ) -> None:

@@ -1,8 +1,10 @@
-"""Task types that inject faults into the `litetask serve` process running them (loaded with
-LITETASK_TASK_MODULES by the process-level tests; never in production)."""
+"""Task types for fault tests, loaded with LITETASK_TASK_MODULES by the HTTP and process-level
+tests (never in production): one injects a fault into the process running it, one returns a
+result only once the test has made the database misbehave."""
 
 from __future__ import annotations
 
+import asyncio
 import gc
 from pathlib import Path
 
@@ -22,3 +24,12 @@ async def break_writer(flag: str) -> str:
         for writer in [o for o in gc.get_objects() if isinstance(o, GroupCommitWriter)]:
             kill_writer_thread(writer)
     return "survived"
+
+
+@task("faults.big_result")
+async def big_result(gate: str, size: int) -> bytes:
+    """Wait until the file `gate` exists, then return `size` bytes: a result that needs new
+    pages in the database, so a full disk refuses it."""
+    while not Path(gate).exists():  # noqa: ASYNC110, ASYNC240 - a test task polling a file
+        await asyncio.sleep(0.01)
+    return b"x" * size
