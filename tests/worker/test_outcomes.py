@@ -5,14 +5,15 @@ for outcomes still pending, and a submit the database refuses raises a typed err
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from typing import Any
 
 import pytest
 
-from app import AsyncTaskWorker, TaskExecutionError, TaskRegistry, TaskStatus
-from app.errors import DatabaseUnavailableError
+from app import TERMINAL, AsyncTaskWorker, TaskExecutionError, TaskRegistry, TaskStatus
+from app.errors import DatabaseUnavailableError, TaskError, WriterFailedError
 from app.events.log import EventType, TaskEvent
-from tests.faults import add_rejecting_trigger, disk_full, write_lock_held
+from tests.faults import add_rejecting_trigger, disk_full, kill_writer_thread, write_lock_held
 
 from .conftest import Recorder, sql
 
@@ -177,3 +178,38 @@ async def test_a_raising_event_sink_cannot_stop_the_worker(
     # stop() released the database: another worker can own it now.
     async with worker_on(database_url, registry) as again:
         assert await again.wait_for_tasks([await again.add_task("add", 3, 3)], timeout=5) == [6]
+
+
+async def test_a_dead_writer_fails_every_caller_and_stop_still_releases_the_database(
+    database_url: str, registry: TaskRegistry
+) -> None:
+    worker = worker_on(database_url, registry)
+    await worker.start()
+    try:
+        pending = await worker.add_task("record", "later", delay=60)
+        waiter = await worker.get_task_future(pending)
+        kill_writer_thread(worker.writer)
+        with pytest.raises(WriterFailedError, match="database writer stopped"):
+            await worker.add_task("add", 1, 2)
+        assert worker.failure is not None and not worker.running
+    finally:
+        await asyncio.wait_for(worker.stop(), 20)  # no error: the failure was reported
+    with pytest.raises(TaskError):
+        await waiter
+    async with worker_on(database_url, registry) as again:  # the lock was released
+        assert await again.get_task_info(pending) is not None
+
+
+async def test_a_result_the_cache_cannot_keep_never_leaves_its_task_running(
+    worker: AsyncTaskWorker,
+) -> None:
+    """An infinite cache TTL cannot be stored (µs overflow). Refused up front or failed
+    with a clear error, the task must never stay `running`."""
+    try:
+        task_id = await worker.add_task("add", 1, 2, use_cache=True, cache_ttl=float("inf"))
+    except TaskError:
+        return  # refused before anything was written: nothing can be stuck
+    with contextlib.suppress(TaskExecutionError):
+        await worker.wait_for_tasks([task_id], timeout=10)
+    info = await worker.get_task_info(task_id)
+    assert info is not None and info.status in TERMINAL, info
