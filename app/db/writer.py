@@ -44,6 +44,7 @@ __all__ = ["GroupCommitWriter", "WriteOp"]
 T = TypeVar("T")
 logger = logging.getLogger(__name__)
 CommitHook = Callable[[list[TaskEvent]], None]
+FailureHook = Callable[[WriterFailedError], None]
 DEFAULT_RETRY_SECONDS = 5.0
 FIRST_RETRY_DELAY = 0.01
 MAX_RETRY_DELAY = 0.5
@@ -65,11 +66,13 @@ class GroupCommitWriter:
         engine: Engine,
         *,
         on_commit: CommitHook | None = None,
+        on_failure: FailureHook | None = None,
         max_batch: int = 2000,
         retry_seconds: float = DEFAULT_RETRY_SECONDS,
     ) -> None:
         self._engine = engine
         self._on_commit = on_commit
+        self._on_failure = on_failure
         self._max_batch = max_batch
         self._retry_seconds = retry_seconds
         self._queue: asyncio.Queue[_Pending | None] = asyncio.Queue()
@@ -280,3 +283,8 @@ class GroupCommitWriter:
             if not pending.future.done():
                 pending.future.set_exception(WriterFailedError(str(self._failure)))
         self._inflight = []
+        if self._on_failure is not None:
+            try:
+                self._on_failure(self._failure)
+            except Exception:
+                logger.exception("a failure hook raised")

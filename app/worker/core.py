@@ -162,6 +162,7 @@ class AsyncTaskWorker:
         self._writer = GroupCommitWriter(
             self._engines.writer,
             on_commit=self._on_commit,
+            on_failure=self._fail_waiters,
             retry_seconds=self.write_retry_seconds,
         )
         await self._writer.start()
@@ -395,6 +396,10 @@ class AsyncTaskWorker:
                 attempt=claimed.attempt,
             )
             self._publish([event])
+
+    def _fail_waiters(self, failure: WriterFailedError) -> None:
+        """The writer died: no task can finish here any more, so no waiter waits in vain."""
+        self._waiters.fail_all(lambda: WriterFailedError(str(failure)))
 
     def _publish(self, events: list[TaskEvent]) -> None:
         """Hand events to the sink; one that raises is logged, never the caller's problem
