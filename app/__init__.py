@@ -5,6 +5,8 @@ The public API, re-exported from the packages that hold it.
 
 from app.errors import (
     DatabaseInUseError,
+    DatabaseUnavailableError,
+    OutcomeNotStoredError,
     TaskAlreadyExistsError,
     TaskArgumentsError,
     TaskCancellationError,
@@ -17,6 +19,7 @@ from app.errors import (
     TaskTimeoutError,
     UnknownTaskTypeError,
     WorkerNotRunningError,
+    WriterFailedError,
 )
 from app.worker.core import AsyncTaskWorker
 from app.worker.registry import (
@@ -34,6 +37,8 @@ __all__ = [
     "AsyncTaskWorker",
     "AttemptError",
     "DatabaseInUseError",
+    "DatabaseUnavailableError",
+    "OutcomeNotStoredError",
     "TaskAlreadyExistsError",
     "TaskArgumentsError",
     "TaskCancellationError",
@@ -49,6 +54,7 @@ __all__ = [
     "TaskTimeoutError",
     "UnknownTaskTypeError",
     "WorkerNotRunningError",
+    "WriterFailedError",
     "get_all_task_types",
     "get_task_function",
     "register_task",

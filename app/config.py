@@ -63,6 +63,8 @@ class Settings:
     retry_backoff: float = 1.0
     max_interruptions: int = 3
     stop_timeout: float = 10.0
+    busy_timeout: float = 5.0
+    write_retry_seconds: float = 5.0
     host: str = "127.0.0.1"
     port: int = 8000
     api_token: str | None = None
@@ -158,6 +160,8 @@ class Settings:
                 self.loop_lag_threshold < 0,
                 "LITETASK_LOOP_LAG_THRESHOLD must not be negative (0 turns the watchdog off)",
             ),
+            (self.busy_timeout < 0, "LITETASK_BUSY_TIMEOUT must not be negative"),
+            (self.write_retry_seconds < 0, "LITETASK_WRITE_RETRY_SECONDS must not be negative"),
             (self.session_ttl < 1, "LITETASK_SESSION_TTL must be at least 1 second"),
             (self.webhook_tolerance < 1, "LITETASK_WEBHOOK_TOLERANCE must be at least 1"),
             (

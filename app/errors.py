@@ -112,3 +112,25 @@ class TaskArgumentsError(TaskError):
     """The arguments do not fit the task function's signature, or an option is invalid."""
 
     category = "invalid_arguments"
+
+
+class DatabaseUnavailableError(TaskError):
+    """The database cannot take writes right now (busy, full, read-only or failing); nothing
+    was written. Try again later."""
+
+    category = "unavailable"
+
+    def __init__(self, message: str | None = None, *, reason: str | None = None) -> None:
+        self.reason = reason  # what SQLite said, e.g. "SQLITE_FULL"
+        super().__init__(message)
+
+
+class WriterFailedError(DatabaseUnavailableError):
+    """The database writer stopped after an unexpected error; nothing more can be written
+    until the process restarts."""
+
+
+class OutcomeNotStoredError(TaskError):
+    """The outcome of an attempt could not be stored, so the task failed instead."""
+
+    category = "execution"

@@ -24,6 +24,7 @@ from starlette.types import ASGIApp
 
 from app.access import exposure_problem, warn_if_open
 from app.config import ConfigError, Settings
+from app.errors import WriterFailedError
 from app.events.manager import EventManager
 from app.events.retention import prune_periodically
 from app.watchdog import LoopWatchdog
@@ -67,6 +68,8 @@ def build_worker(settings: Settings, events: EventManager) -> AsyncTaskWorker:
         max_interruptions=settings.max_interruptions,
         event_sink=events.publish,
         cache=settings.cache(),
+        busy_timeout=settings.busy_timeout,
+        write_retry_seconds=settings.write_retry_seconds,
     )
 
 
@@ -76,13 +79,14 @@ def create_app(settings: Settings, *, draining: asyncio.Event | None = None) -> 
     drain = draining if draining is not None else asyncio.Event()
 
     @asynccontextmanager
-    async def lifespan(_app: Starlette) -> AsyncIterator[AppState]:
+    async def lifespan(app: Starlette) -> AsyncIterator[AppState]:
         load_task_modules(settings.modules)
         events = EventManager()
         worker = build_worker(settings, events)
         await worker.start()
         sessions = await _open_sessions(settings, worker)
         closer = asyncio.create_task(_close_when_draining(drain, events))
+        guard = asyncio.create_task(_drain_if_writer_dies(worker, drain, app), name="writer-guard")
         pruner = asyncio.create_task(
             prune_periodically(worker.writer, settings.event_retention()), name="event-pruner"
         )
@@ -104,9 +108,10 @@ def create_app(settings: Settings, *, draining: asyncio.Event | None = None) -> 
                 watchdog.stop()
             drain.set()
             await closer
-            pruner.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await pruner
+            for side in (pruner, guard):
+                side.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await side
             await worker.stop(settings.stop_timeout)
 
     return Service(
@@ -137,6 +142,17 @@ async def _open_sessions(settings: Settings, worker: AsyncTaskWorker) -> Session
     if settings.api_token is None:
         return None
     return await Sessions.open(settings.api_token, settings.session_ttl, worker.writer)
+
+
+async def _drain_if_writer_dies(
+    worker: AsyncTaskWorker, drain: asyncio.Event, app: Starlette
+) -> None:
+    """A dead writer cannot be mended in place: note why on `app.state.failure` (serve exits
+    non-zero on it, so the supervisor restarts the service) and start draining."""
+    failure = await worker.writer.wait_failed()
+    logger.critical("%s; stopping the service", failure)
+    app.state.failure = failure
+    drain.set()
 
 
 async def _close_when_draining(draining: asyncio.Event, events: EventManager) -> None:
@@ -191,7 +207,9 @@ def check_bind(config: HypercornConfig) -> None:
 
 async def serve(settings: Settings) -> None:
     """Serve until SIGTERM or SIGINT, then stop accepting, drain and return. Refuses
-    (ConfigError) to serve off loopback without a token unless opted out."""
+    (ConfigError) to serve off loopback without a token unless opted out. If the service
+    had to stop itself (its database writer died), raise why once drained (WriterFailedError):
+    `litetask serve` then exits 1, so a supervisor restarts it."""
     exposed = exposure_problem(settings.api_token, settings.host, settings.insecure_no_auth)
     if exposed is not None:
         raise ConfigError(exposed)
@@ -209,4 +227,7 @@ async def serve(settings: Settings) -> None:
         for signum in (signal.SIGTERM, signal.SIGINT):
             with contextlib.suppress(ValueError, RuntimeError):
                 loop.remove_signal_handler(signum)
+    failure: WriterFailedError | None = getattr(app.state, "failure", None)
+    if failure is not None:
+        raise failure
     logger.info("litetask stopped")

@@ -1,8 +1,10 @@
 """Engines and the SQLite rules: pragmas, BEGIN IMMEDIATE for the writer, read-only readers.
 
 Every write goes through one writer connection (see app/db/writer.py) whose transactions
-start with BEGIN IMMEDIATE, so SQLite never has to upgrade a read lock mid-transaction and no
-"database is locked" reaches a caller. Readers get their own pooled async connections.
+start with BEGIN IMMEDIATE, so SQLite never has to upgrade a read lock mid-transaction; a lock
+held by another program is waited for (busy_timeout), then retried by the writer.
+`database_state_error` tells errors of the database's state (retry) from a write's own.
+Readers get their own pooled async connections.
 
 The writer engine is a *synchronous* SQLAlchemy engine (pysqlite) used from one dedicated
 thread: a whole group-commit transaction then costs one hop between the event loop and that
@@ -13,18 +15,42 @@ the event loop is doing (measured: bench/throughput.py and bench/http.py, see RE
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import ConnectionPoolEntry
 
 from app.db.files import create_private
+from app.errors import DatabaseUnavailableError
 
-BUSY_TIMEOUT_MS = 10_000
+DEFAULT_BUSY_TIMEOUT = 5.0
+# SQLite primary result codes that describe the database's state, not the statement that
+# met it: the same write can succeed later (a lock held elsewhere, a full disk, a read-only
+# or failing file), so a writer retries it instead of failing the write.
+DATABASE_STATE_CODES = frozenset(
+    {
+        sqlite3.SQLITE_BUSY,
+        sqlite3.SQLITE_LOCKED,
+        sqlite3.SQLITE_NOMEM,
+        sqlite3.SQLITE_READONLY,
+        sqlite3.SQLITE_INTERRUPT,
+        sqlite3.SQLITE_IOERR,
+        sqlite3.SQLITE_CORRUPT,
+        sqlite3.SQLITE_FULL,
+        sqlite3.SQLITE_CANTOPEN,
+        sqlite3.SQLITE_PROTOCOL,
+        sqlite3.SQLITE_NOLFS,
+        sqlite3.SQLITE_NOTADB,
+        sqlite3.SQLITE_PERM,
+    }
+)
+CONNECTION_LOST = "CONNECTION_LOST"
 
 
 def sqlite_path(url: str | URL) -> Path | None:
@@ -37,9 +63,41 @@ def sqlite_path(url: str | URL) -> Path | None:
     return Path(parsed.database).resolve()
 
 
-def _sqlite_pragmas(*, read_only: bool) -> list[str]:
+def database_state_error(exc: BaseException) -> str | None:
+    """The SQLite error name (e.g. "SQLITE_FULL") when `exc` comes from the database's state,
+    so retrying the same write later may work; None when the write itself caused it (a
+    constraint, a trigger, a value SQLite cannot hold) or it is no database error at all.
+    A connection SQLAlchemy had to drop counts as state: the next use opens a new one."""
+    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
+        return CONNECTION_LOST
+    orig = exc.orig if isinstance(exc, DBAPIError) else exc
+    code = getattr(orig, "sqlite_errorcode", None)
+    if isinstance(code, int) and (code & 0xFF) in DATABASE_STATE_CODES:
+        return str(getattr(orig, "sqlite_errorname", code))
+    return None
+
+
+class TransactionRefused(Exception):
+    """A transaction failed and was rolled back. `reason` names the database state that
+    refused it (retry later); None means one of its writes caused it."""
+
+    def __init__(self, cause: Exception) -> None:
+        self.cause = cause
+        self.reason = database_state_error(cause)
+        self.message = str(cause.orig if isinstance(cause, DBAPIError) else cause)
+        super().__init__(self.message)
+
+    def unavailable(self) -> DatabaseUnavailableError:
+        return DatabaseUnavailableError(
+            f"the database cannot take writes now ({self.reason}: {self.message}); "
+            "nothing was written, try again later",
+            reason=self.reason,
+        )
+
+
+def _sqlite_pragmas(*, read_only: bool, busy_timeout: float) -> list[str]:
     pragmas = [
-        f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}",
+        f"PRAGMA busy_timeout = {round(busy_timeout * 1000)}",
         "PRAGMA foreign_keys = ON",
         "PRAGMA synchronous = FULL",
     ]
@@ -48,7 +106,9 @@ def _sqlite_pragmas(*, read_only: bool) -> list[str]:
     return pragmas
 
 
-def _install_sqlite_hooks(engine: Engine, *, begin: str, read_only: bool) -> None:
+def _install_sqlite_hooks(
+    engine: Engine, *, begin: str, read_only: bool, busy_timeout: float
+) -> None:
     """Take transaction control away from the sqlite3 module so BEGIN is ours to emit."""
 
     @event.listens_for(engine, "connect")
@@ -58,7 +118,7 @@ def _install_sqlite_hooks(engine: Engine, *, begin: str, read_only: bool) -> Non
         try:
             if not read_only:
                 cursor.execute("PRAGMA journal_mode = WAL")
-            for pragma in _sqlite_pragmas(read_only=read_only):
+            for pragma in _sqlite_pragmas(read_only=read_only, busy_timeout=busy_timeout):
                 cursor.execute(pragma)
         finally:
             cursor.close()
@@ -82,16 +142,23 @@ class Engines:
         await asyncio.to_thread(self.writer.dispose)
 
 
-def create_engines(url: str, *, reader_pool_size: int = 4) -> Engines:
-    """Build both engines for `url`; SQLite gets WAL, synchronous=FULL and busy_timeout."""
+def create_engines(
+    url: str, *, reader_pool_size: int = 4, busy_timeout: float = DEFAULT_BUSY_TIMEOUT
+) -> Engines:
+    """Build both engines for `url`; SQLite gets WAL, synchronous=FULL and `busy_timeout`
+    (seconds a statement waits for a lock another program holds before SQLITE_BUSY)."""
     path = sqlite_path(url)
     if path is None:
         raise ValueError(f"litetask runs on SQLite for now, not {make_url(url).get_backend_name()}")
     create_private(path)  # before SQLite opens it: -wal and -shm take its mode
     writer = create_engine(sync_url(url), pool_size=1, max_overflow=0)
     reader = create_async_engine(url, pool_size=reader_pool_size, max_overflow=0)
-    _install_sqlite_hooks(writer, begin="BEGIN IMMEDIATE", read_only=False)
-    _install_sqlite_hooks(reader.sync_engine, begin="BEGIN", read_only=True)
+    _install_sqlite_hooks(
+        writer, begin="BEGIN IMMEDIATE", read_only=False, busy_timeout=busy_timeout
+    )
+    _install_sqlite_hooks(
+        reader.sync_engine, begin="BEGIN", read_only=True, busy_timeout=busy_timeout
+    )
     return Engines(writer, reader, url)
 
 

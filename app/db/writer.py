@@ -10,78 +10,51 @@ with load.
 The transaction runs in the writer's own thread on a synchronous connection (see
 app/db/engine.py): one hop from the event loop per transaction, not one per statement. So
 `WriteOp.apply` is plain synchronous code; it must not touch the event loop.
+
+When a transaction fails, the writer asks why (`database_state_error` in app/db/engine.py):
+- The database's state (busy past busy_timeout, full, read-only, an I/O error): the whole
+  batch is tried again with backoff. A write still not committed `retry_seconds` after it
+  was submitted fails alone with DatabaseUnavailableError; nothing of it was written.
+- One write's own fault (a constraint, a trigger, a value SQLite cannot hold): the batch is
+  split in halves until that write is alone, so one bad write costs about 2·log2(n)
+  transactions, not n; it fails with its error and the others commit.
+Only events of committed transactions reach the commit hook; a hook that raises is logged,
+never fatal. Anything else that goes wrong in the writer's loop is a bug, and the writer dies
+loudly: every waiting write fails with WriterFailedError, `failure` is set, and
+`wait_failed()` returns it, so the service can stop and be restarted.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Generic, Self, TypeVar
+from typing import Any, TypeVar
 
 from sqlalchemy import Connection, Engine
 
-from app.errors import TaskError
+from app.db.engine import TransactionRefused
+from app.db.write_op import WriteOp, by_type
+from app.errors import WriterFailedError
 from app.events.log import LAST_EVENT_ID, TaskEvent, append_events
+
+__all__ = ["GroupCommitWriter", "WriteOp"]
 
 T = TypeVar("T")
 logger = logging.getLogger(__name__)
 CommitHook = Callable[[list[TaskEvent]], None]
-
-
-class WriteOp(Generic[T]):
-    """One unit of work for the writer. Subclasses implement `apply` (one op) or override
-    `apply_batch` (several ops of this class at once); both run in the writer thread. An op
-    records the events it caused in `self.events`; they are logged in the same transaction."""
-
-    def __init__(self) -> None:
-        self.events: list[TaskEvent] = []
-        self._result: T | None = None
-        self._error: BaseException | None = None
-
-    def apply(self, conn: Connection) -> T:
-        raise NotImplementedError
-
-    @classmethod
-    def apply_batch(cls, conn: Connection, ops: Sequence[Self]) -> None:
-        for op in ops:
-            op.run_one(conn)
-
-    def run_one(self, conn: Connection) -> None:
-        """Apply this op alone, keeping a domain error (TaskError) as its outcome."""
-        try:
-            self.set_result(self.apply(conn))
-        except TaskError as exc:
-            self.set_error(exc)
-
-    def set_result(self, value: T) -> None:
-        self._result, self._error = value, None
-
-    def set_error(self, error: BaseException) -> None:
-        self._result, self._error = None, error
-
-    def outcome(self) -> T:
-        if self._error is not None:
-            raise self._error
-        return self._result  # type: ignore[return-value]
-
-
-def _by_type(ops: list[WriteOp[Any]]) -> dict[type[WriteOp[Any]], list[WriteOp[Any]]]:
-    """Ops grouped by class, each group where its first op arrived, order kept within a
-    group: every completion in a transaction becomes one executemany. Ops of different
-    classes commute (each is fenced on the row's status), so the reordering is safe."""
-    groups: dict[type[WriteOp[Any]], list[WriteOp[Any]]] = {}
-    for op in ops:
-        groups.setdefault(type(op), []).append(op)
-    return groups
+FailureHook = Callable[[WriterFailedError], None]
+DEFAULT_RETRY_SECONDS = 5.0
+FIRST_RETRY_DELAY = 0.01
+MAX_RETRY_DELAY = 0.5
 
 
 class _Pending:
-    __slots__ = ("future", "op")
+    __slots__ = ("deadline", "future", "op")
 
-    def __init__(self, op: WriteOp[Any], future: asyncio.Future[Any]) -> None:
-        self.op, self.future = op, future
+    def __init__(self, op: WriteOp[Any], future: asyncio.Future[Any], deadline: float) -> None:
+        self.op, self.future, self.deadline = op, future, deadline
 
 
 class GroupCommitWriter:
@@ -89,16 +62,38 @@ class GroupCommitWriter:
     event loop; ops run in the writer thread."""
 
     def __init__(
-        self, engine: Engine, *, on_commit: CommitHook | None = None, max_batch: int = 2000
+        self,
+        engine: Engine,
+        *,
+        on_commit: CommitHook | None = None,
+        on_failure: FailureHook | None = None,
+        max_batch: int = 2000,
+        retry_seconds: float = DEFAULT_RETRY_SECONDS,
     ) -> None:
         self._engine = engine
         self._on_commit = on_commit
+        self._on_failure = on_failure
         self._max_batch = max_batch
+        self._retry_seconds = retry_seconds
         self._queue: asyncio.Queue[_Pending | None] = asyncio.Queue()
         self._runner: asyncio.Task[None] | None = None
         self._thread: ThreadPoolExecutor | None = None
         self._conn: Connection | None = None
-        self.commits = 0
+        self._inflight: list[_Pending] = []
+        self._failure: WriterFailedError | None = None
+        self._failed = asyncio.Event()
+        self.commits = 0  # transactions attempted
+
+    @property
+    def failure(self) -> WriterFailedError | None:
+        """Why the writer died, or None while it works."""
+        return self._failure
+
+    async def wait_failed(self) -> WriterFailedError:
+        """Returns once the writer has died (never, while it works)."""
+        await self._failed.wait()
+        assert self._failure is not None
+        return self._failure
 
     async def start(self) -> None:
         if self._runner is None:
@@ -115,19 +110,29 @@ class GroupCommitWriter:
             await self._runner
         finally:
             self._runner = None
-            conn, self._conn = self._conn, None
+            await self._release()
+
+    async def _release(self) -> None:
+        conn, self._conn = self._conn, None
+        thread, self._thread = self._thread, None
+        try:
             if conn is not None:
-                await self._in_thread(conn.close)
-            thread, self._thread = self._thread, None
+                await asyncio.get_running_loop().run_in_executor(thread, conn.close)
+        except Exception:
+            logger.warning("could not close the writer's connection", exc_info=True)
+        finally:
             if thread is not None:
                 thread.shutdown(wait=False)
 
     def submit(self, op: WriteOp[T]) -> Awaitable[T]:
         """Queue `op`; the returned awaitable gives its outcome once it is committed."""
+        if self._failure is not None:
+            raise WriterFailedError(str(self._failure))
         if self._runner is None or self._runner.done():
             raise RuntimeError("the database writer is not running")
-        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        self._queue.put_nowait(_Pending(op, future))
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Any] = loop.create_future()
+        self._queue.put_nowait(_Pending(op, future, loop.time() + self._retry_seconds))
         return future
 
     async def run(self, op: WriteOp[T]) -> T:
@@ -137,11 +142,19 @@ class GroupCommitWriter:
         return await asyncio.get_running_loop().run_in_executor(self._thread, func, *args)
 
     async def _run(self) -> None:
+        """The writer's loop, supervised: an unexpected error fails every waiting write."""
+        try:
+            await self._serve()
+        except Exception as exc:
+            self._die(exc)
+
+    async def _serve(self) -> None:
         stopping = False
         while not stopping:
             batch, stopping = await self._take_batch()
-            if batch:
-                await self._commit_batch(batch)
+            self._inflight = batch
+            await self._commit([p for p in batch if not p.future.cancelled()])
+            self._inflight = []
 
     async def _take_batch(self) -> tuple[list[_Pending], bool]:
         first = await self._queue.get()
@@ -163,42 +176,79 @@ class GroupCommitWriter:
                 rest.append(item)
         return rest
 
-    async def _commit_batch(self, batch: list[_Pending]) -> None:
-        live = [p for p in batch if not p.future.cancelled()]
-        try:
-            await self._in_thread(self._transaction, [p.op for p in live])
-        except Exception:
-            logger.warning(
-                "batch of %s writes failed; retrying each alone", len(live), exc_info=True
-            )
-            await self._commit_one_by_one(live)
-            return
-        self._resolve(live)
+    async def _commit(self, group: list[_Pending]) -> None:
+        """Commit `group` in one transaction: tried again while the database's state refuses
+        it, split while one of its writes does. Every future in it is settled on return."""
+        delay = FIRST_RETRY_DELAY
+        while group:
+            refused = await self._attempt(group)
+            if refused is None:
+                self._resolve(group)
+                return
+            if refused.reason is None:
+                await self._isolate(group, refused.cause)
+                return
+            group = self._give_up_expired(group, refused)
+            if group:
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, MAX_RETRY_DELAY)
 
-    async def _commit_one_by_one(self, batch: list[_Pending]) -> None:
-        for pending in batch:
-            try:
-                await self._in_thread(self._transaction, [pending.op])
-            except Exception as exc:
-                pending.op.set_error(exc)
-            self._resolve([pending])
+    async def _attempt(self, group: list[_Pending]) -> TransactionRefused | None:
+        try:
+            await self._in_thread(self._transaction, [p.op for p in group])
+        except TransactionRefused as refused:
+            return refused
+        return None
+
+    async def _isolate(self, group: list[_Pending], cause: Exception) -> None:
+        """One write of `group` fails by itself: halve the group until it is alone, so the
+        others still commit in a few transactions."""
+        if len(group) == 1:
+            group[0].op.set_error(cause)
+            self._resolve(group)
+            return
+        middle = len(group) // 2
+        await self._commit(group[:middle])
+        await self._commit(group[middle:])
+
+    def _give_up_expired(
+        self, group: list[_Pending], refused: TransactionRefused
+    ) -> list[_Pending]:
+        """Fail the writes whose retry time is spent; return the ones still worth trying."""
+        now = asyncio.get_running_loop().time()
+        live = [p for p in group if not p.future.cancelled()]
+        expired = [p for p in live if p.deadline <= now]
+        if expired:
+            logger.warning(
+                "%s writes given up after %s s: the database is unavailable (%s: %s)",
+                len(expired),
+                self._retry_seconds,
+                refused.reason,
+                refused.message,
+            )
+            for pending in expired:
+                pending.op.set_error(refused.unavailable())
+            self._resolve(expired)
+        return [p for p in live if p.deadline > now]
 
     def _transaction(self, ops: list[WriteOp[Any]]) -> None:
-        """Runs in the writer thread: every op, then their events, in one transaction."""
+        """Runs in the writer thread: every op, then their events, in one transaction. A
+        failure rolls back and raises TransactionRefused; the ops keep no events of it."""
         conn = self._conn
         assert conn is not None
+        self.commits += 1
         for op in ops:
             op.events = []
         try:
             with conn.begin():
-                for batch_type, run in _by_type(ops).items():
+                for batch_type, run in by_type(ops).items():
                     batch_type.apply_batch(conn, run)
                 self._log_events(conn, ops)
-        except BaseException:
+        except Exception as exc:
             conn.info.pop(LAST_EVENT_ID, None)
-            raise
-        finally:
-            self.commits += 1
+            for op in ops:
+                op.events = []
+            raise TransactionRefused(exc) from exc
 
     @staticmethod
     def _log_events(conn: Connection, ops: list[WriteOp[Any]]) -> None:
@@ -214,7 +264,27 @@ class GroupCommitWriter:
                 continue
             try:
                 pending.future.set_result(pending.op.outcome())
-            except BaseException as exc:
+            except Exception as exc:
                 pending.future.set_exception(exc)
         if published and self._on_commit is not None:
-            self._on_commit(published)
+            try:
+                self._on_commit(published)
+            except Exception:
+                logger.exception("a commit hook raised; the writer goes on")
+
+    def _die(self, exc: Exception) -> None:
+        """The loop met an error no write explains: fail every waiting write, say why."""
+        logger.critical("the database writer stopped after an unexpected error", exc_info=exc)
+        self._failure = WriterFailedError(
+            f"the database writer stopped: {type(exc).__name__}: {exc}; restart the process"
+        )
+        self._failed.set()
+        for pending in [*self._inflight, *self._drain_rest()]:
+            if not pending.future.done():
+                pending.future.set_exception(WriterFailedError(str(self._failure)))
+        self._inflight = []
+        if self._on_failure is not None:
+            try:
+                self._on_failure(self._failure)
+            except Exception:
+                logger.exception("a failure hook raised")

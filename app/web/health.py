@@ -81,6 +81,9 @@ async def health(request: Request) -> Response:
     monitor: HealthMonitor = request.state.health
     probe = await monitor.probe()
     problems = [] if worker.running else ["the worker pool is stopped"]
+    if worker.failure is not None:
+        problems.append(str(worker.failure))
+    problems.extend(_outcome_problems(worker))
     if is_draining(request):
         problems.append("the service is draining")
     if probe.problem is not None:
@@ -112,6 +115,14 @@ def _loop_problem(request: Request) -> list[str]:
         f"the event loop was blocked for {report.worst_seconds:.1f} s "
         "(a task calling blocking code? the log shows where)"
     ]
+
+
+def _outcome_problems(worker: AsyncTaskWorker) -> list[str]:
+    """Outcomes of finished attempts that the database refuses for now (kept and retried)."""
+    count, reason = worker.pool.outcomes.refused() if worker.pool else (0, None)
+    if not count:
+        return []
+    return [f"{count} task outcomes are waiting for the database to take them ({reason})"]
 
 
 routes: list[BaseRoute] = [Route("/health", health, methods=["GET"])]

@@ -16,11 +16,16 @@ from app.cache.keys import KeyFunction, build_cache_key, key_context
 from app.cache.setup import CacheSettings, open_cache
 from app.cache.task_adapter import AsyncCacheAdapter
 from app.config import DEFAULT_DATABASE_URL
-from app.db.engine import Engines, create_engines, sqlite_path
+from app.db.engine import DEFAULT_BUSY_TIMEOUT, Engines, create_engines, sqlite_path
 from app.db.lock import ProcessLock
 from app.db.migrate import upgrade
-from app.db.writer import GroupCommitWriter
-from app.errors import TaskNotFoundError, TaskStateError, WorkerNotRunningError
+from app.db.writer import DEFAULT_RETRY_SECONDS, GroupCommitWriter
+from app.errors import (
+    TaskNotFoundError,
+    TaskStateError,
+    WorkerNotRunningError,
+    WriterFailedError,
+)
 from app.events.log import TERMINAL_EVENT_TYPES, EventType, TaskEvent
 from app.worker.executor import RetryPolicy, TaskExecutor
 from app.worker.options import TaskOptions, build_new_task
@@ -53,6 +58,8 @@ class AsyncTaskWorker:
         lease_seconds: float = 300.0,
         event_sink: EventSink | None = None,
         cache: CacheSettings | None = None,
+        busy_timeout: float = DEFAULT_BUSY_TIMEOUT,
+        write_retry_seconds: float = DEFAULT_RETRY_SECONDS,
     ) -> None:
         self.database_url = database_url
         self.registry = registry if registry is not None else default_registry
@@ -60,6 +67,7 @@ class AsyncTaskWorker:
         self.max_interruptions = max_interruptions
         self.boot_id = uuid.uuid4().hex
         self.event_sink = event_sink
+        self.busy_timeout, self.write_retry_seconds = busy_timeout, write_retry_seconds
         self.cache_settings = cache if cache is not None else CacheSettings()
         self._cache: AsyncCacheAdapter | None = None
         self.executor = TaskExecutor(
@@ -111,7 +119,13 @@ class AsyncTaskWorker:
 
     @property
     def running(self) -> bool:
-        return self._pool is not None and self._pool.is_running
+        return self._pool is not None and self._pool.is_running and self.failure is None
+
+    @property
+    def failure(self) -> WriterFailedError | None:
+        """Why this worker can no longer write (its database writer died), or None. Nothing
+        recovers from it but a stop and a new start (a service exits so it is restarted)."""
+        return self._writer.failure if self._writer is not None else None
 
     async def start(self) -> None:
         """Lock the database, migrate it, put interrupted tasks back, then start the workers."""
@@ -143,9 +157,14 @@ class AsyncTaskWorker:
         if path is not None:
             self._lock = ProcessLock(path)
             await self._lock.acquire()
-        self._engines = create_engines(self.database_url)
+        self._engines = create_engines(self.database_url, busy_timeout=self.busy_timeout)
         await upgrade(self._engines.writer)
-        self._writer = GroupCommitWriter(self._engines.writer, on_commit=self._on_commit)
+        self._writer = GroupCommitWriter(
+            self._engines.writer,
+            on_commit=self._on_commit,
+            on_failure=self._fail_waiters,
+            retry_seconds=self.write_retry_seconds,
+        )
         await self._writer.start()
         self._cache = open_cache(self.cache_settings, self._writer, self._engines.reader)
         self.executor.cache = self._cache
@@ -166,20 +185,24 @@ class AsyncTaskWorker:
             await self._close_database()
 
     async def _close_database(self) -> None:
-        cache, self._cache = self._cache, None
-        self.executor.cache = None
-        if cache is not None:
-            await cache.close()  # flushes what it batches through the writer
-        if self._writer is not None:
-            await self._writer.stop()
-            self._writer = None
-        if self._engines is not None:
-            await self._engines.dispose()
-            self._engines = None
-        if self._lock is not None:
-            self._lock.release()
-            self._lock = None
-        self._queue = self._store = None
+        """Close what is open, in order; the process lock is released whatever fails."""
+        try:
+            cache, self._cache = self._cache, None
+            self.executor.cache = None
+            if cache is not None:
+                await cache.close()  # flushes what it batches through the writer
+            if self._writer is not None:
+                await self._writer.stop()
+                self._writer = None
+            if self._engines is not None:
+                await self._engines.dispose()
+                self._engines = None
+        finally:
+            self._writer = self._engines = None
+            if self._lock is not None:
+                self._lock.release()
+                self._lock = None
+            self._queue = self._store = None
 
     # -- submitting ------------------------------------------------------------------------
 
@@ -355,8 +378,7 @@ class AsyncTaskWorker:
         return self._store
 
     def _on_commit(self, events: list[TaskEvent]) -> None:
-        if self.event_sink is not None:
-            self.event_sink(events)
+        self._publish(events)
         finished = {e.task_id for e in events if e.type in TERMINAL_EVENT_TYPES}
         waited = self._waiters.waiting_for(finished)
         if waited:
@@ -373,7 +395,21 @@ class AsyncTaskWorker:
                 progress=progress,
                 attempt=claimed.attempt,
             )
-            self.event_sink([event])
+            self._publish([event])
+
+    def _fail_waiters(self, failure: WriterFailedError) -> None:
+        """The writer died: no task can finish here any more, so no waiter waits in vain."""
+        self._waiters.fail_all(lambda: WriterFailedError(str(failure)))
+
+    def _publish(self, events: list[TaskEvent]) -> None:
+        """Hand events to the sink; one that raises is logged, never the caller's problem
+        (the writer's, or a task's progress callback)."""
+        if self.event_sink is None:
+            return
+        try:
+            self.event_sink(events)
+        except Exception:
+            logger.exception("the event sink raised on %s events; they are in the log", len(events))
 
     async def _resolve_waiters(self, waited: dict[str, list[asyncio.Future[Any]]]) -> None:
         store = self._store

@@ -16,8 +16,9 @@ from collections import deque
 from dataclasses import dataclass
 
 from app.clock import now_us
-from app.errors import TaskDefinitionError
+from app.errors import DatabaseUnavailableError, TaskDefinitionError
 from app.worker.executor import TaskExecutor
+from app.worker.outcomes import OutcomeKeeper, not_stored
 from app.worker.progress import ProgressPublisher, ProgressReporter
 from app.worker.queue import WAKE_ALWAYS, WAKE_NEVER, TaskQueue
 from app.worker.records import ClaimedTask, Failed, Outcome
@@ -51,6 +52,7 @@ class WorkerPool:
         self.queue, self.store, self.executor, self.registry = queue, store, executor, registry
         self.settings = settings
         self._publish_progress = publish_progress
+        self.outcomes = OutcomeKeeper(queue)
         # Attempts until their outcome is committed; `_executing` counts only those whose
         # function still runs, so a slot frees as soon as the function returns and the next
         # claim can share a transaction with the outcome writes.
@@ -97,6 +99,7 @@ class WorkerPool:
         if self._dispatcher is None:
             return
         self._stopping = True
+        self.outcomes.stopping = True
         self.queue.new_work.set()
         with contextlib.suppress(asyncio.CancelledError):
             await self._dispatcher
@@ -104,9 +107,25 @@ class WorkerPool:
         unstarted = [claimed.id for claimed in self._ready]
         self._ready.clear()
         cut = await self._finish_or_cut(timeout)
-        if unstarted or cut:
-            requeue = RequeueRunning(self.settings.owner, unstarted + cut)
-            requeued = await self.queue.writer.run(requeue)
+        # Attempts cut while their outcome waited for the database get one last try at it;
+        # the others, and those the database still refuses, are put back to run again.
+        unsaved = self.outcomes.take_unsaved()
+        known = {claimed.id for claimed, _ in unsaved}
+        lost = await self.outcomes.last_try(unsaved) if unsaved else []
+        await self._put_back(unstarted + [i for i in cut if i not in known] + lost)
+
+    async def _put_back(self, task_ids: list[str]) -> None:
+        if not task_ids:
+            return
+        try:
+            requeued = await self.queue.writer.run(RequeueRunning(self.settings.owner, task_ids))
+        except DatabaseUnavailableError as exc:
+            logger.error(
+                "stop: %s claimed tasks could not be put back (%s); the next start recovers them",
+                len(task_ids),
+                exc,
+            )
+        else:
             logger.info("stop: %s claimed tasks put back to pending", requeued)
 
     async def _finish_or_cut(self, timeout: float) -> list[str]:
@@ -205,9 +224,12 @@ class WorkerPool:
         try:
             await self._attempt(claimed)
         except Exception:
-            # The row stays `running`; recovery at the next start puts it back.
+            # A bug, not a database error (the keeper holds on to outcomes): the row stays
+            # `running` until recovery puts it back.
             logger.exception(
-                "recording the outcome of task %s failed", claimed.id, extra={"task_id": claimed.id}
+                "the attempt of task %s failed unexpectedly",
+                claimed.id,
+                extra={"task_id": claimed.id},
             )
 
     async def _attempt(self, claimed: ClaimedTask) -> None:
@@ -223,8 +245,11 @@ class WorkerPool:
             outcome: Outcome = Failed(type(exc).__name__, str(exc), None)
         else:
             started = time.monotonic()
-            outcome = await self.executor.execute(definition, claimed, reporter)
+            try:
+                outcome = await self.executor.execute(definition, claimed, reporter)
+            except Exception as exc:  # not the function's error: keeping its result failed
+                outcome = not_stored(claimed, exc)
             self._observe(time.monotonic() - started)
         self._free_slot(claimed.id)
         await reporter.flush()
-        await self.queue.finish(claimed, outcome)
+        await self.outcomes.record(claimed, outcome)

@@ -8,10 +8,15 @@ from __future__ import annotations
 
 import asyncio
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
-from app.errors import TaskCancellationError, TaskExecutionError, WorkerNotRunningError
+from app.errors import (
+    TaskCancellationError,
+    TaskError,
+    TaskExecutionError,
+    WorkerNotRunningError,
+)
 from app.worker.status import TaskInfo, TaskStatus
 
 
@@ -38,11 +43,12 @@ class TaskWaiters:
             if not future.done():
                 settle(future, info)
 
-    def fail_all(self) -> None:
+    def fail_all(self, make_error: Callable[[], TaskError] | None = None) -> None:
+        """Fail every waiting future with a new `make_error()` (default: the worker stopped)."""
         for futures in list(self._futures.values()):
             for future in list(futures):
                 if not future.done():
-                    future.set_exception(WorkerNotRunningError("the worker stopped"))
+                    future.set_exception(make_error() if make_error else _stopped())
 
     def _forget(self, task_id: str, future: asyncio.Future[Any]) -> None:
         futures = self._futures.get(task_id)
@@ -50,6 +56,10 @@ class TaskWaiters:
             futures.remove(future)
             if not futures:
                 del self._futures[task_id]
+
+
+def _stopped() -> TaskError:
+    return WorkerNotRunningError("the worker stopped")
 
 
 def settle(future: asyncio.Future[Any], info: TaskInfo) -> None:

@@ -50,6 +50,11 @@ class RecordingTasks:
         self.recorder.calls.append(("gated", label))
         return label
 
+    async def gated_blob(self, size: int) -> bytes:
+        """`gated`, then a result of `size` bytes (one that needs new pages to be stored)."""
+        await self.gated("blob")
+        return b"x" * size
+
     async def flaky(self, key: str, failures: int) -> str:
         left = self.recorder.failures_left.setdefault(key, failures)
         if left > 0:
@@ -77,7 +82,16 @@ class RecordingTasks:
 def make_registry(recorder: Recorder) -> TaskRegistry:
     tasks = RecordingTasks(recorder)
     registry = TaskRegistry()
-    for name in ("add", "record", "gated", "boom", "sleepy", "with_progress", "unpackable"):
+    for name in (
+        "add",
+        "record",
+        "gated",
+        "gated_blob",
+        "boom",
+        "sleepy",
+        "with_progress",
+        "unpackable",
+    ):
         registry.register(name, getattr(tasks, name))
     registry.register("flaky", tasks.flaky, max_attempts=3)
     return registry

@@ -1,0 +1,129 @@
+"""Fault injection: ways to make a real SQLite database misbehave under litetask.
+
+Each helper injects the fault from outside, as the world would: another program holding the
+write lock, a disk with no room left, a schema that refuses some writes. None of them
+patches litetask's code. `kill_writer_thread` is the exception that proves the rule: it
+breaks the writer's own machinery on purpose, to test what happens when the writer dies.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections.abc import Iterator
+from contextlib import closing, contextmanager
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Connection, Engine, event
+
+from app.db.writer import GroupCommitWriter
+
+SQLITE_MAX_PAGES = 1_073_741_823  # SQLite's default max_page_count: no cap
+
+
+def database_path(database: str | Path) -> Path:
+    """The file of a `sqlite+aiosqlite:///...` URL (or a path, returned resolved)."""
+    text = str(database)
+    return Path(text.split(":///", 1)[1] if ":///" in text else text).resolve()
+
+
+class HeldWriteLock:
+    """Another connection holding SQLite's write lock (`BEGIN IMMEDIATE`), as a backup tool
+    or a `sqlite3` shell in the middle of a transaction would: every other writer gets
+    SQLITE_BUSY once its busy timeout runs out. `release()` rolls back and lets go."""
+
+    def __init__(self, database: str | Path) -> None:
+        self._conn = sqlite3.connect(database_path(database), isolation_level=None)
+        self._conn.execute("BEGIN IMMEDIATE")
+        self.held = True
+
+    def release(self) -> None:
+        if self.held:
+            self.held = False
+            self._conn.execute("ROLLBACK")
+            self._conn.close()
+
+
+@contextmanager
+def write_lock_held(database: str | Path) -> Iterator[HeldWriteLock]:
+    """`with write_lock_held(db) as lock:` the write lock is taken until `lock.release()`
+    or the end of the block."""
+    lock = HeldWriteLock(database)
+    try:
+        yield lock
+    finally:
+        lock.release()
+
+
+class DiskFull:
+    """The database file cannot grow: every transaction that needs a new page fails with
+    SQLITE_FULL, as on a full disk, until `free()` makes room. Reads and writes that fit in
+    the pages the file already has still work, as they would on a full disk.
+
+    It caps SQLite's `max_page_count` (a per-connection limit) on every connection to this
+    file at the start of each transaction, through a SQLAlchemy event on all engines, so it
+    also reaches engines a test does not hold (the ones AsyncTaskWorker builds)."""
+
+    def __init__(self, database: str | Path) -> None:
+        self.path = database_path(database)
+        self.max_pages = page_count(self.path)
+        event.listen(Engine, "begin", self._cap)
+
+    def free(self) -> None:
+        """Room again on the disk: the next transaction may grow the file."""
+        self.max_pages = SQLITE_MAX_PAGES
+
+    def close(self) -> None:
+        event.remove(Engine, "begin", self._cap)
+
+    def _cap(self, conn: Connection) -> None:
+        database = conn.engine.url.database
+        if database and Path(database).resolve() == self.path:
+            conn.exec_driver_sql(f"PRAGMA max_page_count = {self.max_pages}")
+
+
+@contextmanager
+def disk_full(database: str | Path) -> Iterator[DiskFull]:
+    """`with disk_full(db) as disk:` the file cannot grow until `disk.free()`."""
+    fault = DiskFull(database)
+    try:
+        yield fault
+    finally:
+        fault.close()
+
+
+def page_count(database: str | Path) -> int:
+    with closing(sqlite3.connect(database_path(database))) as conn:
+        count: int = conn.execute("PRAGMA page_count").fetchone()[0]
+        return count
+
+
+def add_rejecting_trigger(database: str | Path, name: str, when: str, message: str) -> None:
+    """A trigger that aborts every write matching `when`, e.g.
+    `"BEFORE UPDATE OF status ON tasks WHEN NEW.status = 'completed'"`: such a write fails
+    with SQLITE_CONSTRAINT (the write's own fault, not the database's state)."""
+    with closing(sqlite3.connect(database_path(database))) as conn, conn:
+        conn.execute(f"CREATE TRIGGER {name} {when} BEGIN SELECT RAISE(ABORT, '{message}'); END")
+
+
+def drop_trigger(database: str | Path, name: str) -> None:
+    with closing(sqlite3.connect(database_path(database))) as conn, conn:
+        conn.execute(f"DROP TRIGGER {name}")
+
+
+def kill_writer_thread(writer: GroupCommitWriter) -> None:
+    """Fault injection into the writer itself: shut down the thread its transactions run
+    in, as if that thread had died. The writer's next transaction cannot even start, which is
+    nothing a write did: the writer must die loudly (fail every waiting write, turn health
+    503, make `litetask serve` exit non-zero), not hang or limp on."""
+    thread: Any = writer._thread  # private on purpose: this is the fault being injected
+    thread.shutdown(wait=False)
+
+
+async def close_writer_connection(writer: GroupCommitWriter) -> None:
+    """Fault injection into the writer: close its SQLite connection under it (in its own
+    thread, where the connection lives), as if the handle had been lost."""
+    conn: Any = writer._conn  # private on purpose: closing it under the writer is the fault
+    loop = asyncio.get_running_loop()
+    await loop.run_in_executor(writer._thread, conn.connection.dbapi_connection.close)
