@@ -5,6 +5,8 @@ The public API, re-exported from the packages that hold it.
 
 from app.errors import (
     DatabaseInUseError,
+    IdempotencyKeyReusedError,
+    InvalidOptionError,
     TaskAlreadyExistsError,
     TaskArgumentsError,
     TaskCancellationError,
@@ -34,6 +36,8 @@ __all__ = [
     "AsyncTaskWorker",
     "AttemptError",
     "DatabaseInUseError",
+    "IdempotencyKeyReusedError",
+    "InvalidOptionError",
     "TaskAlreadyExistsError",
     "TaskArgumentsError",
     "TaskCancellationError",

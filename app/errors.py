@@ -112,3 +112,18 @@ class TaskArgumentsError(TaskError):
     """The arguments do not fit the task function's signature, or an option is invalid."""
 
     category = "invalid_arguments"
+
+
+class InvalidOptionError(TaskArgumentsError):
+    """An option (or the arguments, or the metadata) is outside litetask's bounds."""
+
+    def __init__(self, option: str, reason: str) -> None:
+        self.option = option
+        self.reason = reason
+        super().__init__(f"{option} {reason}")
+
+
+class IdempotencyKeyReusedError(TaskError):
+    """The idempotency key was already used for a different request."""
+
+    category = "idempotency_key_reused"

@@ -13,6 +13,7 @@ the event loop is doing (measured: bench/throughput.py and bench/http.py, see RE
 from __future__ import annotations
 
 import asyncio
+import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,23 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import ConnectionPoolEntry
 
 BUSY_TIMEOUT_MS = 10_000
+
+
+class UnreadableJSON(dict[str, Any]):
+    """What a JSON column holding invalid (or absurdly nested) JSON reads as: an empty
+    object that says why, so one bad row written by another program cannot fail a query."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__()
+        self.reason = reason
+
+
+def load_json(text: str) -> Any:
+    """The JSON columns' reader (see UnreadableJSON)."""
+    try:
+        return json.loads(text)
+    except (ValueError, RecursionError) as exc:
+        return UnreadableJSON(str(exc))
 
 
 def sqlite_path(url: str | URL) -> Path | None:
@@ -86,8 +104,10 @@ def create_engines(url: str, *, reader_pool_size: int = 4) -> Engines:
     if path is None:
         raise ValueError(f"litetask runs on SQLite for now, not {make_url(url).get_backend_name()}")
     path.parent.mkdir(parents=True, exist_ok=True)
-    writer = create_engine(sync_url(url), pool_size=1, max_overflow=0)
-    reader = create_async_engine(url, pool_size=reader_pool_size, max_overflow=0)
+    writer = create_engine(sync_url(url), pool_size=1, max_overflow=0, json_deserializer=load_json)
+    reader = create_async_engine(
+        url, pool_size=reader_pool_size, max_overflow=0, json_deserializer=load_json
+    )
     _install_sqlite_hooks(writer, begin="BEGIN IMMEDIATE", read_only=False)
     _install_sqlite_hooks(reader.sync_engine, begin="BEGIN", read_only=True)
     return Engines(writer, reader, url)

@@ -4,9 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from app.web.submission import MAX_ATTEMPTS_LIMIT, MAX_TASK_TYPE_LENGTH
-from app.web.validation import INT32, MAX_SECONDS
-from app.worker.options import MAX_TASK_ID_LENGTH
+from app.bounds import (
+    MAX_ATTEMPTS_LIMIT,
+    MAX_SECONDS,
+    MAX_TASK_ID_LENGTH,
+    MAX_TASK_TYPE_LENGTH,
+    PRIORITY_MAX,
+    PRIORITY_MIN,
+)
 from app.worker.status import TaskStatus
 
 STATUS_VALUES = [s.value for s in TaskStatus]
@@ -41,7 +46,7 @@ SUBMIT_PROPERTIES: dict[str, Any] = {
     "args": _optional({"type": "array", "description": "Positional arguments."}),
     "kwargs": _optional({"type": "object", "description": "Keyword arguments."}),
     "params": _optional({"type": "object", "description": "Alias of kwargs (give one)."}),
-    "priority": _optional({"type": "integer", "minimum": -INT32, "maximum": INT32 - 1}),
+    "priority": _optional({"type": "integer", "minimum": PRIORITY_MIN, "maximum": PRIORITY_MAX}),
     "task_id": _optional({"type": "string", "minLength": 1, "maxLength": MAX_TASK_ID_LENGTH}),
     "metadata": _optional({"type": "object"}),
     "timeout": _optional(_seconds(0, exclusive=True)),

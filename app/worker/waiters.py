@@ -11,7 +11,12 @@ from collections import defaultdict
 from collections.abc import Iterable
 from typing import Any
 
-from app.errors import TaskCancellationError, TaskExecutionError, WorkerNotRunningError
+from app.errors import (
+    TaskCancellationError,
+    TaskExecutionError,
+    TaskSerializationError,
+    WorkerNotRunningError,
+)
 from app.worker.status import TaskInfo, TaskStatus
 
 
@@ -53,8 +58,14 @@ class TaskWaiters:
 
 
 def settle(future: asyncio.Future[Any], info: TaskInfo) -> None:
-    """Completed -> the result; failed -> TaskExecutionError; cancelled -> TaskCancellationError."""
-    if info.status is TaskStatus.COMPLETED:
+    """Completed -> the result (TaskSerializationError when it cannot be read back);
+    failed -> TaskExecutionError; cancelled -> TaskCancellationError."""
+    if info.status is TaskStatus.COMPLETED and "result" in info.render_errors:
+        problem = info.render_errors["result"]
+        future.set_exception(
+            TaskSerializationError(f"the stored result cannot be read: {problem}", task_id=info.id)
+        )
+    elif info.status is TaskStatus.COMPLETED:
         future.set_result(info.result)
     elif info.status is TaskStatus.CANCELLED:
         future.set_exception(
