@@ -26,7 +26,8 @@ REASONS = {
     409: "Conflict with the task's state",
     413: "Body larger than LITETASK_MAX_BODY_BYTES",
     415: "Body is not JSON",
-    422: "Invalid fields (listed in `errors`) or unknown task type",
+    422: "Invalid fields (listed in `errors`), unknown task type, or an Idempotency-Key "
+    "already used with a different request",
     503: "Not ready: draining, stopped, or the database is not writable",
 }
 ERRORS_BODY = (400, 401, 413, 415, 422, 503)

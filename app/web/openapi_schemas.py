@@ -78,7 +78,7 @@ ATTEMPT_ERROR = _object(
         "error_type": {"type": "string"},
         "message": {"type": "string"},
         "traceback": {"type": ["string", "null"]},
-        "failed_at": {"type": "string", "format": "date-time"},
+        "failed_at": NULLABLE_TIME,
     },
     ["attempt", "error_type", "message", "traceback", "failed_at"],
 )
@@ -88,17 +88,17 @@ TASK_PROPERTIES: dict[str, Any] = {
     "task_type": {"type": "string"},
     "status": {"type": "string", "enum": STATUS_VALUES},
     "priority": {"type": "integer"},
-    "progress": {"type": "number", "minimum": 0, "maximum": 1},
+    "progress": {"type": ["number", "null"], "minimum": 0, "maximum": 1},
     "attempts": {"type": "integer", "minimum": 0},
     "max_attempts": {"type": "integer", "minimum": 1},
-    "created_at": {"type": "string", "format": "date-time"},
-    "run_at": {"type": "string", "format": "date-time"},
+    "created_at": NULLABLE_TIME,
+    "run_at": NULLABLE_TIME,
     "started_at": NULLABLE_TIME,
     "completed_at": NULLABLE_TIME,
     "timeout": {"type": ["number", "null"]},
-    "args": {"type": "array"},
-    "kwargs": {"type": "object"},
-    "metadata": {"type": "object"},
+    "args": {"type": ["array", "null"]},
+    "kwargs": {"type": ["object", "null"]},
+    "metadata": {"type": ["object", "null"]},
     "result": ANY,
     "error": {"type": ["string", "null"]},
     "errors": {"type": "array", "items": {"$ref": "#/components/schemas/AttemptError"}},
@@ -106,7 +106,14 @@ TASK_PROPERTIES: dict[str, Any] = {
     "idempotency_key": {"type": ["string", "null"]},
     "url": {"type": "string"},
 }
-TASK = _object(TASK_PROPERTIES, list(TASK_PROPERTIES))
+RENDER_ERRORS = {
+    "type": "array",
+    "description": "Stored values that could not be read back; each such field is null.",
+    "items": _object(
+        {"field": {"type": "string"}, "message": {"type": "string"}}, ["field", "message"]
+    ),
+}
+TASK = _object({**TASK_PROPERTIES, "render_errors": RENDER_ERRORS}, list(TASK_PROPERTIES))
 
 TASK_PAGE = _object(
     {

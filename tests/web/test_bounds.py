@@ -8,8 +8,10 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import jsonschema_rs
 import pytest
 
+from app.web.openapi import document
 from tests.conftest import ClientFactory
 from tests.web.helpers import assert_problem, submit, task_count, wait_done
 from tests.worker.conftest import sql
@@ -151,7 +153,7 @@ async def test_same_idempotency_key_with_another_body_is_422(client: httpx.Async
 async def test_broken_rows_still_render(client: httpx.AsyncClient, tmp_path: Path) -> None:
     """Rows litetask would never store, written into the file as another program would:
     every read still answers 200, the broken fields are null and named in render_errors."""
-    ids = [(await submit(client, "demo.echo", args=[i], delay=3600))["id"] for i in range(4)]
+    ids = [(await submit(client, "demo.echo", args=[i], delay=3600))["id"] for i in range(5)]
     database = f"sqlite+aiosqlite:///{tmp_path / 'litetask.db'}"
     broken = {
         ids[0]: "args = x'c1'",
@@ -161,13 +163,27 @@ async def test_broken_rows_still_render(client: httpx.AsyncClient, tmp_path: Pat
     }
     for task_id, assignments in broken.items():
         sql(database, f"update tasks set {assignments} where id = '{task_id}'")
+    sql(
+        database,
+        "insert into task_attempts (task_id, attempt, error_type, message, failed_at) "
+        f"values ('{ids[4]}', 1, 'Boom', 'boom', 1000000000000000000)",
+    )
     tasks = await assert_reads_work(client)
+    documented = jsonschema_rs.validator_for(
+        {"$ref": "#/components/schemas/Task", "components": document()["components"]}
+    )
     expected = {ids[0]: "args", ids[1]: "run_at", ids[2]: "result", ids[3]: "result"}
     for task_id, field in expected.items():
         for task in (tasks[task_id], (await client.get(f"/tasks/{task_id}")).json()):
+            documented.validate(task)
             assert task[field] is None
             assert [e["field"] for e in task["render_errors"]] == [field]
             assert task["render_errors"][0]["message"]
+    attempts = (await client.get(f"/tasks/{ids[4]}")).json()
+    documented.validate(attempts)
+    assert attempts["errors"][0]["failed_at"] is None
+    assert attempts["errors"][0]["message"] == "boom"
+    assert [e["field"] for e in attempts["render_errors"]] == ["errors[0].failed_at"]
     assert "render_errors" not in (await submit(client, "demo.echo"))
     cancelled = await client.delete(f"/tasks/{ids[1]}")
     assert cancelled.status_code == 200 and cancelled.json()["status"] == "cancelled"
