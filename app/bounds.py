@@ -34,6 +34,8 @@ MAX_ERROR_CHARS = 64 * 1024  # an attempt's error message, and its traceback, as
 
 ONE_US = timedelta(microseconds=1)
 CONTAINERS = (dict, list, tuple, set, frozenset)
+SCALARS = frozenset({str, int, float, bool, type(None), bytes})  # skipped without isinstance
+STRICT_JSON = json.JSONEncoder(allow_nan=False)  # as stored (ASCII), refusing NaN
 CUT = " [cut]"
 EARLIEST_US = 0
 LATEST_US = (LATEST - EARLIEST) // ONE_US
@@ -50,7 +52,7 @@ def nesting_problem(
     `max_elements` steps, and no recursion."""
     level, depth, elements = [value], -1 if within else 0, 0
     while True:
-        containers = [v for v in level if isinstance(v, CONTAINERS)]
+        containers = [v for v in level if type(v) not in SCALARS and isinstance(v, CONTAINERS)]
         if not containers:
             return None
         depth += 1
@@ -94,7 +96,7 @@ def metadata(value: Any) -> dict[str, Any]:
     if problem is not None:
         raise InvalidOptionError("metadata", problem)
     try:
-        size = len(json.dumps(value, allow_nan=False))
+        size = len(STRICT_JSON.encode(value))
     except TypeError as exc:
         raise TaskSerializationError(f"metadata must be JSON-serializable: {exc}") from None
     except ValueError:

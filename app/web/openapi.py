@@ -9,6 +9,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
+from app.bounds import MAX_IDEMPOTENCY_KEY_LENGTH
 from app.web.encoding import ApiJSONResponse
 from app.web.openapi_schemas import SCHEMAS, STATUS_VALUES
 from app.web.tasks import MAX_PAGE
@@ -36,7 +37,7 @@ IDEMPOTENCY_KEY = {
     "name": "Idempotency-Key",
     "in": "header",
     "required": False,
-    "schema": {"type": "string", "minLength": 1, "maxLength": 255},
+    "schema": {"type": "string", "minLength": 1, "maxLength": MAX_IDEMPOTENCY_KEY_LENGTH},
 }
 
 
