@@ -15,7 +15,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from app.bounds import MAX_DEPTH, MAX_RESULT_ELEMENTS, nesting_problem, storable_text
+from app.bounds import MAX_DEPTH, nesting_problem, storable_text
+from app.bounds import MAX_RESULT_ELEMENTS as MAX_ELEMENTS
 from app.cache.serialization import SerializationError, packb, unpackb
 from app.cache.task_adapter import AsyncCacheAdapter
 from app.clock import now_us, seconds_to_us
@@ -112,14 +113,14 @@ class TaskExecutor:
 
     def _stored(self, claimed: ClaimedTask, result: Any, *, from_cache: bool = False) -> Outcome:
         """The result as it will be stored; a result that cannot be (too deep, too large,
-        not msgpack) fails the attempt for good: running it again would not change that."""
-        limit = self.max_result_size or MAX_RESULT_ELEMENTS
-        problem = nesting_problem(result, MAX_DEPTH, limit)
+        not msgpack, or a container of the user's that raises when read) fails the attempt
+        for good: running it again would not change that."""
         try:
+            problem = nesting_problem(result, MAX_DEPTH, self.max_result_size or MAX_ELEMENTS)
             if problem is not None:
                 raise SerializationError(f"the result {problem}")
             data = packb(result, max_size=self.max_result_size)
-        except SerializationError as exc:
+        except Exception as exc:  # whatever the value raises: the outcome must be recorded
             return self._failed(claimed, exc, retryable=False)
         return Completed(data, from_cache=from_cache, value=result)
 

@@ -47,6 +47,13 @@ class Sneaky(dict[str, Any]):
         raise RuntimeError("items() is not for you")
 
 
+class Unreadable(list[Any]):
+    """A list that raises when anything reads its items."""
+
+    def __iter__(self) -> Any:
+        raise RuntimeError("not today")
+
+
 async def echo(*args: Any, **kwargs: Any) -> Any:
     return [args, kwargs]
 
@@ -63,6 +70,10 @@ async def sneaky_result() -> Any:
     return Sneaky(a=1)
 
 
+async def unreadable_result() -> Any:
+    return Unreadable([1])
+
+
 async def surrogate_error() -> None:
     raise ValueError("bad \ud800 text")
 
@@ -70,7 +81,14 @@ async def surrogate_error() -> None:
 @pytest.fixture
 async def bounded(database_url: str) -> AsyncIterator[AsyncTaskWorker]:
     registry = TaskRegistry()
-    for func in (echo, deep_result, deep_tuple_result, sneaky_result, surrogate_error):
+    for func in (
+        echo,
+        deep_result,
+        deep_tuple_result,
+        sneaky_result,
+        unreadable_result,
+        surrogate_error,
+    ):
         registry.register(func.__name__, func)
     async with AsyncTaskWorker(database_url, max_workers=4, registry=registry) as worker:
         yield worker
@@ -221,6 +239,13 @@ async def test_a_result_whose_event_cannot_be_encoded_still_completes(
     assert info.status is TaskStatus.COMPLETED and info.result == {"a": 1}
     types = sql(database_url, f"select type from events where task_id = '{task_id}'")
     assert ("task.completed",) in types
+
+
+async def test_a_result_that_raises_when_read_fails_the_task(bounded: AsyncTaskWorker) -> None:
+    task_id = await bounded.add_task("unreadable_result", max_attempts=3)
+    info = await wait_terminal(bounded, task_id)
+    assert info.status is TaskStatus.FAILED and info.attempts == 1
+    assert info.error == "not today"
 
 
 async def test_an_error_message_sqlite_cannot_store_still_fails_the_task(
