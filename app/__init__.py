@@ -6,6 +6,8 @@ The public API, re-exported from the packages that hold it.
 from app.errors import (
     DatabaseInUseError,
     DatabaseUnavailableError,
+    IdempotencyKeyReusedError,
+    InvalidOptionError,
     OutcomeNotStoredError,
     TaskAlreadyExistsError,
     TaskArgumentsError,
@@ -38,6 +40,8 @@ __all__ = [
     "AttemptError",
     "DatabaseInUseError",
     "DatabaseUnavailableError",
+    "IdempotencyKeyReusedError",
+    "InvalidOptionError",
     "OutcomeNotStoredError",
     "TaskAlreadyExistsError",
     "TaskArgumentsError",

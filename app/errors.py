@@ -134,3 +134,18 @@ class OutcomeNotStoredError(TaskError):
     """The outcome of an attempt could not be stored, so the task failed instead."""
 
     category = "execution"
+
+
+class InvalidOptionError(TaskArgumentsError):
+    """An option (or the arguments, or the metadata) is outside litetask's bounds."""
+
+    def __init__(self, option: str, reason: str) -> None:
+        self.option = option
+        self.reason = reason
+        super().__init__(f"{option} {reason}")
+
+
+class IdempotencyKeyReusedError(TaskError):
+    """The idempotency key was already used for a different request."""
+
+    category = "idempotency_key_reused"

@@ -2,6 +2,9 @@
 
 Datetimes, dates and times become ISO 8601 strings, UUIDs and Decimals strings, sets and
 tuples lists, bytes base64 strings, non-finite floats null, and mapping keys strings.
+Conversion is depth-bounded: containers nested deeper than MAX_RENDER_DEPTH become null.
+Stored values never come near it (app/bounds.py keeps them within MAX_DEPTH); the bound
+only guarantees that no value can make rendering recurse without end.
 """
 
 from __future__ import annotations
@@ -15,24 +18,30 @@ from datetime import date, datetime, time
 from decimal import Decimal
 from typing import Any
 
+from app.bounds import MAX_DEPTH
 
-def jsonable(value: Any) -> Any:
+MAX_RENDER_DEPTH = 2 * MAX_DEPTH
+
+
+def jsonable(value: Any, depth: int = MAX_RENDER_DEPTH) -> Any:
     """`value` as plain JSON types (see the module docstring for the mapping)."""
     if value is None or isinstance(value, bool | int | str):
         return value
     if isinstance(value, float):
         return value if math.isfinite(value) else None
+    if isinstance(value, Mapping | list | tuple | set | frozenset) and depth <= 0:
+        return None
     if isinstance(value, Mapping):
-        return {_key(k): jsonable(v) for k, v in value.items()}
+        return {_key(k): jsonable(v, depth - 1) for k, v in value.items()}
     if isinstance(value, list | tuple | set | frozenset):
-        return [jsonable(v) for v in value]
+        return [jsonable(v, depth - 1) for v in value]
     return _scalar(value)
 
 
 def _key(key: Any) -> str:
     if isinstance(key, str):
         return key
-    converted = jsonable(key)
+    converted = jsonable(key, MAX_DEPTH)
     return converted if isinstance(converted, str) else json.dumps(converted)
 
 

@@ -110,7 +110,7 @@ def packb(value: Any, *, max_size: int | None = None) -> bytes:
         data: bytes = msgpack.packb(value, default=_default, strict_types=True, use_bin_type=True)
     except SerializationError:
         raise
-    except (TypeError, ValueError, OverflowError) as exc:
+    except (TypeError, ValueError, OverflowError, RecursionError) as exc:
         raise SerializationError(f"cannot serialize value: {exc}") from exc
     if max_size is not None and len(data) > max_size:
         raise SerializationError(
@@ -125,6 +125,13 @@ def unpackb(data: bytes) -> Any:
         return msgpack.unpackb(data, ext_hook=_ext_hook, raw=False, strict_map_key=False)
     except SerializationError:
         raise
-    except (ValueError, TypeError, KeyError, ArithmeticError, msgpack.UnpackException) as exc:
+    except (
+        ValueError,
+        TypeError,
+        KeyError,
+        ArithmeticError,
+        RecursionError,
+        msgpack.UnpackException,
+    ) as exc:
         # KeyError: an unknown zone name; ArithmeticError: a malformed Decimal.
         raise SerializationError(f"cannot deserialize value: {exc}") from exc

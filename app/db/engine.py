@@ -15,6 +15,7 @@ the event loop is doing (measured: bench/throughput.py and bench/http.py, see RE
 from __future__ import annotations
 
 import asyncio
+import json
 import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
@@ -51,6 +52,23 @@ DATABASE_STATE_CODES = frozenset(
     }
 )
 CONNECTION_LOST = "CONNECTION_LOST"
+
+
+class UnreadableJSON(dict[str, Any]):
+    """What a JSON column holding invalid (or absurdly nested) JSON reads as: an empty
+    object that says why, so one bad row written by another program cannot fail a query."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__()
+        self.reason = reason
+
+
+def load_json(text: str) -> Any:
+    """The JSON columns' reader (see UnreadableJSON)."""
+    try:
+        return json.loads(text)
+    except (ValueError, RecursionError) as exc:
+        return UnreadableJSON(str(exc))
 
 
 def sqlite_path(url: str | URL) -> Path | None:
@@ -151,8 +169,10 @@ def create_engines(
     if path is None:
         raise ValueError(f"litetask runs on SQLite for now, not {make_url(url).get_backend_name()}")
     create_private(path)  # before SQLite opens it: -wal and -shm take its mode
-    writer = create_engine(sync_url(url), pool_size=1, max_overflow=0)
-    reader = create_async_engine(url, pool_size=reader_pool_size, max_overflow=0)
+    writer = create_engine(sync_url(url), pool_size=1, max_overflow=0, json_deserializer=load_json)
+    reader = create_async_engine(
+        url, pool_size=reader_pool_size, max_overflow=0, json_deserializer=load_json
+    )
     _install_sqlite_hooks(
         writer, begin="BEGIN IMMEDIATE", read_only=False, busy_timeout=busy_timeout
     )

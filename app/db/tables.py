@@ -63,6 +63,8 @@ tasks = Table(
     Column("error", Text, nullable=True),
     Column("from_cache", Boolean, nullable=False, default=False),
     Column("idempotency_key", String(255), nullable=True, unique=True),
+    # SHA-256 (hex) of the request that used idempotency_key (app/worker/idempotency.py).
+    Column("idempotency_fingerprint", String(64), nullable=True),
     # Result cache (app/cache): the key is computed at submit time so identical tasks can
     # find each other durably; NULL means this task does not use the cache.
     Column("cache_key", String(128), nullable=True),

@@ -1,8 +1,9 @@
 """Reading request bodies: a size limit enforced while streaming, a deadline, and strict JSON.
 
 A body over the limit is refused with 413 as soon as the limit is crossed (or at once when
-Content-Length says so); it is never read whole. JSON must be UTF-8, finite and free of lone
-surrogates, so nothing that parses here can fail later on its way into the database.
+Content-Length says so); it is never read whole. JSON must be UTF-8 (strictly: no UTF-16/32,
+no byte order mark), finite, free of lone surrogates and nested at most MAX_DEPTH deep
+(app/bounds.py), so nothing that parses here can fail later on its way into the database.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import Any
 
 from starlette.requests import ClientDisconnect, Request
 
+from app.bounds import MAX_DEPTH, nesting_problem
 from app.web.errors import Problem
 from app.web.state import settings_of
 
@@ -79,9 +81,13 @@ def _check_media_type(request: Request) -> None:
 
 
 def parse_json(raw: bytes) -> Any:
-    """`raw` as JSON; 400 with the parser's complaint when it is not valid, finite JSON."""
+    """`raw` as JSON; 400 with the parser's complaint when it is not strictly UTF-8 (no
+    UTF-16/32, no byte order mark), finite JSON nested at most MAX_DEPTH deep."""
     try:
-        value = json.loads(raw, parse_constant=_reject_constant, parse_float=_finite_float)
+        value = json.loads(
+            raw.decode("utf-8"), parse_constant=_reject_constant, parse_float=_finite_float
+        )
+        _check_depth(raw, value)
         if SURROGATE_ESCAPE.search(raw):
             json.dumps(value, ensure_ascii=False).encode("utf-8")
     except UnicodeError:
@@ -89,8 +95,26 @@ def parse_json(raw: bytes) -> Any:
     except ValueError as exc:
         raise Problem(400, "malformed-json", f"the body is not valid JSON: {exc}") from None
     except RecursionError:
-        raise Problem(400, "malformed-json", "the body is nested too deeply") from None
+        raise _too_deep() from None
     return value
+
+
+def _check_depth(raw: bytes, value: Any) -> None:
+    """A body with no more than MAX_DEPTH brackets cannot be nested deeper: only the rest
+    pay for the walk."""
+    if raw.count(b"[") + raw.count(b"{") <= MAX_DEPTH:
+        return
+    if nesting_problem(value, MAX_DEPTH, len(raw)) is not None:
+        raise _too_deep()
+
+
+def _too_deep() -> Problem:
+    return Problem(
+        400,
+        "malformed-json",
+        f"the body is nested deeper than {MAX_DEPTH} levels",
+        max_depth=MAX_DEPTH,
+    )
 
 
 def _reject_constant(name: str) -> Any:

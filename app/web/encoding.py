@@ -53,8 +53,10 @@ def iso(value: datetime | None) -> str | None:
 
 
 def task_json(info: TaskInfo) -> dict[str, Any]:
-    """The public JSON shape of one task (components/schemas/Task in the OpenAPI document)."""
-    return {
+    """The public JSON shape of one task (components/schemas/Task in the OpenAPI document).
+    A stored value that could not be read back is null, and `render_errors` lists it
+    (present only then; see app/worker/rendering.py)."""
+    body: dict[str, Any] = {
         "id": info.id,
         "task_type": info.task_type,
         "status": info.status.value,
@@ -77,11 +79,27 @@ def task_json(info: TaskInfo) -> dict[str, Any]:
         "idempotency_key": info.idempotency_key,
         "url": task_url(info.id),
     }
+    if info.render_errors:
+        _blank(body, info.render_errors)
+        body["render_errors"] = [
+            {"field": name, "message": message} for name, message in info.render_errors.items()
+        ]
+    return body
 
 
 def task_url(task_id: str) -> str:
     """The path of a task, its id percent-encoded (safe in a Location header)."""
     return "/tasks/" + quote(task_id, safe="")
+
+
+def _blank(body: dict[str, Any], unreadable: dict[str, str]) -> None:
+    """Null each unreadable field: a top-level name, or `errors[i].failed_at`."""
+    for name in unreadable:
+        if name in body:
+            body[name] = None
+        elif name.startswith("errors["):
+            index = int(name[len("errors[") : name.index("]")])
+            body["errors"][index]["failed_at"] = None
 
 
 def _attempt_json(error: AttemptError) -> dict[str, Any]:

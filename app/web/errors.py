@@ -16,7 +16,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 
-from app.errors import TaskError, UnknownTaskTypeError
+from app.errors import InvalidOptionError, TaskError, UnknownTaskTypeError
 from app.web.encoding import dumps
 
 logger = logging.getLogger(__name__)
@@ -30,6 +30,7 @@ STATUS_BY_CATEGORY: Mapping[str, int] = MappingProxyType(
         "invalid_arguments": 422,
         "serialization": 422,
         "definition": 422,
+        "idempotency_key_reused": 422,
         "unavailable": 503,
     }
 )
@@ -87,6 +88,8 @@ async def handle_task_error(request: Request, exc: Exception) -> Response:
         extensions["task_id"] = exc.task_id
     if isinstance(exc, UnknownTaskTypeError):
         extensions.update(task_type=exc.task_type, known_task_types=exc.known)
+    if isinstance(exc, InvalidOptionError):
+        extensions["errors"] = [{"field": exc.option, "message": exc.reason}]
     headers = {"Retry-After": "5"} if status == 503 else None
     slug = exc.category.replace("_", "-")
     return problem_response(status, slug, str(exc), headers=headers, **extensions)

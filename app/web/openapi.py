@@ -9,6 +9,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
+from app.bounds import MAX_IDEMPOTENCY_KEY_LENGTH
 from app.web.encoding import ApiJSONResponse
 from app.web.openapi_schemas import SCHEMAS, STATUS_VALUES
 from app.web.tasks import MAX_PAGE
@@ -27,7 +28,8 @@ REASONS = {
     409: "Conflict with the task's state",
     413: "Body larger than LITETASK_MAX_BODY_BYTES",
     415: "Body is not JSON",
-    422: "Invalid fields (listed in `errors`) or unknown task type",
+    422: "Invalid fields (listed in `errors`), unknown task type, or an Idempotency-Key "
+    "already used with a different request",
     429: "Too many failed attempts from this address; see Retry-After",
     503: "Not ready: draining, stopped, or the database is not writable",
 }
@@ -37,7 +39,7 @@ IDEMPOTENCY_KEY = {
     "name": "Idempotency-Key",
     "in": "header",
     "required": False,
-    "schema": {"type": "string", "minLength": 1, "maxLength": 255},
+    "schema": {"type": "string", "minLength": 1, "maxLength": MAX_IDEMPOTENCY_KEY_LENGTH},
 }
 
 

@@ -4,9 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from app.web.submission import MAX_ATTEMPTS_LIMIT, MAX_TASK_TYPE_LENGTH
-from app.web.validation import INT32, MAX_SECONDS
-from app.worker.options import MAX_TASK_ID_LENGTH
+from app.bounds import (
+    MAX_ATTEMPTS_LIMIT,
+    MAX_SECONDS,
+    MAX_TASK_ID_LENGTH,
+    MAX_TASK_TYPE_LENGTH,
+    PRIORITY_MAX,
+    PRIORITY_MIN,
+)
 from app.worker.status import TaskStatus
 
 STATUS_VALUES = [s.value for s in TaskStatus]
@@ -41,7 +46,7 @@ SUBMIT_PROPERTIES: dict[str, Any] = {
     "args": _optional({"type": "array", "description": "Positional arguments."}),
     "kwargs": _optional({"type": "object", "description": "Keyword arguments."}),
     "params": _optional({"type": "object", "description": "Alias of kwargs (give one)."}),
-    "priority": _optional({"type": "integer", "minimum": -INT32, "maximum": INT32 - 1}),
+    "priority": _optional({"type": "integer", "minimum": PRIORITY_MIN, "maximum": PRIORITY_MAX}),
     "task_id": _optional({"type": "string", "minLength": 1, "maxLength": MAX_TASK_ID_LENGTH}),
     "metadata": _optional({"type": "object"}),
     "timeout": _optional(_seconds(0, exclusive=True)),
@@ -73,7 +78,7 @@ ATTEMPT_ERROR = _object(
         "error_type": {"type": "string"},
         "message": {"type": "string"},
         "traceback": {"type": ["string", "null"]},
-        "failed_at": {"type": "string", "format": "date-time"},
+        "failed_at": NULLABLE_TIME,
     },
     ["attempt", "error_type", "message", "traceback", "failed_at"],
 )
@@ -83,17 +88,17 @@ TASK_PROPERTIES: dict[str, Any] = {
     "task_type": {"type": "string"},
     "status": {"type": "string", "enum": STATUS_VALUES},
     "priority": {"type": "integer"},
-    "progress": {"type": "number", "minimum": 0, "maximum": 1},
+    "progress": {"type": ["number", "null"], "minimum": 0, "maximum": 1},
     "attempts": {"type": "integer", "minimum": 0},
     "max_attempts": {"type": "integer", "minimum": 1},
-    "created_at": {"type": "string", "format": "date-time"},
-    "run_at": {"type": "string", "format": "date-time"},
+    "created_at": NULLABLE_TIME,
+    "run_at": NULLABLE_TIME,
     "started_at": NULLABLE_TIME,
     "completed_at": NULLABLE_TIME,
     "timeout": {"type": ["number", "null"]},
-    "args": {"type": "array"},
-    "kwargs": {"type": "object"},
-    "metadata": {"type": "object"},
+    "args": {"type": ["array", "null"]},
+    "kwargs": {"type": ["object", "null"]},
+    "metadata": {"type": ["object", "null"]},
     "result": ANY,
     "error": {"type": ["string", "null"]},
     "errors": {"type": "array", "items": {"$ref": "#/components/schemas/AttemptError"}},
@@ -101,7 +106,14 @@ TASK_PROPERTIES: dict[str, Any] = {
     "idempotency_key": {"type": ["string", "null"]},
     "url": {"type": "string"},
 }
-TASK = _object(TASK_PROPERTIES, list(TASK_PROPERTIES))
+RENDER_ERRORS = {
+    "type": "array",
+    "description": "Stored values that could not be read back; each such field is null.",
+    "items": _object(
+        {"field": {"type": "string"}, "message": {"type": "string"}}, ["field", "message"]
+    ),
+}
+TASK = _object({**TASK_PROPERTIES, "render_errors": RENDER_ERRORS}, list(TASK_PROPERTIES))
 
 TASK_PAGE = _object(
     {

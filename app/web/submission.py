@@ -1,32 +1,17 @@
-"""The body of POST /tasks, checked into what AsyncTaskWorker.submit takes."""
+"""The body of POST /tasks, checked into what AsyncTaskWorker.submit takes.
+
+Every option is checked by app/bounds.py, the same checks the Python API runs, so a 422 here
+lists each bad field at once; sizes of args, kwargs and metadata are checked there too.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
 
-from app.web.validation import (
-    INT32,
-    Fields,
-    boolean,
-    integer,
-    json_array,
-    json_object,
-    seconds,
-    string,
-    timestamp,
-)
-from app.worker.options import MAX_IDEMPOTENCY_KEY_LENGTH, MAX_TASK_ID_LENGTH, TaskOptions
-
-MAX_TASK_TYPE_LENGTH = 200
-MAX_ATTEMPTS_LIMIT = 1000
-# The checks, built once rather than on every request.
-TASK_TYPE = string(MAX_TASK_TYPE_LENGTH)
-TASK_ID = string(MAX_TASK_ID_LENGTH)
-PRIORITY = integer(-INT32, INT32 - 1)
-MAX_ATTEMPTS = integer(1, MAX_ATTEMPTS_LIMIT)
-DELAY = seconds(allow_zero=True)
-POSITIVE_SECONDS = seconds(allow_zero=False)
+from app import bounds
+from app.web.validation import Fields, json_array, json_object, timestamp
+from app.worker.options import TaskOptions
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,7 +28,7 @@ def parse_submission(body: Any, idempotency_key: str | None) -> Submission:
     """A Submission from a POST /tasks body and its Idempotency-Key header, or a 422 that
     lists every bad field."""
     fields = Fields(body)
-    task_type = fields.get("task_type", TASK_TYPE, required=True)
+    task_type = fields.get("task_type", bounds.task_type, required=True)
     args = fields.get("args", json_array) or []
     kwargs = _kwargs(fields)
     options = _options(fields, idempotency_key)
@@ -62,21 +47,21 @@ def _kwargs(fields: Fields) -> dict[str, Any]:
 
 
 def _options(fields: Fields, idempotency_key: str | None) -> TaskOptions:
-    delay = fields.get("delay", DELAY)
+    delay = fields.get("delay", bounds.delay)
     run_at = fields.get("run_at", timestamp)
     if delay is not None and run_at is not None:
         fields.error("run_at", "give delay or run_at, not both")
-    if idempotency_key is not None and not 0 < len(idempotency_key) <= 255:
-        fields.error("Idempotency-Key", f"must be 1 to {MAX_IDEMPOTENCY_KEY_LENGTH} characters")
+    if idempotency_key is not None:
+        fields.check("Idempotency-Key", idempotency_key, bounds.idempotency_key)
     return TaskOptions(
-        priority=fields.get("priority", PRIORITY),
-        task_id=fields.get("task_id", TASK_ID),
-        metadata=fields.get("metadata", json_object) or {},
-        timeout=fields.get("timeout", POSITIVE_SECONDS),
+        priority=fields.get("priority", bounds.priority),
+        task_id=fields.get("task_id", bounds.task_id),
+        metadata=fields.get("metadata", bounds.metadata) or {},
+        timeout=fields.get("timeout", bounds.timeout),
         delay=delay,
         run_at=run_at,
-        max_attempts=fields.get("max_attempts", MAX_ATTEMPTS),
+        max_attempts=fields.get("max_attempts", bounds.max_attempts),
         idempotency_key=idempotency_key,
-        use_cache=fields.get("use_cache", boolean),
-        cache_ttl=fields.get("cache_ttl", POSITIVE_SECONDS),
+        use_cache=fields.get("use_cache", bounds.use_cache),
+        cache_ttl=fields.get("cache_ttl", bounds.cache_ttl),
     )

@@ -2,21 +2,21 @@
 
 `Fields` reads one JSON object field by field and collects an error for each bad field, so a
 422 lists every problem at once. Checks are plain functions that return the value or raise
-`Invalid`; bounds keep every accepted value storable (no overflow reaches the database).
+`Invalid`, or the checks of app/bounds.py (InvalidOptionError): the bounds of task options
+live there only, shared with the Python API.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any, TypedDict, TypeVar
 
+from app import bounds
+from app.errors import InvalidOptionError
 from app.web.errors import Problem
 
 T = TypeVar("T")
-INT32 = 2**31
-MAX_SECONDS = 10 * 365 * 24 * 3600.0
 
 
 class FieldError(TypedDict):
@@ -47,11 +47,17 @@ class Fields:
             if required:
                 self.errors.append({"field": name, "message": "is required"})
             return None
+        return self.check(name, self._source[name], check)
+
+    def check(self, name: str, value: Any, check: Callable[[Any], T]) -> T | None:
+        """`check(value)`, or None with an error for `name` (a field, or a header)."""
         try:
-            return check(self._source[name])
+            return check(value)
         except Invalid as exc:
             self.errors.append({"field": name, "message": str(exc)})
-            return None
+        except InvalidOptionError as exc:
+            self.errors.append({"field": name, "message": exc.reason})
+        return None
 
     def error(self, name: str, message: str) -> None:
         self.errors.append({"field": name, "message": message})
@@ -69,34 +75,11 @@ class Fields:
             )
 
 
-def string(max_length: int) -> Callable[[Any], str]:
-    def check(value: Any) -> str:
-        if not isinstance(value, str) or not 0 < len(value) <= max_length:
-            raise Invalid(f"must be a string of 1 to {max_length} characters")
-        return value
-
-    return check
-
-
 def integer(low: int, high: int) -> Callable[[Any], int]:
     def check(value: Any) -> int:
         if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
             raise Invalid(f"must be an integer from {low} to {high}")
         return value
-
-    return check
-
-
-def seconds(*, allow_zero: bool) -> Callable[[Any], float]:
-    lowest = "non-negative" if allow_zero else "positive"
-
-    def check(value: Any) -> float:
-        ok = isinstance(value, int | float) and not isinstance(value, bool)
-        if not ok or not math.isfinite(value) or not (0 <= value <= MAX_SECONDS):
-            raise Invalid(f"must be a {lowest} number of seconds up to {MAX_SECONDS:.0f}")
-        if value == 0 and not allow_zero:
-            raise Invalid(f"must be a {lowest} number of seconds")
-        return float(value)
 
     return check
 
@@ -120,13 +103,14 @@ def json_array(value: Any) -> list[Any]:
 
 
 def timestamp(value: Any) -> datetime:
-    """An ISO 8601 date-time with a UTC offset (or Z)."""
+    """An ISO 8601 date-time with a UTC offset (or Z), within the bounds of run_at."""
     try:
         parsed = datetime.fromisoformat(value) if isinstance(value, str) else None
     except ValueError:
         parsed = None
     if parsed is None or parsed.tzinfo is None:
         raise Invalid("must be an ISO 8601 date-time with a UTC offset, e.g. 2030-01-01T00:00:00Z")
+    bounds.run_at(parsed)
     return parsed
 
 

@@ -1,5 +1,6 @@
-"""PutTask: accepting new tasks, with ids, idempotency keys and webhook deliveries checked
-inside the writer's transaction (so concurrent duplicates still make one row)."""
+"""PutTask: accepting new tasks, with ids, idempotency keys (and the fingerprint of the
+request that used each) and webhook deliveries checked inside the writer's transaction, so
+concurrent duplicates still make one row."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from app.clock import seconds_to_us
 from app.db.bulk import Row, insert_rows, json_text
 from app.db.tables import tasks, webhook_deliveries
 from app.db.writer import WriteOp
-from app.errors import TaskAlreadyExistsError
+from app.errors import IdempotencyKeyReusedError, TaskAlreadyExistsError, TaskError
 from app.events.log import EventType
 from app.worker.records import Accepted, NewTask, group_of, task_event
 from app.worker.status import TaskStatus
@@ -27,30 +28,34 @@ class PutTask(WriteOp[Accepted]):
     @classmethod
     def apply_batch(cls, conn: Connection, ops: Sequence[Self]) -> None:
         taken = _Taken.load(conn, [op.task for op in ops])
-        rows: list[Row] = []
         for op in ops:
-            t = op.task
-            previous = taken.previous(t)
-            if previous is not None:
-                op.set_result(Accepted(previous, created=False))
-            elif t.id in taken.ids:
-                op.set_error(TaskAlreadyExistsError(f"task {t.id!r} already exists", task_id=t.id))
-            else:
-                rows.append(_task_row(t))
-                taken.add(t)
-                op.set_result(Accepted(t.id, created=True, task=t))
-                op.events.append(
-                    task_event(
-                        EventType.QUEUED,
-                        t.id,
-                        t.task_type,
-                        group=group_of(t.metadata),
-                        status="pending",
-                        priority=t.priority,
-                    )
-                )
-        insert_rows(conn, tasks, TASK_COLUMNS, rows)
+            try:
+                op.set_result(op._accept(taken))
+            except TaskError as exc:
+                op.set_error(exc)
+        insert_rows(conn, tasks, TASK_COLUMNS, [_task_row(t) for t in taken.inserted])
         _record_deliveries(conn, taken.inserted)
+
+    def _accept(self, taken: _Taken) -> Accepted:
+        """The original task when this put repeats one; else this task, taken."""
+        t = self.task
+        previous = taken.previous(t)
+        if previous is not None:
+            return Accepted(previous, created=False)
+        if t.id in taken.ids:
+            raise TaskAlreadyExistsError(f"task {t.id!r} already exists", task_id=t.id)
+        taken.add(t)
+        self.events.append(
+            task_event(
+                EventType.QUEUED,
+                t.id,
+                t.task_type,
+                group=group_of(t.metadata),
+                status="pending",
+                priority=t.priority,
+            )
+        )
+        return Accepted(t.id, created=True, task=t)
 
 
 # (endpoint, key) of a delivery row -> (task id, received_at)
@@ -61,11 +66,12 @@ FOREVER = -(2**63)
 
 @dataclass(slots=True)
 class _Taken:
-    """What a batch of puts collides with: ids, idempotency keys and webhook deliveries
-    already in the table, plus those taken by earlier puts of the same batch."""
+    """What a batch of puts collides with: ids, idempotency keys (with the fingerprint of
+    the request that used each) and webhook deliveries already in the table, plus those
+    taken by earlier puts of the same batch."""
 
     ids: set[str]
-    keys: dict[str, str]
+    keys: dict[str, tuple[str, str | None]]
     deliveries: Deliveries
     inserted: list[NewTask]
 
@@ -75,9 +81,17 @@ class _Taken:
         return cls(ids, keys, _existing_deliveries(conn, new), [])
 
     def previous(self, t: NewTask) -> str | None:
-        """The id of the task this put repeats (same idempotency key or delivery), if any."""
+        """The id of the task this put repeats (same idempotency key or delivery), if any;
+        IdempotencyKeyReusedError when the key was used for a different request (a key
+        stored before fingerprints were kept matches any request)."""
         if t.idempotency_key is not None and t.idempotency_key in self.keys:
-            return self.keys[t.idempotency_key]
+            task_id, fingerprint = self.keys[t.idempotency_key]
+            if fingerprint is not None and fingerprint != t.fingerprint:
+                raise IdempotencyKeyReusedError(
+                    f"idempotency key {t.idempotency_key!r} was already used for a different "
+                    "request; send the same request again, or use a new key"
+                )
+            return task_id
         if t.delivery is not None:
             for key, since in delivery_keys(t).items():
                 found = self.deliveries.get((t.delivery.endpoint, key))
@@ -89,7 +103,7 @@ class _Taken:
         self.ids.add(t.id)
         self.inserted.append(t)
         if t.idempotency_key is not None:
-            self.keys[t.idempotency_key] = t.id
+            self.keys[t.idempotency_key] = (t.id, t.fingerprint)
         if t.delivery is not None:
             for key in delivery_keys(t):
                 self.deliveries[(t.delivery.endpoint, key)] = (t.id, t.created_at)
@@ -148,7 +162,9 @@ def _record_deliveries(conn: Connection, inserted: Sequence[NewTask]) -> None:
     conn.execute(insert, rows)
 
 
-def _existing(conn: Connection, new: Sequence[NewTask]) -> tuple[set[str], dict[str, str]]:
+def _existing(
+    conn: Connection, new: Sequence[NewTask]
+) -> tuple[set[str], dict[str, tuple[str, str | None]]]:
     """Ids and idempotency keys among `new` that the table already holds. Generated ids
     are not looked up (a UUID4 does not collide), so a batch of plain submissions costs no
     query here; the unique index still guards them."""
@@ -159,9 +175,12 @@ def _existing(conn: Connection, new: Sequence[NewTask]) -> tuple[set[str], dict[
     condition: ColumnElement[bool] = tasks.c.id.in_(ids)
     if keys:
         condition = or_(condition, tasks.c.idempotency_key.in_(keys))
-    found = conn.execute(select(tasks.c.id, tasks.c.idempotency_key).where(condition)).all()
+    columns = (tasks.c.id, tasks.c.idempotency_key, tasks.c.idempotency_fingerprint)
+    found = conn.execute(select(*columns).where(condition)).all()
     return {row.id for row in found}, {
-        row.idempotency_key: row.id for row in found if row.idempotency_key
+        row.idempotency_key: (row.id, row.idempotency_fingerprint)
+        for row in found
+        if row.idempotency_key
     }
 
 
@@ -182,6 +201,7 @@ TASK_COLUMNS = (
     "run_at",
     "from_cache",
     "idempotency_key",
+    "idempotency_fingerprint",
     "cache_key",
     "cache_ttl",
 )
@@ -206,6 +226,7 @@ def _task_row(t: NewTask) -> Row:
         t.run_at,
         False,
         t.idempotency_key,
+        t.fingerprint,
         t.cache_key,
         t.cache_ttl,
     )

@@ -13,7 +13,10 @@ import random
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
+from app.bounds import MAX_DEPTH, nesting_problem, storable_text
+from app.bounds import MAX_RESULT_ELEMENTS as MAX_ELEMENTS
 from app.cache.serialization import SerializationError, packb, unpackb
 from app.cache.task_adapter import AsyncCacheAdapter
 from app.clock import now_us, seconds_to_us
@@ -23,6 +26,7 @@ from app.worker.registry import TaskDefinition
 
 logger = logging.getLogger(__name__)
 ProgressCallback = Callable[[float], None]
+MAX_ERROR_TYPE_CHARS = 200  # task_attempts.error_type
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,7 +80,7 @@ class TaskExecutor:
         while True:
             found, value = await cache.lookup(key)
             if found:
-                return Completed(packb(value), from_cache=True, value=value)
+                return self._stored(claimed, value, from_cache=True)
             if not await cache.wait_for_leader(key):
                 break
         with cache.lead(key):
@@ -98,7 +102,6 @@ class TaskExecutor:
                 kwargs["progress_callback"] = progress
             async with asyncio.timeout(timeout):
                 result = await definition.func(*args, **kwargs)
-            return Completed(packb(result, max_size=self.max_result_size), value=result)
         except TimeoutError:
             error = TaskTimeoutError(f"task did not finish within {timeout} seconds")
             return self._failed(claimed, error, with_traceback=False)
@@ -106,6 +109,20 @@ class TaskExecutor:
             return self._failed(claimed, exc, retryable=False)
         except Exception as exc:
             return self._failed(claimed, exc)
+        return self._stored(claimed, result)
+
+    def _stored(self, claimed: ClaimedTask, result: Any, *, from_cache: bool = False) -> Outcome:
+        """The result as it will be stored; a result that cannot be (too deep, too large,
+        not msgpack, or a container of the user's that raises when read) fails the attempt
+        for good: running it again would not change that."""
+        try:
+            problem = nesting_problem(result, MAX_DEPTH, self.max_result_size or MAX_ELEMENTS)
+            if problem is not None:
+                raise SerializationError(f"the result {problem}")
+            data = packb(result, max_size=self.max_result_size)
+        except Exception as exc:  # whatever the value raises: the outcome must be recorded
+            return self._failed(claimed, exc, retryable=False)
+        return Completed(data, from_cache=from_cache, value=result)
 
     def _failed(
         self,
@@ -125,9 +142,18 @@ class TaskExecutor:
             exc,
             extra={"task_id": claimed.id},
         )
+        trace = "".join(traceback.format_exception(exc)) if with_traceback else None
         return Failed(
-            error_type=type(exc).__name__,
-            message=str(exc) or type(exc).__name__,
-            traceback="".join(traceback.format_exception(exc)) if with_traceback else None,
+            error_type=storable_text(type(exc).__name__, MAX_ERROR_TYPE_CHARS),
+            message=storable_text(_message(exc)),
+            traceback=None if trace is None else storable_text(trace),
             retry_at=retry_at,
         )
+
+
+def _message(exc: BaseException) -> str:
+    """str(exc), or its type's name when that is empty or str() itself raises."""
+    try:
+        return str(exc) or type(exc).__name__
+    except Exception:  # a user's __str__; the failure must still be recorded
+        return f"{type(exc).__name__} (its message could not be read)"

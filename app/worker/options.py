@@ -2,21 +2,22 @@
 
 from __future__ import annotations
 
-import json
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
+from app import bounds
 from app.cache.keys import KeyFunction, build_cache_key, key_context
 from app.cache.serialization import packb
-from app.clock import datetime_to_us, now_us, seconds_to_us
+from app.clock import now_us, seconds_to_us
 from app.errors import TaskArgumentsError, TaskSerializationError
+from app.worker.idempotency import fingerprint
 from app.worker.records import NewTask, WebhookDelivery
 from app.worker.registry import TaskDefinition
 
-MAX_TASK_ID_LENGTH = 64
-MAX_IDEMPOTENCY_KEY_LENGTH = 255
+T = TypeVar("T")
 # Argument shapes remembered per task type (a bound on what odd callers can make it hold).
 BIND_OUTCOMES_KEPT = 256
 
@@ -47,27 +48,30 @@ def build_new_task(
     *,
     default_max_attempts: int,
 ) -> NewTask:
-    """Validate everything a task needs before it is accepted; nothing is found at run time."""
+    """Validate everything a task needs before it is accepted (app/bounds.py: nothing out of
+    bounds reaches the writer); nothing is found at run time."""
     _check_signature(definition, args, kwargs)
     defaults = definition.options
     now = now_us()
-    task_id = _task_id(options.task_id)
-    id_chosen = options.task_id is not None
+    task_id = new_task_id() if options.task_id is None else bounds.task_id(options.task_id)
+    packed_args = _pack("args", list(args))
+    key = _optional(bounds.idempotency_key, options.idempotency_key)
     return NewTask(
         id=task_id,
-        id_chosen=id_chosen,
-        task_type=definition.name,
-        args=_pack("args", list(args)),
+        id_chosen=options.task_id is not None,
+        task_type=bounds.task_type(definition.name),
+        args=packed_args,
         kwargs=_pack("kwargs", kwargs),
-        priority=_int("priority", _first(options.priority, defaults.get("priority"), 0)),
-        metadata=_metadata(options.metadata),
-        max_attempts=_max_attempts(
+        priority=bounds.priority(_first(options.priority, defaults.get("priority"), 0)),
+        metadata=bounds.metadata(options.metadata),
+        max_attempts=bounds.max_attempts(
             _first(options.max_attempts, defaults.get("max_attempts"), default_max_attempts)
         ),
-        timeout=_timeout(_first(options.timeout, defaults.get("timeout"))),
+        timeout=_optional(bounds.timeout, _first(options.timeout, defaults.get("timeout"))),
         run_at=_run_at(options, now),
         created_at=now,
-        idempotency_key=_idempotency_key(options.idempotency_key),
+        idempotency_key=key,
+        fingerprint=key and fingerprint(definition.name, packed_args, kwargs, options),
         **_cache_fields(definition, list(args), kwargs, options, task_id),
         delivery=options.webhook_delivery,
     )
@@ -75,6 +79,10 @@ def build_new_task(
 
 def _first(*values: Any) -> Any:
     return next((v for v in values if v is not None), None)
+
+
+def _optional(check: Callable[[Any], T], value: Any) -> T | None:
+    return None if value is None else check(value)
 
 
 def _check_signature(definition: TaskDefinition, args: Any, kwargs: dict[str, Any]) -> None:
@@ -108,77 +116,21 @@ def _bind_problem(
     return None
 
 
-def _pack(what: str, value: Any) -> bytes:
+def _pack(what: str, value: list[Any] | dict[str, Any]) -> bytes:
+    bounds.arguments(what, value)
     try:
-        return packb(value)
+        return bounds.packed_size(what, packb(value))
     except TaskSerializationError as exc:
         raise TaskSerializationError(f"{what} cannot be stored: {exc}") from None
-
-
-def _int(name: str, value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TaskArgumentsError(f"{name} must be an integer, not {value!r}")
-    return value
-
-
-def _task_id(value: str | None) -> str:
-    if value is None:
-        return new_task_id()
-    if not isinstance(value, str) or not value or len(value) > MAX_TASK_ID_LENGTH:
-        raise TaskArgumentsError(
-            f"task_id must be a non-empty string of at most {MAX_TASK_ID_LENGTH} characters"
-        )
-    return value
-
-
-def _idempotency_key(value: str | None) -> str | None:
-    if value is not None and (not isinstance(value, str) or not 0 < len(value) <= 255):
-        raise TaskArgumentsError(
-            f"idempotency_key must be 1 to {MAX_IDEMPOTENCY_KEY_LENGTH} characters"
-        )
-    return value
-
-
-def _metadata(value: dict[str, Any] | None) -> dict[str, Any]:
-    if value is None:
-        return {}
-    if not isinstance(value, dict):
-        raise TaskArgumentsError("metadata must be a JSON object")
-    if not value:
-        return value
-    try:
-        json.dumps(value)
-    except (TypeError, ValueError) as exc:
-        raise TaskSerializationError(f"metadata must be JSON-serializable: {exc}") from None
-    return value
-
-
-def _max_attempts(value: Any) -> int:
-    if _int("max_attempts", value) < 1:
-        raise TaskArgumentsError("max_attempts must be at least 1")
-    return int(value)
-
-
-def _timeout(value: Any) -> float | None:
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
-        raise TaskArgumentsError(f"timeout must be a positive number of seconds, not {value!r}")
-    return float(value)
 
 
 def _run_at(options: TaskOptions, now: int) -> int:
     if options.delay is not None and options.run_at is not None:
         raise TaskArgumentsError("give delay or run_at, not both")
     if options.delay is not None:
-        delay = options.delay
-        if isinstance(delay, bool) or not isinstance(delay, int | float) or delay < 0:
-            raise TaskArgumentsError(f"delay must be a non-negative number, not {delay!r}")
-        return now + seconds_to_us(delay)
+        return now + seconds_to_us(bounds.delay(options.delay))
     if options.run_at is not None:
-        if not isinstance(options.run_at, datetime):
-            raise TaskArgumentsError("run_at must be a datetime")
-        return datetime_to_us(options.run_at)
+        return bounds.run_at(options.run_at)
     return now
 
 
@@ -192,12 +144,8 @@ def _cache_fields(
     """The cache key (computed now, so identical tasks find each other durably) and TTL,
     when this call uses the result cache."""
     defaults = definition.options
-    use_cache = _first(options.use_cache, defaults.get("use_cache"), False)
-    if not isinstance(use_cache, bool):
-        raise TaskArgumentsError(f"use_cache must be true or false, not {use_cache!r}")
-    ttl = _first(options.cache_ttl, defaults.get("cache_ttl"))
-    if ttl is not None and (isinstance(ttl, bool) or not isinstance(ttl, int | float) or ttl <= 0):
-        raise TaskArgumentsError(f"cache_ttl must be a positive number of seconds, not {ttl!r}")
+    use_cache = bounds.use_cache(_first(options.use_cache, defaults.get("use_cache"), False))
+    ttl = _optional(bounds.cache_ttl, _first(options.cache_ttl, defaults.get("cache_ttl")))
     if not use_cache:
         return {}
     key_fn = _first(options.cache_key_fn, defaults.get("cache_key_fn"))

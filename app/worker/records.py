@@ -33,6 +33,8 @@ class NewTask:
     cache_ttl: float | None = None
     # False when litetask generated the id (a UUID4): nothing to check it against.
     id_chosen: bool = True
+    # With an idempotency key: what the request was (app/worker/idempotency.py).
+    fingerprint: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,13 +120,18 @@ def capped(name: str, value: Any, stored_size: int | None = None) -> dict[str, A
     """`{name: value}` for an event payload when its JSON is at most EVENT_VALUE_LIMIT
     characters; `{name + "_truncated": True}` instead of a larger one (read the task).
     `stored_size` (the msgpack size) lets a result far over the limit skip the JSON encoding:
-    msgpack is never 8 times larger than the JSON of the same value."""
+    msgpack is never 8 times larger than the JSON of the same value.
+
+    It runs inside the writer's transaction, so it never raises: a value whose JSON cannot
+    be made (an odd subclass, say) is left out the same way as a large one."""
     if stored_size is not None and stored_size > 8 * EVENT_VALUE_LIMIT:
         return {f"{name}_truncated": True}
-    plain = jsonable(value)
-    if len(json.dumps(plain)) <= EVENT_VALUE_LIMIT:
-        return {name: plain}
-    return {f"{name}_truncated": True}
+    try:
+        plain = jsonable(value)
+        fits = len(json.dumps(plain, allow_nan=False)) <= EVENT_VALUE_LIMIT
+    except Exception:  # whatever a user's subclass raises; the outcome must still commit
+        fits = False
+    return {name: plain} if fits else {f"{name}_truncated": True}
 
 
 def task_event(

@@ -59,6 +59,9 @@ class TaskInfo:
     from_cache: bool = False
     idempotency_key: str | None = None
     errors: list[AttemptError] = field(default_factory=list)
+    # Stored values that could not be read back (field name -> why); such a field holds a
+    # placeholder: [] / {} / None, or the epoch for a time. See app/worker/rendering.py.
+    render_errors: dict[str, str] = field(default_factory=dict)
 
     @property
     def is_terminal(self) -> bool:

@@ -1,5 +1,6 @@
 """Reading tasks back: TaskInfo snapshots, listings with keyset pagination, queue depth and
-the next due time. Reads use the reader engine, never the writer.
+the next due time. Reads use the reader engine, never the writer; every row read renders,
+whatever it holds (app/worker/rendering.py).
 """
 
 from __future__ import annotations
@@ -9,13 +10,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Integer, Row, Select, func, literal_column, select, text
+from sqlalchemy import Connection, Integer, Select, func, literal_column, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from app.cache.serialization import unpackb
-from app.clock import datetime_to_us, us_to_datetime
+from app.clock import datetime_to_us
 from app.db.tables import task_attempts, tasks, tasks_indexed_by
-from app.worker.status import AttemptError, TaskInfo, TaskStatus
+from app.worker.rendering import to_task_info
+from app.worker.status import TaskInfo, TaskStatus
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,7 +39,7 @@ class TaskStore:
             if row is None:
                 return None
             errors = (await conn.execute(attempt_rows(task_id))).all()
-        return to_task_info(row, [attempt_error(e) for e in errors])
+        return to_task_info(row, errors)
 
     async def list(
         self,
@@ -65,7 +66,7 @@ class TaskStore:
             rows = (await conn.execute(statement)).all()
         page = rows[:limit]
         next_cursor = page[-1].seq if len(rows) > limit and page else None
-        return TaskPage([to_task_info(r, []) for r in page], next_cursor)
+        return TaskPage([to_task_info(r) for r in page], next_cursor)
 
     async def counts(self) -> dict[str, int]:
         """How many tasks are in each status (every status present, zero included)."""
@@ -103,39 +104,4 @@ def read_task(conn: Connection, task_id: str) -> TaskInfo | None:
     row = conn.execute(task_row(task_id)).first()
     if row is None:
         return None
-    errors = conn.execute(attempt_rows(task_id)).all()
-    return to_task_info(row, [attempt_error(e) for e in errors])
-
-
-def attempt_error(row: Row[Any]) -> AttemptError:
-    failed_at = us_to_datetime(row.failed_at)
-    assert failed_at is not None
-    return AttemptError(row.attempt, row.error_type, row.message, row.traceback, failed_at)
-
-
-def to_task_info(row: Row[Any], errors: list[AttemptError]) -> TaskInfo:
-    created_at, run_at = us_to_datetime(row.created_at), us_to_datetime(row.run_at)
-    assert created_at is not None and run_at is not None
-    return TaskInfo(
-        id=row.id,
-        task_type=row.task_type,
-        status=TaskStatus(row.status),
-        priority=row.priority,
-        args=list(unpackb(row.args)),
-        kwargs=dict(unpackb(row.kwargs)),
-        metadata=dict(row._mapping["metadata"] or {}),
-        progress=float(row.progress),
-        attempts=row.attempts,
-        max_attempts=row.max_attempts,
-        interruptions=row.interruptions,
-        created_at=created_at,
-        run_at=run_at,
-        started_at=us_to_datetime(row.started_at),
-        completed_at=us_to_datetime(row.completed_at),
-        timeout=row.timeout,
-        result=unpackb(row.result) if row.result is not None else None,
-        error=row.error,
-        from_cache=bool(row.from_cache),
-        idempotency_key=row.idempotency_key,
-        errors=errors,
-    )
+    return to_task_info(row, conn.execute(attempt_rows(task_id)).all())

@@ -15,6 +15,7 @@ from app.errors import (
     TaskCancellationError,
     TaskError,
     TaskExecutionError,
+    TaskSerializationError,
     WorkerNotRunningError,
 )
 from app.worker.status import TaskInfo, TaskStatus
@@ -63,8 +64,14 @@ def _stopped() -> TaskError:
 
 
 def settle(future: asyncio.Future[Any], info: TaskInfo) -> None:
-    """Completed -> the result; failed -> TaskExecutionError; cancelled -> TaskCancellationError."""
-    if info.status is TaskStatus.COMPLETED:
+    """Completed -> the result (TaskSerializationError when it cannot be read back);
+    failed -> TaskExecutionError; cancelled -> TaskCancellationError."""
+    if info.status is TaskStatus.COMPLETED and "result" in info.render_errors:
+        problem = info.render_errors["result"]
+        future.set_exception(
+            TaskSerializationError(f"the stored result cannot be read: {problem}", task_id=info.id)
+        )
+    elif info.status is TaskStatus.COMPLETED:
         future.set_result(info.result)
     elif info.status is TaskStatus.CANCELLED:
         future.set_exception(

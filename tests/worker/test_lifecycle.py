@@ -200,7 +200,7 @@ async def test_task_id_and_idempotency_key(worker: AsyncTaskWorker, database_url
     with pytest.raises(TaskAlreadyExistsError):
         await worker.add_task("record", "b", task_id="mine")
     first = await worker.add_task("record", "c", idempotency_key="key-1")
-    again = await worker.add_task("record", "d", idempotency_key="key-1")
+    again = await worker.add_task("record", "c", idempotency_key="key-1")
     assert again == first
     same = await asyncio.gather(
         *[worker.add_task("record", "e", idempotency_key="key-2") for _ in range(25)]

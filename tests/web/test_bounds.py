@@ -1,0 +1,189 @@
+"""No request can store what later breaks a read: every bound is checked before insert, and
+a row that is broken anyway (written by another program) still renders."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import httpx
+import jsonschema_rs
+import pytest
+
+from app.web.openapi import document
+from tests.conftest import ClientFactory
+from tests.web.helpers import assert_problem, submit, task_count, wait_done
+from tests.worker.conftest import sql
+
+OK = {"task_type": "demo.echo"}
+JSON = {"content-type": "application/json"}
+
+
+def nested_json(depth: int) -> str:
+    """`depth` nested JSON arrays around a 0."""
+    return "[" * depth + "0" + "]" * depth
+
+
+async def post_raw(client: httpx.AsyncClient, raw: str | bytes) -> httpx.Response:
+    return await client.post("/tasks", content=raw, headers=JSON)
+
+
+async def assert_reads_work(client: httpx.AsyncClient) -> dict[str, Any]:
+    """GET /tasks, every GET /tasks/{id} and /health answer 200; returns the tasks by id."""
+    listing = await client.get("/tasks")
+    assert listing.status_code == 200, listing.text
+    tasks = {t["id"]: t for t in listing.json()["tasks"]}
+    for task_id in tasks:
+        assert (await client.get(f"/tasks/{task_id}")).status_code == 200
+    assert (await client.get("/health")).status_code == 200
+    return tasks
+
+
+OUT_OF_RANGE_TIMES = [
+    "0001-01-01T00:00:00+14:00",
+    "0001-01-01T00:00:00Z",
+    "1969-12-31T23:59:59.999999Z",
+    "9999-12-31T23:59:59-14:00",
+    "9999-12-30T00:00:00.000001Z",
+]
+
+
+@pytest.mark.parametrize("run_at", OUT_OF_RANGE_TIMES)
+async def test_run_at_out_of_range_is_422_and_stores_nothing(
+    client: httpx.AsyncClient, run_at: str
+) -> None:
+    problem = assert_problem(await client.post("/tasks", json={**OK, "run_at": run_at}), 422)
+    assert [e["field"] for e in problem["errors"]] == ["run_at"]
+    assert await task_count(client) == 0
+    await assert_reads_work(client)
+
+
+async def test_run_at_at_the_edges_is_accepted(client: httpx.AsyncClient) -> None:
+    late = await submit(client, "demo.echo", run_at="9999-12-30T00:00:00Z")
+    early = await submit(client, "demo.echo", run_at="1970-01-01T14:00:00+14:00")
+    assert late["run_at"] == "9999-12-30T00:00:00.000000Z"
+    assert early["run_at"] == "1970-01-01T00:00:00.000000Z"
+    assert (await wait_done(client, early["id"]))["status"] == "completed"
+    tasks = await assert_reads_work(client)
+    assert tasks[late["id"]]["status"] == "pending"
+
+
+@pytest.mark.parametrize("depth", [65, 100, 600, 990])
+async def test_bodies_nested_past_64_are_400(client: httpx.AsyncClient, depth: int) -> None:
+    # The body object and the args array are two of the levels.
+    body = '{"task_type": "demo.echo", "args": ' + nested_json(depth - 1) + "}"
+    problem = assert_problem(await post_raw(client, body), 400)
+    assert "64" in problem["detail"]
+    assert await task_count(client) == 0
+    await assert_reads_work(client)
+
+
+async def test_a_body_nested_64_deep_runs_and_reads_back(client: httpx.AsyncClient) -> None:
+    body = '{"task_type": "demo.echo", "args": ' + nested_json(63) + "}"
+    response = await post_raw(client, body)
+    assert response.status_code == 202, response.text
+    done = await wait_done(client, response.json()["id"])
+    assert done["status"] == "completed"
+    assert done["result"] == {"args": json.loads(nested_json(63)), "kwargs": {}}
+    await assert_reads_work(client)
+
+
+@pytest.mark.parametrize(
+    "encoding", ["utf-16", "utf-16-le", "utf-16-be", "utf-32", "utf-32-le", "utf-8-sig"]
+)
+async def test_only_utf8_bodies_are_json(client: httpx.AsyncClient, encoding: str) -> None:
+    raw = json.dumps(OK).encode(encoding)
+    problem = assert_problem(await post_raw(client, raw), 400)
+    assert problem["type"].endswith(":malformed-json")
+    assert await task_count(client) == 0
+
+
+BAD_NUMBERS: list[tuple[str, dict[str, Any], str]] = [
+    ("priority int64", {"priority": 2**63}, "priority"),
+    ("cache_ttl enormous", {"cache_ttl": 1e300}, "cache_ttl"),
+    ("delay enormous", {"delay": 1e300}, "delay"),
+    ("max_attempts int64", {"max_attempts": 2**63}, "max_attempts"),
+]
+
+
+@pytest.mark.parametrize(("case", "body", "field"), BAD_NUMBERS, ids=[c[0] for c in BAD_NUMBERS])
+async def test_numbers_out_of_range_name_the_field(
+    client: httpx.AsyncClient, case: str, body: dict[str, Any], field: str
+) -> None:
+    problem = assert_problem(await client.post("/tasks", json={**OK, **body}), 422)
+    assert [e["field"] for e in problem["errors"]] == [field]
+    assert await task_count(client) == 0
+
+
+async def test_metadata_over_its_size_is_422(client: httpx.AsyncClient) -> None:
+    body = {**OK, "metadata": {"note": "x" * (64 * 1024)}}
+    problem = assert_problem(await client.post("/tasks", json=body), 422)
+    assert [e["field"] for e in problem["errors"]] == ["metadata"]
+    assert await task_count(client) == 0
+
+
+async def test_arguments_over_their_size_are_422(make_client: ClientFactory) -> None:
+    async with make_client(max_body_bytes=16 * 1024 * 1024) as client:
+        for field, value in (("args", ["x" * (4 * 1024 * 1024)]), ("kwargs", {"a": "y" * 2**22})):
+            body = {**OK, field: value}
+            problem = assert_problem(await client.post("/tasks", json=body), 422)
+            assert [e["field"] for e in problem["errors"]] == [field]
+        assert await task_count(client) == 0
+
+
+async def test_same_idempotency_key_with_another_body_is_422(client: httpx.AsyncClient) -> None:
+    body = {"task_type": "demo.add", "args": [1, 2], "delay": 60}
+    key = {"Idempotency-Key": "order-1"}
+    first = await client.post("/tasks", json=body, headers=key)
+    assert first.status_code == 202
+    same = await client.post("/tasks", json={**body, "priority": None}, headers=key)
+    assert same.status_code == 200 and same.json()["id"] == first.json()["id"]
+    for other in (
+        {**body, "args": [1, 3]},
+        {**body, "priority": 1},
+        {**body, "delay": 61},
+        {"task_type": "demo.echo", "args": [1, 2], "delay": 60},
+    ):
+        problem = assert_problem(await client.post("/tasks", json=other, headers=key), 422)
+        assert problem["type"].endswith(":idempotency-key-reused")
+    assert await task_count(client) == 1
+
+
+async def test_broken_rows_still_render(client: httpx.AsyncClient, tmp_path: Path) -> None:
+    """Rows litetask would never store, written into the file as another program would:
+    every read still answers 200, the broken fields are null and named in render_errors."""
+    ids = [(await submit(client, "demo.echo", args=[i], delay=3600))["id"] for i in range(5)]
+    database = f"sqlite+aiosqlite:///{tmp_path / 'litetask.db'}"
+    broken = {
+        ids[0]: "args = x'c1'",
+        ids[1]: "run_at = 1000000000000000000",
+        ids[2]: "status = 'completed', result = x'" + "91" * 600 + "c0'",
+        ids[3]: "status = 'completed', result = x'" + "91" * 100_000 + "c0'",
+    }
+    for task_id, assignments in broken.items():
+        sql(database, f"update tasks set {assignments} where id = '{task_id}'")
+    sql(
+        database,
+        "insert into task_attempts (task_id, attempt, error_type, message, failed_at) "
+        f"values ('{ids[4]}', 1, 'Boom', 'boom', 1000000000000000000)",
+    )
+    tasks = await assert_reads_work(client)
+    documented = jsonschema_rs.validator_for(
+        {"$ref": "#/components/schemas/Task", "components": document()["components"]}
+    )
+    expected = {ids[0]: "args", ids[1]: "run_at", ids[2]: "result", ids[3]: "result"}
+    for task_id, field in expected.items():
+        for task in (tasks[task_id], (await client.get(f"/tasks/{task_id}")).json()):
+            documented.validate(task)
+            assert task[field] is None
+            assert [e["field"] for e in task["render_errors"]] == [field]
+            assert task["render_errors"][0]["message"]
+    attempts = (await client.get(f"/tasks/{ids[4]}")).json()
+    documented.validate(attempts)
+    assert attempts["errors"][0]["failed_at"] is None
+    assert attempts["errors"][0]["message"] == "boom"
+    assert [e["field"] for e in attempts["render_errors"]] == ["errors[0].failed_at"]
+    assert "render_errors" not in (await submit(client, "demo.echo"))
+    cancelled = await client.delete(f"/tasks/{ids[1]}")
+    assert cancelled.status_code == 200 and cancelled.json()["status"] == "cancelled"
