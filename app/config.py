@@ -16,6 +16,7 @@ from dataclasses import dataclass, fields, replace
 from typing import Any
 
 from app.access import token_problem
+from app.bounds import MAX_ATTEMPTS_LIMIT, MAX_SECONDS
 from app.cache.setup import CacheSettings
 from app.events.retention import Retention
 
@@ -146,7 +147,23 @@ class Settings:
     def _problems(self) -> list[tuple[bool, str]]:
         return [
             (self.max_workers < 1, "LITETASK_MAX_WORKERS must be at least 1"),
-            (self.max_attempts < 1, "LITETASK_MAX_ATTEMPTS must be at least 1"),
+            (
+                not 1 <= self.max_attempts <= MAX_ATTEMPTS_LIMIT,
+                f"LITETASK_MAX_ATTEMPTS must be from 1 to {MAX_ATTEMPTS_LIMIT}",
+            ),
+            (
+                not _seconds_in_bounds(self.task_timeout),
+                f"LITETASK_TASK_TIMEOUT must be positive seconds, at most {MAX_SECONDS:.0f}",
+            ),
+            (
+                not _seconds_in_bounds(self.retry_backoff),
+                "LITETASK_RETRY_BACKOFF must be a positive number of seconds",
+            ),
+            (
+                not _seconds_in_bounds(self.stop_timeout),
+                "LITETASK_STOP_TIMEOUT must be a positive number of seconds",
+            ),
+            (self.max_interruptions < 1, "LITETASK_MAX_INTERRUPTIONS must be at least 1"),
             (self.max_body_bytes < 1024, "LITETASK_MAX_BODY_BYTES must be at least 1024"),
             (self.body_timeout <= 0, "LITETASK_BODY_TIMEOUT must be a positive number of seconds"),
             (self.read_timeout < 1, "LITETASK_READ_TIMEOUT must be at least 1 second"),
@@ -189,8 +206,8 @@ class Settings:
                 "LITETASK_CACHE_BACKEND=redis needs LITETASK_REDIS_URL",
             ),
             (
-                self.cache_ttl is not None and self.cache_ttl <= 0,
-                "LITETASK_CACHE_TTL must be a positive number of seconds",
+                not _seconds_in_bounds(self.cache_ttl),
+                f"LITETASK_CACHE_TTL must be positive seconds, at most {MAX_SECONDS:.0f}",
             ),
             (self.cache_max_size < 1, "LITETASK_CACHE_MAX_SIZE must be at least 1"),
             (
@@ -317,6 +334,11 @@ def _check_allowed_hosts(values: tuple[str, ...]) -> None:
             raise ConfigError(
                 f"LITETASK_ALLOWED_HOSTS: {value!r} is not a host name, *.domain or *"
             )
+
+
+def _seconds_in_bounds(value: float | None) -> bool:
+    """None (unset), or a finite positive number of seconds within litetask's bounds."""
+    return value is None or 0 < value <= MAX_SECONDS
 
 
 def _strings(value: Any) -> bool:
