@@ -66,11 +66,14 @@ class TaskExecutor:
         cache, deadline = self.cache, self._deadline(claimed)
         if claimed.cache_key is None or cache is None:
             return await self._run(definition, claimed, progress, deadline)
-        return await self._run_cached(cache, definition, claimed, progress, deadline)
+        return await self._run_cached(
+            cache, claimed.cache_key, definition, claimed, progress, deadline
+        )
 
     async def _run_cached(
         self,
         cache: AsyncCacheAdapter,
+        key: str,
         definition: TaskDefinition,
         claimed: ClaimedTask,
         progress: ProgressCallback | None,
@@ -78,8 +81,6 @@ class TaskExecutor:
     ) -> Outcome:
         """A hit, else the value of an identical attempt running here (single-flight), else
         a run of our own whose value followers share at once and the cache keeps."""
-        key = claimed.cache_key
-        assert key is not None
         while True:
             found, value = await cache.lookup(key, deadline)
             if found:
