@@ -18,6 +18,7 @@ from typing import Any
 from app.access import token_problem
 from app.bounds import MAX_ATTEMPTS_LIMIT, MAX_SECONDS
 from app.cache.setup import CacheSettings
+from app.cache.task_adapter import DEFAULT_CACHE_TIMEOUT
 from app.events.retention import Retention
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./litetask.db"
@@ -91,6 +92,7 @@ class Settings:
     redis_url: str | None = None
     cache_ttl: float | None = None
     cache_max_size: int = 10_000
+    cache_timeout: float = DEFAULT_CACHE_TIMEOUT
     event_retention_seconds: float = 7 * 24 * 3600.0
     event_retention_count: int = 1_000_000
 
@@ -211,6 +213,10 @@ class Settings:
             ),
             (self.cache_max_size < 1, "LITETASK_CACHE_MAX_SIZE must be at least 1"),
             (
+                not self.cache_timeout > 0,
+                "LITETASK_CACHE_TIMEOUT must be a positive number of seconds",
+            ),
+            (
                 self.event_retention_seconds <= 0 or self.event_retention_count < 1,
                 "LITETASK_EVENT_RETENTION_SECONDS and _COUNT must be positive",
             ),
@@ -227,6 +233,7 @@ class Settings:
             redis_url=self.redis_url,
             default_ttl=self.cache_ttl,
             max_size=self.cache_max_size,
+            timeout=self.cache_timeout,
         )
 
     def event_retention(self) -> Retention:

@@ -1,4 +1,5 @@
-"""Task values as plain JSON, for HTTP responses and event payloads.
+"""Task values as plain JSON, for HTTP responses and event payloads, and the one JSON
+encoder both use (`dumps`, `json_text`), so a value reads the same wherever a client meets it.
 
 Datetimes, dates and times become ISO 8601 strings, UUIDs and Decimals strings, sets and
 tuples lists, bytes base64 strings, non-finite floats null, and mapping keys strings.
@@ -53,3 +54,16 @@ def _scalar(value: Any) -> Any:
     if isinstance(value, uuid.UUID | Decimal):
         return str(value)
     return repr(value)
+
+
+def dumps(content: Any) -> bytes:
+    """Compact JSON bytes of plain JSON values (what `jsonable` returns): never a NaN or
+    Infinity literal, and a lone surrogate written as its `\\uXXXX` escape, never an
+    encoding error."""
+    text = json.dumps(content, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+    return text.encode("utf-8", "backslashreplace")
+
+
+def json_text(value: Any) -> str:
+    """`value` made plain by `jsonable`, then encoded as `dumps` does, as text."""
+    return dumps(jsonable(value)).decode("utf-8")

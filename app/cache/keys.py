@@ -2,10 +2,15 @@
 
 A key must be the same in every process and after every restart, because cache entries
 outlive the process that wrote them. So nothing here uses `hash()` or `repr()` of containers:
-values are encoded as canonical msgpack (maps sorted, sets sorted, subclasses reduced to their
-base) and digested with SHA-256. Equal calls give equal keys; values that are merely equal in
-Python but written differently (1 and 1.0, Decimal("1.0") and Decimal("1.00")) may give
+values are encoded as canonical msgpack (maps sorted, sets sorted, enums as their class and
+member) and digested with SHA-256. Equal calls give equal keys; values that are merely equal
+in Python but written differently (1 and 1.0, Decimal("1.0") and Decimal("1.00")) may give
 different keys, which costs a miss, never a wrong hit.
+
+Key functions never let two distinct inputs meet (TupleHash's rule, in readable text): an
+extracted value says its type (`s:1` is the string, `i:1` the int, `n:` None, `m:` a path
+that leads nowhere), and `compose_key_functions` writes each part as a netstring
+(`<length>:<part>,`), so no choice of parts can shift a boundary.
 """
 
 from __future__ import annotations
@@ -13,11 +18,8 @@ from __future__ import annotations
 import functools
 import hashlib
 from collections.abc import Callable, Mapping, Sequence
-from datetime import date, datetime, time
-from decimal import Decimal
 from enum import Enum
 from typing import Any, TypedDict
-from uuid import UUID
 
 import msgpack
 
@@ -28,8 +30,9 @@ from app.cache.serialization import packb
 MAX_KEY_LENGTH = 128
 _PREFIX_LENGTH = MAX_KEY_LENGTH - 65  # room for ":" and a SHA-256 hex digest
 # Extension codes used only inside digests (never decoded), apart from the wire format's.
-_CANONICAL_SET, _CANONICAL_FROZENSET = 64, 65
-_SCALARS = (str, int, float, bool, bytes, Decimal, UUID, datetime, date, time, type(None))
+_CANONICAL_SET, _CANONICAL_FROZENSET, _CANONICAL_ENUM = 64, 65, 66
+# What extract_key_component renders where its path leads nowhere.
+MISSING_PART = "m:"
 
 
 class CacheKeyContext(TypedDict):
@@ -99,20 +102,23 @@ def normalize_key(key: object) -> str:
 
 
 def compose_key_functions(*funcs: KeyFunction) -> KeyFunction:
-    """One key function that joins the parts of several with ":"."""
+    """One key function whose key is the parts of several, each as a netstring
+    (`<length>:<part>,`): parts ("x:y", "z") and ("x", "y:z") give different keys."""
     if not funcs:
         raise ValueError("compose_key_functions needs at least one key function")
 
     def composed(context: CacheKeyContext) -> str:
-        return ":".join(_checked_part(func, func(context)) for func in funcs)
+        parts = (_checked_part(func, func(context)) for func in funcs)
+        return "".join(f"{len(part)}:{part}," for part in parts)
 
     return composed
 
 
 def extract_key_component(key_path: str) -> KeyFunction:
     """A key function returning the value at a dot path of the context, e.g.
-    "kwargs.user_id", "args.0" or "metadata.tenant"; "none" where the path leads nowhere.
-    Scalars render with str(); containers render as a digest so dict order cannot matter."""
+    "kwargs.user_id", "args.0" or "metadata.tenant", typed: "s:eu" (a str), "i:42" (an
+    int), "f:0.5", "b:true", "n:" (None), "m:" (the path leads nowhere), and "h:<digest>" for
+    anything else (containers, enums, dates...), so dict order cannot matter."""
     parts = key_path.split(".")
 
     def extract(context: CacheKeyContext) -> str:
@@ -120,7 +126,7 @@ def extract_key_component(key_path: str) -> KeyFunction:
         for part in parts:
             found, value = _step(value, part)
             if not found:
-                return "none"
+                return MISSING_PART
         return _render(value)
 
     return extract
@@ -161,15 +167,26 @@ def _step(value: Any, part: str) -> tuple[bool, Any]:
 
 
 def _render(value: Any) -> str:
-    if isinstance(value, Enum):
-        value = value.value
-    return str(value) if isinstance(value, _SCALARS) else digest(value)[:32]
+    """`value` as a typed part; exact types only, so a subclass (an IntEnum) is digested."""
+    kind = type(value)
+    if value is None:
+        return "n:"
+    if kind is bool:
+        return "b:true" if value else "b:false"
+    if kind is str:
+        return f"s:{value}"
+    if kind is int:
+        return f"i:{value}"
+    if kind is float:
+        return f"f:{value!r}"
+    return "h:" + digest(value)[:32]
 
 
 def _canonical(value: Any) -> Any:
     """A copy of `value` whose msgpack encoding is deterministic."""
     if isinstance(value, Enum):
-        return _canonical(value.value)
+        member = f"{type(value).__module__}.{type(value).__qualname__}.{value.name}"
+        return msgpack.ExtType(_CANONICAL_ENUM, member.encode())
     if isinstance(value, Mapping):
         pairs = sorted(((_canonical(k), _canonical(v)) for k, v in value.items()), key=_sort_key)
         return dict(pairs)

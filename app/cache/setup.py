@@ -9,7 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.cache.adapters.base import CacheAdapter
 from app.cache.core import DEFAULT_MAX_SERIALIZED_SIZE, AsyncCache
-from app.cache.task_adapter import AsyncCacheAdapter
+from app.cache.task_adapter import DEFAULT_CACHE_TIMEOUT, AsyncCacheAdapter
 from app.db.writer import GroupCommitWriter
 
 CacheBackend = Literal["sqlite", "memory", "redis", "none"]
@@ -19,19 +19,23 @@ BACKENDS: tuple[CacheBackend, ...] = ("sqlite", "memory", "redis", "none")
 @dataclass(frozen=True, slots=True)
 class CacheSettings:
     """`sqlite` (the default) keeps entries in the task database; `redis` needs `redis_url`;
-    `none` turns the result cache off."""
+    `none` turns the result cache off. `timeout`: the most seconds a task's cache lookup or
+    store may take before it is given up (a miss, or a result not cached)."""
 
     backend: CacheBackend = "sqlite"
     redis_url: str | None = None
     default_ttl: float | None = None
     max_size: int | None = 10_000
     max_serialized_size: int | None = DEFAULT_MAX_SERIALIZED_SIZE
+    timeout: float = DEFAULT_CACHE_TIMEOUT
 
     def __post_init__(self) -> None:
         if self.backend not in BACKENDS:
             raise ValueError(f"cache backend must be one of {BACKENDS}, not {self.backend!r}")
         if self.backend == "redis" and not self.redis_url:
             raise ValueError("the redis cache backend needs a redis_url")
+        if not self.timeout > 0:
+            raise ValueError(f"the cache timeout must be positive, not {self.timeout!r}")
 
 
 def open_cache(
@@ -46,7 +50,7 @@ def open_cache(
         max_size=settings.max_size,
         max_serialized_size=settings.max_serialized_size,
     )
-    return AsyncCacheAdapter(cache)
+    return AsyncCacheAdapter(cache, timeout=settings.timeout)
 
 
 def _adapter(

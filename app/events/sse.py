@@ -15,6 +15,7 @@ from typing import Any
 from sse_starlette import EventSourceResponse
 from starlette.types import Receive, Scope, Send
 
+from app.cache.jsonable import json_text
 from app.clock import us_to_datetime
 from app.events.log import TaskEvent
 
@@ -74,7 +75,7 @@ def event_data(event: TaskEvent) -> dict[str, Any]:
 
 def encode(data: Mapping[str, Any], event: str, event_id: int | None = None) -> str:
     """One SSE message. JSON escapes every newline, so `data` is a single line."""
-    body = json.dumps(data, separators=(",", ":"), default=str, ensure_ascii=False)
+    body = json_text(data)  # the API's encoder: same values, strict JSON
     head = f"id: {event_id}\r\n" if event_id is not None else ""
     return f"{head}event: {event}\r\ndata: {body}\r\n\r\n"
 

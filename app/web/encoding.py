@@ -6,13 +6,13 @@ tuples lists, bytes base64 strings, non-finite floats null, and mapping keys str
 
 from __future__ import annotations
 
-import json
 from datetime import datetime
 from typing import Any
 from urllib.parse import quote
 
 from starlette.responses import JSONResponse
 
+from app.cache.jsonable import dumps as dumps  # the one JSON encoder, re-exported
 from app.cache.jsonable import jsonable
 from app.cache.serialization import unpackb
 from app.clock import us_to_datetime
@@ -110,13 +110,6 @@ def _attempt_json(error: AttemptError) -> dict[str, Any]:
         "traceback": error.traceback,
         "failed_at": iso(error.failed_at),
     }
-
-
-def dumps(content: Any) -> bytes:
-    """Compact JSON bytes; a lone surrogate is written as its `\\uXXXX` escape, never an
-    encoding error."""
-    text = json.dumps(content, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
-    return text.encode("utf-8", "backslashreplace")
 
 
 class ApiJSONResponse(JSONResponse):

@@ -19,6 +19,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
+from app.cache.jsonable import jsonable
 from app.events.filters import EventFilter
 from app.events.log import TaskEvent, newest_event_id
 from app.events.manager import DropReason, EventManager, SubscriberDropped, Subscription
@@ -248,7 +249,7 @@ def snapshot_data(info: TaskInfo, cursor: int) -> dict[str, Any]:
             "created_at": iso(info.created_at),
             "started_at": iso(info.started_at),
             "completed_at": iso(info.completed_at),
-            "result": info.result if info.status is TaskStatus.COMPLETED else None,
+            "result": jsonable(info.result) if info.status is TaskStatus.COMPLETED else None,
             "error": info.error,
             "from_cache": info.from_cache,
         }

@@ -17,6 +17,7 @@ from typing import Any
 
 from app.bounds import MAX_DEPTH, nesting_problem, storable_text
 from app.bounds import MAX_RESULT_ELEMENTS as MAX_ELEMENTS
+from app.cache.flights import Flight
 from app.cache.serialization import SerializationError, packb, unpackb
 from app.cache.task_adapter import AsyncCacheAdapter
 from app.clock import now_us, seconds_to_us
@@ -63,11 +64,14 @@ class TaskExecutor:
         claimed: ClaimedTask,
         progress: ProgressCallback | None = None,
     ) -> Outcome:
-        """Run one attempt, answered from the result cache when the task uses it."""
-        cache = self.cache
-        if claimed.cache_key is None or cache is None or not cache.enabled:
-            return await self._run(definition, claimed, progress)
-        return await self._run_cached(cache, claimed.cache_key, definition, claimed, progress)
+        """Run one attempt, answered from the result cache when the task uses it. The whole
+        attempt, cache included, runs under the task's timeout."""
+        cache, deadline = self.cache, self._deadline(claimed)
+        if claimed.cache_key is None or cache is None:
+            return await self._run(definition, claimed, progress, deadline)
+        return await self._run_cached(
+            cache, claimed.cache_key, definition, claimed, progress, deadline
+        )
 
     async def _run_cached(
         self,
@@ -76,35 +80,55 @@ class TaskExecutor:
         definition: TaskDefinition,
         claimed: ClaimedTask,
         progress: ProgressCallback | None,
+        deadline: float | None,
     ) -> Outcome:
+        """A hit, else the value of an identical attempt running here (single-flight), else
+        a run of our own whose value followers share at once and the cache keeps."""
         while True:
-            found, value = await cache.lookup(key)
+            found, value = await cache.lookup(key, deadline)
             if found:
                 return self._stored(claimed, value, from_cache=True)
-            if not await cache.wait_for_leader(key):
+            flight = cache.joinable(key)
+            if flight is None:
                 break
-        with cache.lead(key):
-            outcome = await self._run(definition, claimed, progress)
+            shared = await self._follow(flight, claimed, deadline)
+            if shared is not None:
+                return shared
+        with cache.lead(key) as flight:
+            outcome = await self._run(definition, claimed, progress, deadline)
             if isinstance(outcome, Completed):
-                await cache.store(key, outcome.value, claimed.cache_ttl)
+                flight.share(outcome)
+                await cache.store(flight, outcome.value, claimed.cache_ttl, deadline)
         return outcome
+
+    async def _follow(
+        self, flight: Flight[Any], claimed: ClaimedTask, deadline: float | None
+    ) -> Outcome | None:
+        """The leader's result as ours; None when the leader ended without one."""
+        try:
+            async with asyncio.timeout_at(deadline):
+                shared = await flight.wait()
+        except TimeoutError:
+            return self._timed_out(claimed)
+        if isinstance(shared, Completed):
+            return Completed(shared.result, from_cache=True, value=shared.value)
+        return None
 
     async def _run(
         self,
         definition: TaskDefinition,
         claimed: ClaimedTask,
         progress: ProgressCallback | None,
+        deadline: float | None,
     ) -> Outcome:
-        timeout = claimed.timeout if claimed.timeout is not None else self.default_timeout
         try:
             args, kwargs = unpackb(claimed.args), unpackb(claimed.kwargs)
             if definition.accepts_progress and progress is not None:
                 kwargs["progress_callback"] = progress
-            async with asyncio.timeout(timeout):
+            async with asyncio.timeout_at(deadline):
                 result = await definition.func(*args, **kwargs)
         except TimeoutError:
-            error = TaskTimeoutError(f"task did not finish within {timeout} seconds")
-            return self._failed(claimed, error, with_traceback=False)
+            return self._timed_out(claimed)
         except SerializationError as exc:
             return self._failed(claimed, exc, retryable=False)
         except Exception as exc:
@@ -123,6 +147,18 @@ class TaskExecutor:
         except Exception as exc:  # whatever the value raises: the outcome must be recorded
             return self._failed(claimed, exc, retryable=False)
         return Completed(data, from_cache=from_cache, value=result)
+
+    def _deadline(self, claimed: ClaimedTask) -> float | None:
+        """When this attempt's time is up, in event-loop time (None: no timeout)."""
+        timeout = self._timeout(claimed)
+        return None if timeout is None else asyncio.get_running_loop().time() + timeout
+
+    def _timeout(self, claimed: ClaimedTask) -> float | None:
+        return claimed.timeout if claimed.timeout is not None else self.default_timeout
+
+    def _timed_out(self, claimed: ClaimedTask) -> Failed:
+        error = TaskTimeoutError(f"task did not finish within {self._timeout(claimed)} seconds")
+        return self._failed(claimed, error, with_traceback=False)
 
     def _failed(
         self,

@@ -4,13 +4,15 @@ per test, and `adapter`, which runs a test once per backend (memory, sqlite, red
 from __future__ import annotations
 
 import shutil
+import signal
 import socket
 import subprocess
 import time
-from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 from redis.asyncio import Redis
@@ -19,9 +21,12 @@ from app.cache.adapters.base import CacheAdapter
 from app.cache.adapters.memory import MemoryCacheAdapter
 from app.cache.adapters.redis import RedisCacheAdapter
 from app.cache.adapters.sqlite import SQLiteCacheAdapter
+from app.cache.setup import CacheSettings
 from app.db.engine import Engines, create_engines
 from app.db.migrate import upgrade
 from app.db.writer import GroupCommitWriter
+from app.worker.core import AsyncTaskWorker
+from app.worker.registry import TaskRegistry
 
 ADAPTER_KINDS = ["memory", "sqlite", "redis"]
 
@@ -45,8 +50,23 @@ def _wait_for_redis(port: int, process: subprocess.Popen[bytes], deadline: float
     return False
 
 
-@pytest.fixture(scope="session")
-def redis_url() -> Iterator[str]:
+@dataclass
+class RedisServer:
+    """A redis-server child process this test run started."""
+
+    url: str
+    process: subprocess.Popen[bytes]
+
+    def pause(self) -> None:
+        """Stop the process (SIGSTOP): connections stay open and nothing answers."""
+        self.process.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        self.process.send_signal(signal.SIGCONT)
+
+
+@contextmanager
+def redis_server() -> Iterator[RedisServer]:
     """A throwaway redis-server on a free loopback port, without persistence."""
     binary = shutil.which("redis-server")
     if binary is None:
@@ -58,10 +78,25 @@ def redis_url() -> Iterator[str]:
     try:
         if not _wait_for_redis(port, process, time.monotonic() + 10):
             pytest.fail(f"redis-server did not answer on port {port}")
-        yield f"redis://127.0.0.1:{port}/0"
+        yield RedisServer(f"redis://127.0.0.1:{port}/0", process)
     finally:
+        process.send_signal(signal.SIGCONT)  # a paused server cannot terminate
         process.terminate()
         process.wait(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> Iterator[str]:
+    """The session's redis-server."""
+    with redis_server() as server:
+        yield server.url
+
+
+@pytest.fixture
+def own_redis() -> Iterator[RedisServer]:
+    """A redis-server for one test, which may pause it without disturbing the others."""
+    with redis_server() as server:
+        yield server
 
 
 @pytest.fixture
@@ -136,3 +171,21 @@ async def adapter(
     redis_url = request.getfixturevalue("redis_url") if adapter_kind == "redis" else None
     async with open_adapter(adapter_kind, redis_url, tmp_path / "litetask.db") as built:
         yield built
+
+
+@asynccontextmanager
+async def cached_worker(
+    tmp_path: Path, tasks: dict[str, Callable[..., Awaitable[Any]]], cache: CacheSettings
+) -> AsyncIterator[AsyncTaskWorker]:
+    """A started worker on a fresh database whose task types (`tasks`) all use `cache`."""
+    registry = TaskRegistry()
+    for name, func in tasks.items():
+        registry.register(name, func, use_cache=True)
+    worker = AsyncTaskWorker(
+        f"sqlite+aiosqlite:///{tmp_path / 'tasks.db'}", registry=registry, cache=cache
+    )
+    await worker.start()
+    try:
+        yield worker
+    finally:
+        await worker.stop()

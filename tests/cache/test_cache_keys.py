@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from enum import Enum, IntEnum
 from pathlib import Path
 from typing import Any
 
@@ -134,15 +135,15 @@ def _context(**overrides: Any) -> CacheKeyContext:
 @pytest.mark.parametrize(
     ("path", "expected"),
     [
-        ("func_name", "reports.build"),
-        ("kwargs.user_id", "42"),
-        ("args.0", "7"),
-        ("args.1.deep", "value"),
-        ("metadata.tenant", "acme"),
-        ("entry_id", "task-1"),
-        ("kwargs.missing", "none"),
-        ("args.9", "none"),
-        ("func_name.more", "none"),
+        ("func_name", "s:reports.build"),
+        ("kwargs.user_id", "i:42"),
+        ("args.0", "i:7"),
+        ("args.1.deep", "s:value"),
+        ("metadata.tenant", "s:acme"),
+        ("entry_id", "s:task-1"),
+        ("kwargs.missing", "m:"),
+        ("args.9", "m:"),
+        ("func_name.more", "m:"),
     ],
 )
 def test_extract_key_component_follows_dot_paths(path: str, expected: str) -> None:
@@ -157,14 +158,14 @@ def test_an_extracted_mapping_renders_the_same_in_any_order() -> None:
     assert extract(_context()) != extract(_context(kwargs={"filters": {"a": 1}}))
 
 
-def test_compose_key_functions_joins_parts_with_colons() -> None:
+def test_compose_key_functions_writes_each_part_as_a_netstring() -> None:
     key_fn = compose_key_functions(
         lambda ctx: ctx["func_name"],
         extract_key_component("kwargs.user_id"),
         extract_key_component("metadata.version"),
     )
 
-    assert key_fn(_context()) == "reports.build:42:2"
+    assert key_fn(_context()) == "13:reports.build,4:i:42,3:s:2,"
 
 
 def test_compose_key_functions_needs_at_least_one_function() -> None:
@@ -190,7 +191,7 @@ def test_key_component_names_a_part() -> None:
         return str(context["metadata"]["tenant"])
 
     assert version_key(_context()) == "version:2"
-    assert compose_key_functions(tenant, version_key)(_context()) == "tenant:acme:version:2"
+    assert compose_key_functions(tenant, version_key)(_context()) == "11:tenant:acme,9:version:2,"
 
 
 def test_build_cache_key_uses_the_default_key_without_a_key_function() -> None:
@@ -202,7 +203,7 @@ def test_build_cache_key_uses_the_default_key_without_a_key_function() -> None:
 
 
 def test_build_cache_key_uses_the_key_function_and_keeps_keys_short() -> None:
-    assert build_cache_key(_context(), extract_key_component("metadata.tenant")) == "acme"
+    assert build_cache_key(_context(), extract_key_component("metadata.tenant")) == "s:acme"
     long_key = build_cache_key(_context(), lambda ctx: "k" * 500)
     assert len(long_key) <= MAX_KEY_LENGTH
     assert long_key != build_cache_key(_context(), lambda ctx: "k" * 499)
@@ -224,3 +225,111 @@ def test_key_context_fills_in_defaults() -> None:
         "metadata": {},
         "entry_id": None,
     }
+
+
+# -- keys never collide (issue 11) ---------------------------------------------------------
+
+
+class Color(Enum):
+    RED = 1
+    BLUE = "blue"
+
+
+class Level(IntEnum):
+    LOW = 1
+
+
+ABSENT = object()
+# Values of every kind a key can be built from, enums included (they never reach the wire
+# format, but a key is computed from the call as given).
+key_values = values | st.sampled_from([*Color, *Level])
+
+
+def _with_value(value: Any) -> CacheKeyContext:
+    kwargs = {} if value is ABSENT else {"v": value}
+    return key_context("t", [], kwargs)
+
+
+def _same_input(first: Any, second: Any) -> bool:
+    return type(first) is type(second) and bool(first == second)
+
+
+@pytest.mark.parametrize(
+    ("first", "second"),
+    [
+        (1, "1"),
+        (None, "None"),
+        (None, "none"),
+        (ABSENT, None),
+        (ABSENT, "none"),
+        (True, 1),
+        (1, 1.0),
+        (Color.RED, 1),
+        (Level.LOW, 1),
+        (Color.BLUE, "blue"),
+        ("", None),
+    ],
+)
+def test_extract_key_component_tells_types_apart(first: Any, second: Any) -> None:
+    extract = extract_key_component("kwargs.v")
+
+    assert extract(_with_value(first)) != extract(_with_value(second))
+
+
+@given(key_values | st.just(ABSENT), key_values | st.just(ABSENT))
+def test_distinct_extracted_values_give_distinct_keys(first: Any, second: Any) -> None:
+    assume(not _same_input(first, second))
+    extract = extract_key_component("kwargs.v")
+
+    assert extract(_with_value(first)) != extract(_with_value(second))
+
+
+key_parts = st.lists(st.text(alphabet="ab:,0", max_size=4), min_size=1, max_size=4)
+
+
+def _composed(parts: list[str]) -> str:
+    funcs = [lambda ctx, i=i: ctx["args"][i] for i in range(len(parts))]
+    return compose_key_functions(*funcs)(key_context("t", parts, {}))
+
+
+def test_compose_key_functions_keeps_part_boundaries() -> None:
+    assert _composed(["x:y", "z"]) != _composed(["x", "y:z"])
+    assert _composed(["a", ""]) != _composed(["a"])
+
+
+def _grouped(tokens: list[str], cuts: list[bool]) -> list[str]:
+    """`tokens` joined with ":" into parts, a new part after each token whose cut is True."""
+    parts, current = [], [tokens[0]]
+    for token, cut in zip(tokens[1:], cuts, strict=False):
+        if cut:
+            parts.append(":".join(current))
+            current = []
+        current.append(token)
+    return [*parts, ":".join(current)]
+
+
+@given(key_parts, key_parts)
+def test_distinct_parts_compose_to_distinct_keys(first: list[str], second: list[str]) -> None:
+    assume(first != second)
+
+    assert _composed(first) != _composed(second)
+
+
+@given(st.lists(st.text(alphabet="ab:", max_size=3), min_size=2, max_size=5), st.data())
+def test_the_same_text_cut_into_other_parts_is_another_key(
+    tokens: list[str], data: st.DataObject
+) -> None:
+    """The parts of both keys join to the same text; only where they are cut differs."""
+    cuts = st.lists(st.booleans(), min_size=len(tokens) - 1, max_size=len(tokens) - 1)
+    first, second = _grouped(tokens, data.draw(cuts)), _grouped(tokens, data.draw(cuts))
+    assume(first != second)
+
+    assert _composed(first) != _composed(second)
+
+
+@pytest.mark.parametrize(
+    ("member", "value"), [(Color.RED, 1), (Level.LOW, 1), (Color.BLUE, "blue")]
+)
+def test_an_enum_argument_is_not_its_value(member: Enum, value: Any) -> None:
+    assert default_cache_key("t", [member], {}) != default_cache_key("t", [value], {})
+    assert default_cache_key("t", [{"k": member}], {}) != default_cache_key("t", [{"k": value}], {})

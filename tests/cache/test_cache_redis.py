@@ -3,6 +3,7 @@ client of the same prefix, and a prefix is a boundary nothing crosses."""
 
 from __future__ import annotations
 
+import asyncio
 import socket
 
 import pytest
@@ -92,3 +93,47 @@ async def test_an_unreachable_server_reports_the_cache_unavailable() -> None:
             await cache.close()
 
     assert raised.value.backend == "redis"
+
+
+async def test_clear_leaves_a_cache_whose_prefix_extends_this_one_alone(
+    redis_client: Redis,
+) -> None:
+    short = AsyncCache(RedisCacheAdapter(redis_client, prefix="a"))
+    longer = AsyncCache(RedisCacheAdapter(redis_client, prefix="ab:"))
+    await short.set("k", 1)
+    await longer.set("k", 2)
+    await redis_client.set("ab:not-a-cache", b"keep me")
+
+    await short.clear()
+
+    assert await short.get("k") == (False, None)
+    assert await longer.get("k") == (True, 2)
+    assert (await longer.stats()).size == 1
+    assert await redis_client.get("ab:not-a-cache") == b"keep me"
+
+
+async def _entries_and_index(client: Redis, prefix: str) -> tuple[set[bytes], set[bytes]]:
+    entry_prefix = f"{prefix}v:".encode()
+    entries = {key[len(entry_prefix) :] async for key in client.scan_iter(match=prefix + "v:*")}
+    return entries, set(await client.zrange(prefix + "lru", 0, -1))
+
+
+async def test_clear_racing_writes_leaves_no_entry_outside_the_lru_index(
+    redis_client: Redis,
+) -> None:
+    """An entry the LRU index does not know is never evicted: the cache would outgrow its
+    max_size for good."""
+    cache = AsyncCache(RedisCacheAdapter(redis_client, prefix="race:"), max_size=None)
+    for start in range(0, 3000, 50):
+        await asyncio.gather(*(cache.set(f"old{n}", n) for n in range(start, start + 50)))
+
+    async def write_during_the_clear() -> None:
+        for n in range(300):
+            await cache.set(f"new{n}", n)
+
+    await asyncio.gather(cache.clear(), write_during_the_clear())
+
+    entries, indexed = await _entries_and_index(redis_client, "race:")
+    assert entries == indexed
+    assert not any(key.startswith(b"old") for key in entries)
+    assert (await cache.stats()).size == len(entries)

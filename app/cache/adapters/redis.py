@@ -11,7 +11,6 @@ from __future__ import annotations
 import math
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
 
 from redis.asyncio import BlockingConnectionPool, Redis
 from redis.exceptions import RedisError
@@ -43,6 +42,7 @@ class RedisCacheAdapter(CacheAdapter):
         self._set = client.register_script(redis_scripts.SET)
         self._delete = client.register_script(redis_scripts.DELETE)
         self._size = client.register_script(redis_scripts.SIZE)
+        self._clear_batch = client.register_script(redis_scripts.CLEAR_BATCH)
 
     @classmethod
     def from_url(
@@ -73,17 +73,13 @@ class RedisCacheAdapter(CacheAdapter):
             return bool(await self._delete(keys=self._keys(key)[:3], args=[key]))
 
     async def clear(self) -> None:
-        """Unlink every key under the prefix, in batches (not atomic: an entry set during a
-        clear may survive it)."""
+        """Delete every entry the LRU index holds, oldest first, `_CLEAR_BATCH` per atomic
+        script call, until the index is empty (an entry set by another client meanwhile may
+        go too, or stay with its index member: never one without the other)."""
+        keys, args = [self._lru, self._exp], [self._entry_prefix, str(_CLEAR_BATCH)]
         async with _backend_errors():
-            batch: list[Any] = []
-            async for name in self._client.scan_iter(match=_glob_escape(self.prefix) + "*"):
-                batch.append(name)
-                if len(batch) >= _CLEAR_BATCH:
-                    await self._client.unlink(*batch)
-                    batch = []
-            if batch:
-                await self._client.unlink(*batch)
+            while await self._clear_batch(keys=keys, args=args):
+                pass
 
     async def size(self) -> int:
         async with _backend_errors():
@@ -100,11 +96,6 @@ class RedisCacheAdapter(CacheAdapter):
 
     def _keys(self, key: str) -> list[str]:
         return [self._entry_prefix + key, self._lru, self._exp, self._clock]
-
-
-def _glob_escape(text: str) -> str:
-    """`text` as a literal inside a Redis MATCH pattern."""
-    return "".join("\\" + c if c in "*?[]\\" else c for c in text)
 
 
 @asynccontextmanager

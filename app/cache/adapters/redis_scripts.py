@@ -89,3 +89,20 @@ purge_expired(KEYS[1], KEYS[2], ARGV[1])
 return redis.call('ZCARD', KEYS[1])
 """
 )
+
+# KEYS: lru, exp. ARGV: entry key prefix, batch size. Deletes the entries of the least
+# recently used `batch size` index members, with their members, and returns how many members
+# remain. Driven by the index, never by a key pattern: it cannot delete a key of another
+# cache whose prefix starts with this one's, and, each batch being atomic, a write between
+# batches always leaves its entry and its index member together.
+CLEAR_BATCH = """
+local members = redis.call('ZRANGE', KEYS[1], 0, tonumber(ARGV[2]) - 1)
+for _, member in ipairs(members) do
+  redis.call('DEL', ARGV[1] .. member)
+  redis.call('ZREM', KEYS[2], member)
+end
+if #members > 0 then
+  redis.call('ZREMRANGEBYRANK', KEYS[1], 0, #members - 1)
+end
+return redis.call('ZCARD', KEYS[1])
+"""
