@@ -45,6 +45,8 @@ class Settings:
     max_attempts: int = 1
     retry_backoff: float = 1.0
     max_interruptions: int = 3
+    reconcile_interval: float = 30.0
+    heartbeat_interval: float = 10.0
     stop_timeout: float = 10.0
     host: str = "127.0.0.1"
     port: int = 8000
@@ -91,6 +93,10 @@ class Settings:
             (self.max_body_bytes < 1024, "LITETASK_MAX_BODY_BYTES must be at least 1024"),
             (not 0 <= self.port < 65536, "LITETASK_PORT must be between 0 and 65535"),
             (self.health_interval < 0, "LITETASK_HEALTH_INTERVAL must not be negative"),
+            (
+                not (self.reconcile_interval > 0 and self.heartbeat_interval > 0),
+                "LITETASK_RECONCILE_INTERVAL and LITETASK_HEARTBEAT_INTERVAL must be positive",
+            ),
             (self.session_ttl < 1, "LITETASK_SESSION_TTL must be at least 1 second"),
             (self.webhook_tolerance < 1, "LITETASK_WEBHOOK_TOLERANCE must be at least 1"),
             (

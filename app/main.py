@@ -18,11 +18,13 @@ from typing import Any
 
 from hypercorn.asyncio import serve as hypercorn_serve
 from hypercorn.config import Config as HypercornConfig
+from hypercorn.utils import LifespanFailureError
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.routing import BaseRoute
 
 from app.config import ConfigError, Settings
+from app.errors import TaskError
 from app.events.manager import EventManager
 from app.events.retention import prune_periodically
 from app.web import auth, cache, dashboard, health, openapi, task_types, tasks, webhooks
@@ -59,6 +61,8 @@ def build_worker(settings: Settings, events: EventManager) -> AsyncTaskWorker:
         max_attempts=settings.max_attempts,
         retry_backoff=settings.retry_backoff,
         max_interruptions=settings.max_interruptions,
+        reconcile_interval=settings.reconcile_interval,
+        heartbeat_interval=settings.heartbeat_interval,
         event_sink=events.publish,
         cache=settings.cache(),
     )
@@ -70,11 +74,15 @@ def create_app(settings: Settings, *, draining: asyncio.Event | None = None) -> 
     drain = draining if draining is not None else asyncio.Event()
 
     @asynccontextmanager
-    async def lifespan(_app: Starlette) -> AsyncIterator[AppState]:
+    async def lifespan(app: Starlette) -> AsyncIterator[AppState]:
         load_task_modules(settings.task_modules)
         events = EventManager()
         worker = build_worker(settings, events)
-        await worker.start()
+        try:
+            await worker.start()
+        except TaskError as exc:  # e.g. the database is in use: serve() reports it plainly
+            app.state.startup_error = exc
+            raise
         closer = asyncio.create_task(_close_when_draining(drain, events))
         pruner = asyncio.create_task(
             prune_periodically(worker.writer, settings.event_retention()), name="event-pruner"
@@ -139,9 +147,14 @@ async def serve(settings: Settings) -> None:
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, draining.set)
+    app: Any = create_app(settings, draining=draining)  # Hypercorn's own ASGI typing
     try:
-        app: Any = create_app(settings, draining=draining)  # Hypercorn's own ASGI typing
         await hypercorn_serve(app, hypercorn_config(settings), shutdown_trigger=draining.wait)
+    except LifespanFailureError:
+        startup_error = getattr(app.state, "startup_error", None)
+        if startup_error is not None:
+            raise startup_error from None  # one line from the CLI, not a traceback
+        raise
     finally:
         for signum in (signal.SIGTERM, signal.SIGINT):
             with contextlib.suppress(ValueError, RuntimeError):

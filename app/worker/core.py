@@ -5,6 +5,7 @@ pool, recovers interrupted work before any worker starts, and is the public API.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import uuid
 from collections.abc import Callable, Iterable, Sequence
@@ -19,6 +20,8 @@ from app.config import DEFAULT_DATABASE_URL
 from app.db.engine import Engines, create_engines, sqlite_path
 from app.db.lock import ProcessLock
 from app.db.migrate import upgrade
+from app.db.mounts import check_local
+from app.db.owner import Owner, ReleaseOwnership
 from app.db.writer import GroupCommitWriter
 from app.errors import TaskNotFoundError, TaskStateError, WorkerNotRunningError
 from app.events.log import TERMINAL_EVENT_TYPES, EventType, TaskEvent
@@ -31,6 +34,7 @@ from app.worker.recovery import RecoverInterrupted
 from app.worker.registry import TaskFunction, TaskRegistry, default_registry
 from app.worker.status import TaskInfo, TaskStatus
 from app.worker.store import TaskPage, TaskStore
+from app.worker.upkeep import Upkeep
 from app.worker.waiters import TaskWaiters
 
 logger = logging.getLogger(__name__)
@@ -53,11 +57,15 @@ class AsyncTaskWorker:
         lease_seconds: float = 300.0,
         event_sink: EventSink | None = None,
         cache: CacheSettings | None = None,
+        reconcile_interval: float = 30.0,
+        heartbeat_interval: float = 10.0,
     ) -> None:
         self.database_url = database_url
         self.registry = registry if registry is not None else default_registry
         self.default_max_attempts = max_attempts
         self.max_interruptions = max_interruptions
+        self.reconcile_interval, self.heartbeat_interval = reconcile_interval, heartbeat_interval
+        # A new boot id on every start(): what a boot holds is told apart from the last's.
         self.boot_id = uuid.uuid4().hex
         self.event_sink = event_sink
         self.cache_settings = cache if cache is not None else CacheSettings()
@@ -76,6 +84,7 @@ class AsyncTaskWorker:
         self._queue: TaskQueue | None = None
         self._store: TaskStore | None = None
         self._pool: WorkerPool | None = None
+        self._upkeep: Upkeep | None = None
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -114,33 +123,53 @@ class AsyncTaskWorker:
         return self._pool is not None and self._pool.is_running
 
     async def start(self) -> None:
-        """Lock the database, migrate it, put interrupted tasks back, then start the workers."""
+        """Check the database's filesystem, lock it, migrate it, take ownership and put
+        interrupted tasks back (one transaction), then start the workers."""
         if self._pool is not None:
             return
+        self.boot_id = uuid.uuid4().hex
+        self._pool_settings = dataclasses.replace(self._pool_settings, owner=self.boot_id)
         try:
             await self._open_database()
-            assert self._queue is not None and self._store is not None
-            requeued, failed = await self._queue.writer.run(
-                RecoverInterrupted(self.boot_id, self.max_interruptions)
-            )
-            if requeued or failed:
-                logger.warning("recovered %s interrupted tasks (%s failed)", requeued, failed)
-            self._pool = WorkerPool(
-                self._queue,
-                self._store,
-                self.executor,
-                self.registry,
-                self._pool_settings,
-                publish_progress=self._publish_progress,
-            )
-            await self._pool.start()
+            await self._recover_and_run()
         except BaseException:
             await self._close_database()
             raise
 
+    async def _recover_and_run(self) -> None:
+        assert self._queue is not None and self._store is not None
+        me = await asyncio.to_thread(Owner.current, self.boot_id, self.heartbeat_interval)
+        where = str(sqlite_path(self.database_url) or self.database_url)
+        recovered = await self._queue.writer.run(
+            RecoverInterrupted(me, where, self.max_interruptions)
+        )
+        if recovered.requeued or recovered.failed or recovered.returned:
+            logger.warning("recovered interrupted tasks: %s", recovered)
+        pool = WorkerPool(
+            self._queue,
+            self._store,
+            self.executor,
+            self.registry,
+            self._pool_settings,
+            publish_progress=self._publish_progress,
+        )
+        pool.suspects_waiting = recovered.suspects
+        self._pool = pool
+        self._upkeep = Upkeep(
+            self._queue.writer,
+            self._store,
+            pool,
+            me,
+            reconcile_interval=self.reconcile_interval,
+            on_lost=pool.halt,
+        )
+        self._upkeep.start()
+        await pool.start()
+
     async def _open_database(self) -> None:
         path = sqlite_path(self.database_url)
         if path is not None:
+            await asyncio.to_thread(check_local, path)
             self._lock = ProcessLock(path)
             await self._lock.acquire()
         self._engines = create_engines(self.database_url)
@@ -154,16 +183,26 @@ class AsyncTaskWorker:
 
     async def stop(self, timeout: float = 5.0) -> None:
         """Stop claiming, let running tasks finish within `timeout`, put the rest back to
-        `pending`, then close the database."""
+        `pending`, give up ownership, then close the database."""
         pool, self._pool = self._pool, None
+        upkeep, self._upkeep = self._upkeep, None
         try:
+            if upkeep is not None:
+                await upkeep.stop()
             if pool is not None:
                 await pool.stop(timeout)
+                await self._release_ownership()
         finally:
             if self._side_tasks:
                 await asyncio.gather(*self._side_tasks, return_exceptions=True)
             self._waiters.fail_all()
             await self._close_database()
+
+    async def _release_ownership(self) -> None:
+        try:
+            await self.writer.run(ReleaseOwnership(self.boot_id))
+        except Exception:
+            logger.exception("could not release the database's owner row")
 
     async def _close_database(self) -> None:
         cache, self._cache = self._cache, None
@@ -261,14 +300,14 @@ class AsyncTaskWorker:
     # -- control -----------------------------------------------------------------------------
 
     async def cancel_task(self, task_id: str) -> bool:
-        """Cancel a pending or running task. False when it had already finished; raises
+        """Cancel a pending, claimed or running task. False when it had already finished; raises
         TaskNotFoundError for an unknown id."""
         queue = self._require_queue()
         try:
             previous = await queue.cancel(task_id)
         except TaskStateError:
             return False
-        if previous is TaskStatus.RUNNING and self._pool is not None:
+        if previous in (TaskStatus.CLAIMED, TaskStatus.RUNNING) and self._pool is not None:
             self._pool.cancel_local(task_id)
         return True
 

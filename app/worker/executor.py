@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from app.cache.serialization import SerializationError, packb, unpackb
 from app.cache.task_adapter import AsyncCacheAdapter
 from app.clock import now_us, seconds_to_us
-from app.errors import TaskTimeoutError
+from app.errors import TaskDefinitionError, TaskTimeoutError
 from app.worker.records import ClaimedTask, Completed, Failed, Outcome
 from app.worker.registry import TaskDefinition
 
@@ -106,6 +106,11 @@ class TaskExecutor:
             return self._failed(claimed, exc, retryable=False)
         except Exception as exc:
             return self._failed(claimed, exc)
+
+    def not_registered(self, claimed: ClaimedTask, exc: TaskDefinitionError) -> Failed:
+        """The task's type is not registered in this process (a deploy may be in progress):
+        a failed attempt like any other, retried later while attempts remain."""
+        return self._failed(claimed, exc, with_traceback=False)
 
     def _failed(
         self,
