@@ -5,6 +5,7 @@ The public API, re-exported from the packages that hold it.
 
 from app.errors import (
     DatabaseInUseError,
+    DatabaseLocationError,
     TaskAlreadyExistsError,
     TaskArgumentsError,
     TaskCancellationError,
@@ -34,6 +35,7 @@ __all__ = [
     "AsyncTaskWorker",
     "AttemptError",
     "DatabaseInUseError",
+    "DatabaseLocationError",
     "TaskAlreadyExistsError",
     "TaskArgumentsError",
     "TaskCancellationError",

@@ -56,12 +56,14 @@ def filesystem_of(path: Path, mountinfo: str) -> tuple[str, str] | None:
     return best
 
 
-def check_local(database: Path) -> None:
-    """Raise DatabaseLocationError when `database` lies on a network or FUSE filesystem."""
-    try:
-        mountinfo = MOUNTINFO.read_text()
-    except OSError:
-        return
+def check_local(database: Path, mountinfo: str | None = None) -> None:
+    """Raise DatabaseLocationError when `database` lies on a network or FUSE filesystem
+    (`mountinfo`: the text of /proc/self/mountinfo, read when not given)."""
+    if mountinfo is None:
+        try:
+            mountinfo = MOUNTINFO.read_text()
+        except OSError:
+            return
     found = filesystem_of(database.parent, mountinfo)
     if found is not None and is_network_filesystem(found[1]):
         mount_point, fstype = found

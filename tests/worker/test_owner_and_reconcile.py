@@ -12,7 +12,7 @@ import pytest
 
 from app import AsyncTaskWorker, DatabaseInUseError, TaskRegistry, TaskStatus
 
-from .conftest import Recorder, sql
+from .conftest import Recorder, eventually, sql
 
 
 def lock_file(database_url: str) -> Path:
@@ -101,3 +101,25 @@ async def test_an_owner_on_another_host_is_refused_while_its_heartbeat_is_fresh(
     async with AsyncTaskWorker(database_url, registry=registry) as taken_over:
         info = await taken_over.get_task_info(task_id)
         assert info is not None and info.status is TaskStatus.PENDING
+
+
+async def test_a_worker_whose_ownership_was_taken_over_stops_running_tasks(
+    database_url: str, registry: TaskRegistry, recorder: Recorder
+) -> None:
+    async with AsyncTaskWorker(database_url, registry=registry, heartbeat_interval=0.05) as worker:
+        running = await worker.add_task("gated", "cut")
+        await asyncio.wait_for(recorder.started.wait(), 5)
+        # Fault injection: another process took the database over (its row replaced ours).
+        sql(database_url, "update owners set boot_id = 'usurper'")
+
+        async def halted() -> bool:
+            return not worker.running
+
+        await eventually(halted)
+        assert recorder.cancelled == ["cut"]
+        later = await worker.add_task("record", "never", delay=0)
+        await asyncio.sleep(0.2)  # a running pool would have started it by now
+        assert recorder.calls == []
+    # It wrote nothing more: the new owner's recovery decides about the row it had running.
+    statuses = dict(sql(database_url, "select id, status from tasks"))
+    assert statuses == {running: "running", later: "pending"}
