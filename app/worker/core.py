@@ -21,7 +21,7 @@ from app.db.engine import Engines, create_engines, sqlite_path
 from app.db.lock import ProcessLock
 from app.db.migrate import upgrade
 from app.db.mounts import check_local
-from app.db.owner import Owner, ReleaseOwnership
+from app.db.owner import Owner
 from app.db.writer import GroupCommitWriter
 from app.errors import TaskNotFoundError, TaskStateError, WorkerNotRunningError
 from app.events.log import TERMINAL_EVENT_TYPES, EventType, TaskEvent
@@ -34,7 +34,7 @@ from app.worker.recovery import RecoverInterrupted
 from app.worker.registry import TaskFunction, TaskRegistry, default_registry
 from app.worker.status import TaskInfo, TaskStatus
 from app.worker.store import TaskPage, TaskStore
-from app.worker.upkeep import Upkeep
+from app.worker.upkeep import Upkeep, start_pool
 from app.worker.waiters import TaskWaiters
 
 logger = logging.getLogger(__name__)
@@ -139,12 +139,6 @@ class AsyncTaskWorker:
     async def _recover_and_run(self) -> None:
         assert self._queue is not None and self._store is not None
         me = await asyncio.to_thread(Owner.current, self.boot_id, self.heartbeat_interval)
-        where = str(sqlite_path(self.database_url) or self.database_url)
-        recovered = await self._queue.writer.run(
-            RecoverInterrupted(me, where, self.max_interruptions)
-        )
-        if recovered.requeued or recovered.failed or recovered.returned:
-            logger.warning("recovered interrupted tasks: %s", recovered)
         pool = WorkerPool(
             self._queue,
             self._store,
@@ -153,18 +147,10 @@ class AsyncTaskWorker:
             self._pool_settings,
             publish_progress=self._publish_progress,
         )
-        pool.suspects_waiting = recovered.suspects
+        where = str(sqlite_path(self.database_url) or self.database_url)
+        recovery = RecoverInterrupted(me, where, self.max_interruptions)
+        self._upkeep = await start_pool(pool, recovery, self.reconcile_interval)
         self._pool = pool
-        self._upkeep = Upkeep(
-            self._queue.writer,
-            self._store,
-            pool,
-            me,
-            reconcile_interval=self.reconcile_interval,
-            on_lost=pool.halt,
-        )
-        self._upkeep.start()
-        await pool.start()
 
     async def _open_database(self) -> None:
         path = sqlite_path(self.database_url)
@@ -191,18 +177,13 @@ class AsyncTaskWorker:
                 await upkeep.stop()
             if pool is not None:
                 await pool.stop(timeout)
-                await self._release_ownership()
+            if upkeep is not None:
+                await upkeep.release()
         finally:
             if self._side_tasks:
                 await asyncio.gather(*self._side_tasks, return_exceptions=True)
             self._waiters.fail_all()
             await self._close_database()
-
-    async def _release_ownership(self) -> None:
-        try:
-            await self.writer.run(ReleaseOwnership(self.boot_id))
-        except Exception:
-            logger.exception("could not release the database's owner row")
 
     async def _close_database(self) -> None:
         cache, self._cache = self._cache, None

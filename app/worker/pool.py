@@ -237,26 +237,22 @@ class WorkerPool:
 
     def _launch(self, claimed: ClaimedTask, started: Started | None) -> None:
         key = claimed.key
-        attempt = asyncio.create_task(
-            self._begin(claimed, started), name=f"litetask-task-{claimed.id}"
-        )
+        run = self._run(claimed) if started is None else self._begin(claimed, started)
+        attempt = asyncio.create_task(run, name=f"litetask-task-{claimed.id}")
         self._running[key] = attempt
         self._executing.add(key)
         attempt.add_done_callback(functools.partial(self._forget, key))
 
-    async def _begin(self, claimed: ClaimedTask, started: Started | None) -> None:
-        """Run the attempt once its row is `running` (claimed straight to running, or
-        marked so by the start write)."""
-        if started is not None:
-            try:
-                ids = await started
-            except Exception:
-                # The row stays claimed under this boot: the reconciler puts it back.
-                logger.exception("starting task %s failed", claimed.id)
-                return
-            if claimed.id not in ids:  # cancelled while claimed
-                return
-        await self._run(claimed)
+    async def _begin(self, claimed: ClaimedTask, started: Started) -> None:
+        """Run a claimed attempt once the start write has made its row `running`."""
+        try:
+            ids = await started
+        except Exception:
+            # The row stays claimed under this boot: the reconciler puts it back.
+            logger.exception("starting task %s failed", claimed.id, extra={"task_id": claimed.id})
+            return
+        if claimed.id in ids:  # else it was cancelled while claimed
+            await self._run(claimed)
 
     def _observe(self, seconds: float) -> None:
         mean = self._mean_seconds

@@ -17,11 +17,11 @@ import logging
 from collections.abc import Callable, Coroutine
 from typing import Any
 
-from app.db.owner import Heartbeat, Owner
+from app.db.owner import Heartbeat, Owner, ReleaseOwnership
 from app.db.writer import GroupCommitWriter
 from app.worker.pool import WorkerPool
 from app.worker.records import AttemptKey
-from app.worker.recovery import PutBack
+from app.worker.recovery import PutBack, RecoverInterrupted
 from app.worker.status import TaskStatus
 from app.worker.store import TaskStore
 
@@ -60,6 +60,14 @@ class Upkeep:
             with contextlib.suppress(asyncio.CancelledError):
                 await loop
 
+    async def release(self) -> None:
+        """After a clean stop: drop our owner row, so the next start need not judge whether
+        this process still lives."""
+        try:
+            await self.writer.run(ReleaseOwnership(self.owner.boot_id))
+        except Exception:
+            logger.exception("could not release the database's owner row")
+
     async def _beat(self) -> None:
         while True:
             await asyncio.sleep(self.owner.heartbeat_seconds)
@@ -88,6 +96,22 @@ class Upkeep:
         logger.warning("reconciler: %s tasks held by no live attempt put back", put_back)
         self.pool.queue.new_work.set()
         return put_back
+
+
+async def start_pool(pool: WorkerPool, recovery: RecoverInterrupted, reconcile: float) -> Upkeep:
+    """Take ownership of the database and put interrupted work back (one transaction), then
+    start the pool and its upkeep; DatabaseInUseError when another process owns it."""
+    writer = pool.queue.writer
+    recovered = await writer.run(recovery)
+    if recovered.requeued or recovered.failed or recovered.returned:
+        logger.warning("recovered interrupted tasks: %s", recovered)
+    pool.suspects_waiting = recovered.suspects
+    upkeep = Upkeep(
+        writer, pool.store, pool, recovery.me, reconcile_interval=reconcile, on_lost=pool.halt
+    )
+    upkeep.start()
+    await pool.start()
+    return upkeep
 
 
 def _key(task_id: str, status: TaskStatus, attempts: int) -> AttemptKey:
