@@ -50,14 +50,15 @@ def _requeued_events(op: WriteOp[Any], rows: Sequence[Any], status: str, **extra
         )
 
 
-def _unclaim(conn: Connection, where: Any) -> int:
+def _unclaim(conn: Connection, where: Any) -> list[Any]:
     """Claimed rows back to pending exactly as they were before the claim."""
     statement = (
         update(tasks)
         .where(where, status_is(TaskStatus.CLAIMED))
         .values(status=TaskStatus.PENDING.value, owner=None, lease_expires_at=None)
+        .returning(*_RETURNING)
     )
-    return int(conn.execute(statement).rowcount)
+    return list(conn.execute(statement).all())
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,7 +88,7 @@ class RecoverInterrupted(WriteOp[Recovered]):
 
     def apply(self, conn: Connection) -> Recovered:
         take_ownership(conn, self.me, self.database)
-        returned = _unclaim(conn, tasks.c.owner != self.me.boot_id)
+        returned = len(_unclaim(conn, tasks.c.owner != self.me.boot_id))
         now = now_us()
         running = status_is(TaskStatus.RUNNING)
         too_many = tasks.c.interruptions + 1 > self.max_interruptions
@@ -164,13 +165,15 @@ class PutBack(WriteOp[int]):
         self.reason = reason
 
     def apply(self, conn: Connection) -> int:
-        returned = 0
+        returned = []
         if self.claimed:
             mine = and_(tasks.c.id.in_(self.claimed), tasks.c.owner == self.owner)
             returned = _unclaim(conn, mine)
         values: dict[str, Any] = {"run_at": now_us()}
         if self.reason == "shutdown":
             values["max_attempts"] = tasks.c.max_attempts + 1
+        else:  # routine at a stop; worth a fact when a claim was lost
+            _requeued_events(self, returned, "pending", reason=self.reason)
         rows = _requeue_attempts(conn, self.owner, self.running, **values)
         _requeued_events(self, rows, "pending", reason=self.reason)
-        return returned + len(rows)
+        return len(returned) + len(rows)

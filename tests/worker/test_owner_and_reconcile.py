@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from app import AsyncTaskWorker, DatabaseInUseError, TaskRegistry, TaskStatus
+from app.events.log import EventType, TaskEvent
 
 from .conftest import Recorder, eventually, sql
 
@@ -123,3 +124,34 @@ async def test_a_worker_whose_ownership_was_taken_over_stops_running_tasks(
     # It wrote nothing more: the new owner's recovery decides about the row it had running.
     statuses = dict(sql(database_url, "select id, status from tasks"))
     assert statuses == {running: "running", later: "pending"}
+
+
+async def test_the_reconciler_leaves_live_attempts_and_claims_alone(
+    database_url: str, registry: TaskRegistry, recorder: Recorder
+) -> None:
+    """Many reconciler rounds while this boot holds a running task and tasks claimed ahead
+    of its one slot: none of them is put back, and each runs once."""
+    events: list[TaskEvent] = []
+    async with AsyncTaskWorker(
+        database_url,
+        registry=registry,
+        max_workers=1,
+        reconcile_interval=0.01,
+        event_sink=events.extend,
+    ) as worker:
+        warm = [await worker.add_task("add", i, i) for i in range(20)]  # short: prefetch on
+        await worker.wait_for_tasks(warm, timeout=10)
+        gate = await worker.add_task("gated", "held")
+        await asyncio.wait_for(recorder.started.wait(), 5)
+        ids = [await worker.add_task("record", i) for i in range(4)]
+
+        async def claimed() -> bool:
+            return (await worker.queue_depth())["claimed"] >= 2
+
+        await eventually(claimed)
+        await asyncio.sleep(0.3)  # some thirty reconciler rounds see them held
+        recorder.gate.set()
+        await worker.wait_for_tasks([gate, *ids], timeout=10)
+    assert [e for e in events if e.type == EventType.RECOVERED] == []
+    assert sorted(label for kind, label in recorder.calls if kind == "record") == [0, 1, 2, 3]
+    assert sql(database_url, "select max(attempts) from tasks") == [(1,)]
