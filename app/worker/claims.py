@@ -21,7 +21,6 @@ from typing import Any
 from sqlalchemy import (
     ColumnElement,
     Connection,
-    Dialect,
     bindparam,
     literal_column,
     select,
@@ -30,6 +29,7 @@ from sqlalchemy import (
 )
 
 from app.clock import now_us, seconds_to_us
+from app.db.bulk import execute_compiled
 from app.db.tables import status_is, tasks, tasks_indexed_by
 from app.db.writer import WriteOp
 from app.events.log import EventType
@@ -146,7 +146,7 @@ class ClaimTasks(WriteOp[Claim]):
             return []
         lease = now + seconds_to_us(self.request.lease_seconds)
         params = {"b_now": now, "b_limit": limit, "b_owner": self.request.owner, "b_lease": lease}
-        rows = _execute(conn, _take_statement(*source, start), [params]).fetchall()
+        rows = execute_compiled(conn, _take_statement(*source, start), [params]).fetchall()
         step = 0 if start else 1  # a claimed row's attempt is the one it will start as
         claimed = [_claimed(row, step) for row in rows]
         return sorted(claimed, key=lambda c: (c.priority, c.run_at, c.seq))
@@ -197,23 +197,6 @@ def _give_back(conn: Connection, owner: str, given: Sequence[ClaimedTask]) -> No
     )
 
 
-def _execute(conn: Connection, statement: Any, params: list[dict[str, Any]]) -> Any:
-    sql, order, fixed = _positional(conn.dialect, statement)
-    rows = [tuple(p.get(name, fixed.get(name)) for name in order) for p in params]
-    if len(rows) == 1:
-        return conn.exec_driver_sql(sql, rows[0])
-    return conn.exec_driver_sql(sql, rows)
-
-
-@functools.cache
-def _positional(dialect: Dialect, statement: Any) -> tuple[str, tuple[str, ...], dict[str, Any]]:
-    """`statement` compiled once for `dialect` (qmark), with its parameter names in order:
-    the hot statements skip SQLAlchemy's per-execution work (DESIGN: raw DBAPI on the
-    writer's connection is allowed on the SQLite hot path)."""
-    compiled = statement.compile(dialect=dialect)
-    return str(compiled), tuple(compiled.positiontup or ()), dict(compiled.params)
-
-
 _START = (
     update(tasks)
     .where(
@@ -254,7 +237,7 @@ class StartTasks(WriteOp[set[str]]):
             }
             for c in self.claimed
         ]
-        result = _execute(conn, _START, params)
+        result = execute_compiled(conn, _START, params)
         started = {c.id for c in self.claimed}
         if result.rowcount != len(params):
             started = self._read_back(conn, now)
