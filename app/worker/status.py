@@ -24,8 +24,6 @@ class TaskStatus(StrEnum):
 ACTIVE: frozenset[TaskStatus] = frozenset(
     {TaskStatus.PENDING, TaskStatus.CLAIMED, TaskStatus.RUNNING}
 )
-# Not started yet: what a user sees as queued.
-QUEUED: frozenset[TaskStatus] = frozenset({TaskStatus.PENDING, TaskStatus.CLAIMED})
 TERMINAL: frozenset[TaskStatus] = frozenset(
     {TaskStatus.COMPLETED, TaskStatus.FAILED, TaskStatus.CANCELLED}
 )

@@ -74,6 +74,9 @@ class Upkeep:
             if not await _guarded("heartbeat", self.writer.run(Heartbeat(self.owner)), True):
                 logger.error("another process has taken this database over; stopping the workers")
                 self._on_lost()
+                for loop in self._loops:  # nothing here is ours to reconcile any more
+                    if loop is not asyncio.current_task():
+                        loop.cancel()
                 return
 
     async def _reconcile(self) -> None:

@@ -209,7 +209,7 @@ def test_identical_cached_tasks_share_one_run_across_a_crash(
 def test_kill_9_charges_only_the_tasks_really_running(database: Path) -> None:
     """Quick tasks make the pool claim ahead of its slots; a crash then must charge no more
     tasks than there are workers, and put the claimed-ahead ones back uncharged."""
-    proc = WorkerProcess(database, "--enqueue", "3000", "--arg", "2", "--max-workers", "4")
+    proc = WorkerProcess(database, "--enqueue", "6000", "--arg", "0.5", "--max-workers", "4")
     proc.wait_for("ENQUEUED")
     time.sleep(0.2)
     proc.kill9()
@@ -220,7 +220,7 @@ def test_kill_9_charges_only_the_tasks_really_running(database: Path) -> None:
     assert taken[0] > running[0]  # rows claimed ahead were there to be put back
     last = WorkerProcess(database, "--until-done", "--max-workers", "4")
     assert last.finish() == 0, last.stderr()
-    assert counts(database) == {"completed": 3000}
+    assert counts(database) == {"completed": 6000}
     with closing(sqlite3.connect(database)) as conn:
         charged = conn.execute("select count(*) from tasks where interruptions > 0").fetchone()
         extra = conn.execute("select count(*) from tasks where attempts > 1").fetchone()
