@@ -167,7 +167,8 @@ class WorkerPool:
         queue.new_work.clear()
         queue.wake_before = WAKE_NEVER
         queue.earliest_put = WAKE_ALWAYS
-        self._start_ready()
+        if not queue.preempt:  # else what is held goes back first: a better task came
+            self._start_ready()
         request = self._claim_request()
         if request is None:  # slots and prefetch are full: a finishing task wakes us
             return None
