@@ -5,6 +5,7 @@ The public API, re-exported from the packages that hold it.
 
 from app.errors import (
     DatabaseInUseError,
+    DatabaseLocationError,
     DatabaseUnavailableError,
     IdempotencyKeyReusedError,
     InvalidOptionError,
@@ -39,6 +40,7 @@ __all__ = [
     "AsyncTaskWorker",
     "AttemptError",
     "DatabaseInUseError",
+    "DatabaseLocationError",
     "DatabaseUnavailableError",
     "IdempotencyKeyReusedError",
     "InvalidOptionError",

@@ -119,10 +119,12 @@ async def migrate(database_url: str) -> None:
     from app.db.engine import create_engines, sqlite_path
     from app.db.lock import ProcessLock
     from app.db.migrate import upgrade
+    from app.db.mounts import check_local
 
     path = sqlite_path(database_url)
     lock = ProcessLock(path) if path is not None else None
     if lock is not None:
+        await asyncio.to_thread(check_local, lock.path)
         await lock.acquire()
     try:
         engines = create_engines(database_url)

@@ -64,6 +64,8 @@ class Settings:
     max_attempts: int = 1
     retry_backoff: float = 1.0
     max_interruptions: int = 3
+    reconcile_interval: float = 30.0
+    heartbeat_interval: float = 10.0
     stop_timeout: float = 10.0
     busy_timeout: float = 5.0
     write_retry_seconds: float = 5.0
@@ -181,6 +183,10 @@ class Settings:
             ),
             (self.busy_timeout < 0, "LITETASK_BUSY_TIMEOUT must not be negative"),
             (self.write_retry_seconds < 0, "LITETASK_WRITE_RETRY_SECONDS must not be negative"),
+            (
+                not (self.reconcile_interval > 0 and self.heartbeat_interval > 0),
+                "LITETASK_RECONCILE_INTERVAL and LITETASK_HEARTBEAT_INTERVAL must be positive",
+            ),
             (self.session_ttl < 1, "LITETASK_SESSION_TTL must be at least 1 second"),
             (self.webhook_tolerance < 1, "LITETASK_WEBHOOK_TOLERANCE must be at least 1"),
             (

@@ -35,7 +35,10 @@ class UnknownTaskTypeError(TaskDefinitionError):
         self.task_type = task_type
         self.known = known
         listing = ", ".join(known) or "none"
-        super().__init__(f"unknown task type {task_type!r}; known types: {listing}")
+        super().__init__(
+            f"unknown task type {task_type!r}: not registered in this process; "
+            f"known types: {listing}"
+        )
 
 
 class TaskSerializationError(TaskError):
@@ -104,6 +107,13 @@ class WorkerNotRunningError(TaskError):
 
 class DatabaseInUseError(TaskError):
     """Another litetask process already owns this database file."""
+
+    category = "unavailable"
+
+
+class DatabaseLocationError(TaskError):
+    """The database file is on a filesystem SQLite cannot share safely (a network or FUSE
+    filesystem: WAL needs every process on one host)."""
 
     category = "unavailable"
 

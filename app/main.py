@@ -18,13 +18,14 @@ from typing import Any
 
 from hypercorn.asyncio import serve as hypercorn_serve
 from hypercorn.config import Config as HypercornConfig
+from hypercorn.utils import LifespanFailureError
 from starlette.applications import Starlette
 from starlette.routing import BaseRoute
 from starlette.types import ASGIApp
 
 from app.access import exposure_problem, warn_if_open
 from app.config import ConfigError, Settings
-from app.errors import WriterFailedError
+from app.errors import TaskError, WriterFailedError
 from app.events.manager import EventManager
 from app.events.retention import prune_periodically
 from app.watchdog import LoopWatchdog
@@ -66,6 +67,8 @@ def build_worker(settings: Settings, events: EventManager) -> AsyncTaskWorker:
         max_attempts=settings.max_attempts,
         retry_backoff=settings.retry_backoff,
         max_interruptions=settings.max_interruptions,
+        reconcile_interval=settings.reconcile_interval,
+        heartbeat_interval=settings.heartbeat_interval,
         event_sink=events.publish,
         cache=settings.cache(),
         busy_timeout=settings.busy_timeout,
@@ -83,7 +86,11 @@ def create_app(settings: Settings, *, draining: asyncio.Event | None = None) -> 
         load_task_modules(settings.modules)
         events = EventManager()
         worker = build_worker(settings, events)
-        await worker.start()
+        try:
+            await worker.start()
+        except TaskError as exc:  # e.g. the database is in use: serve() reports it plainly
+            app.state.startup_error = exc
+            raise
         sessions = await _open_sessions(settings, worker)
         closer = asyncio.create_task(_close_when_draining(drain, events))
         guard = asyncio.create_task(_drain_if_writer_dies(worker, drain, app), name="writer-guard")
@@ -220,9 +227,14 @@ async def serve(settings: Settings) -> None:
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, draining.set)
+    app: Any = create_app(settings, draining=draining)  # Hypercorn's own ASGI typing
     try:
-        app: Any = create_app(settings, draining=draining)  # Hypercorn's own ASGI typing
         await hypercorn_serve(app, config, shutdown_trigger=draining.wait)
+    except LifespanFailureError:
+        startup_error = getattr(app.state, "startup_error", None)
+        if startup_error is not None:
+            raise startup_error from None  # one line from the CLI, not a traceback
+        raise
     finally:
         for signum in (signal.SIGTERM, signal.SIGINT):
             with contextlib.suppress(ValueError, RuntimeError):

@@ -1,4 +1,5 @@
-"""Bulk inserts of prebuilt rows, for the writer's hottest statements.
+"""Bulk inserts of prebuilt rows, and statements compiled once, for the writer's hottest
+statements.
 
 `conn.execute(table.insert(), [dict, ...])` runs every value of every row through
 SQLAlchemy's parameter processing, and the driver's executemany steps SQLite once per row,
@@ -17,9 +18,10 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from functools import lru_cache
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import Connection, Dialect, Table, bindparam
+from sqlalchemy import ClauseElement, Connection, CursorResult, Dialect, Table, bindparam
+from sqlalchemy.sql.compiler import SQLCompiler
 
 Row = tuple[Any, ...]
 # SQLite's smallest limit on parameters per statement (SQLITE_MAX_VARIABLE_NUMBER before
@@ -83,3 +85,28 @@ def _insert_sql(dialect: Dialect, table: Table, columns: tuple[str, ...]) -> str
 def json_text(value: Any) -> str:
     """A value of a JSON column in its stored form (what the JSON type's bind does)."""
     return json.dumps(value)
+
+
+def execute_compiled(
+    conn: Connection, statement: ClauseElement, params: Sequence[dict[str, Any]]
+) -> CursorResult[Any]:
+    """Run `statement` (compiled once per dialect) with `params` straight through the
+    driver: no per-execution compile-cache lookup or parameter and result processing, so
+    rows come back as the driver gives them (JSON as text). For the writer's hottest
+    statements (claims); positional-parameter dialects (SQLite) only."""
+    sql, order, fixed = _positional_sql(conn.dialect, statement)
+    rows = [tuple(p.get(name, fixed.get(name)) for name in order) for p in params]
+    if len(rows) == 1:
+        return conn.exec_driver_sql(sql, rows[0])
+    return conn.exec_driver_sql(sql, rows)
+
+
+@lru_cache(maxsize=32)
+def _positional_sql(
+    dialect: Dialect, statement: ClauseElement
+) -> tuple[str, tuple[str, ...], dict[str, Any]]:
+    """The SQL, its parameter names in order, and the values bound inside the statement."""
+    if not dialect.positional:
+        raise ValueError(f"{dialect.name} does not take positional parameters")
+    compiled = cast(SQLCompiler, statement.compile(dialect=dialect))
+    return str(compiled), tuple(compiled.positiontup or ()), dict(compiled.params)

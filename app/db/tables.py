@@ -20,6 +20,7 @@ from sqlalchemy import (
     Table,
     Text,
     TextClause,
+    false,
     literal_column,
     text,
 )
@@ -69,6 +70,9 @@ tasks = Table(
     # find each other durably; NULL means this task does not use the cache.
     Column("cache_key", String(128), nullable=True),
     Column("cache_ttl", Float, nullable=True),
+    # Was `running` when its process died: runs only one at a time beside normal work
+    # (cleared when it starts again). No Python-side default: bulk inserts name their columns.
+    Column("suspect", Boolean, nullable=False, server_default=false()),
     Index(
         "ix_tasks_pending_order",
         "priority",
@@ -84,6 +88,14 @@ tasks = Table(
         postgresql_where=text("status = 'pending'"),
     ),
     Index("ix_tasks_status_seq", "status", "seq"),
+    Index(
+        "ix_tasks_suspects",
+        "priority",
+        "run_at",
+        "seq",
+        sqlite_where=text("status = 'pending' AND suspect = 1"),
+        postgresql_where=text("status = 'pending' AND suspect"),
+    ),
     Index("ix_tasks_cache_key", "cache_key", sqlite_where=text("cache_key IS NOT NULL")),
     Index("ix_tasks_task_type_seq", "task_type", "seq"),
 )
@@ -112,6 +124,22 @@ events = Table(
     Column("payload", JSON, nullable=False),
     Index("ix_events_task_id", "task_id", "id"),
     Index("ix_events_created_at", "created_at"),
+)
+
+
+# Who owns the database: one row per living process (on SQLite at most one), with a heartbeat.
+# A process refuses to start while another's row is alive, whatever became of the lock file.
+owners = Table(
+    "owners",
+    metadata,
+    Column("boot_id", String(64), primary_key=True),
+    Column("host", String(255), nullable=False),
+    Column("pid", Integer, nullable=False),
+    # "<kernel boot id>:<process start time>" on Linux: tells a live process from a reused pid.
+    Column("process", String(128), nullable=False),
+    Column("started_at", BigInteger, nullable=False),
+    Column("heartbeat_at", BigInteger, nullable=False),
+    Column("expires_at", BigInteger, nullable=False),
 )
 
 

@@ -32,7 +32,8 @@ from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
-from sqlalchemy import Connection, Engine
+from sqlalchemy import Connection, Engine, create_engine
+from sqlalchemy.pool import NullPool
 
 from app.db.engine import TransactionRefused
 from app.db.write_op import WriteOp, by_type
@@ -88,6 +89,18 @@ class GroupCommitWriter:
     def failure(self) -> WriterFailedError | None:
         """Why the writer died, or None while it works."""
         return self._failure
+
+    def run_aside(self, op: WriteOp[T]) -> T:
+        """Apply `op` on a connection of its own, outside the group commit: for the little a
+        caller must still write after the writer died (releasing the owner row at stop).
+        Blocking: call it in a thread. (The writer's own connection may never have been
+        given back, so this one is made apart from its pool.)"""
+        engine = create_engine(self._engine.url, poolclass=NullPool)
+        try:
+            with engine.connect() as conn, conn.begin():
+                return op.apply(conn)
+        finally:
+            engine.dispose()
 
     async def wait_failed(self) -> WriterFailedError:
         """Returns once the writer has died (never, while it works)."""

@@ -1,5 +1,5 @@
-"""Running attempts: claiming due tasks, recording each attempt's outcome (fenced by its
-attempt number), and saving progress."""
+"""Running attempts: recording each attempt's outcome (fenced by its attempt number) and
+saving progress. Claiming and starting live in app/worker/claims.py."""
 
 from __future__ import annotations
 
@@ -7,87 +7,19 @@ from collections.abc import Sequence
 from typing import Any, Self
 
 from sqlalchemy import (
-    ColumnElement,
     Connection,
     and_,
     bindparam,
-    literal_column,
     select,
-    text,
     update,
 )
 
 from app.clock import now_us
-from app.db.tables import status_is, task_attempts, tasks, tasks_indexed_by
+from app.db.tables import status_is, task_attempts, tasks
 from app.db.writer import WriteOp
 from app.events.log import EventType
 from app.worker.records import ClaimedTask, Completed, Failed, Outcome, capped, task_event
 from app.worker.status import TaskStatus
-
-
-class ClaimTasks(WriteOp[list[ClaimedTask]]):
-    """Take up to `limit` due pending tasks, best first, in one UPDATE ... RETURNING."""
-
-    def __init__(self, limit: int, owner: str, lease_seconds: float) -> None:
-        super().__init__()
-        self.limit, self.owner, self.lease_seconds = limit, owner, lease_seconds
-
-    def apply(self, conn: Connection) -> list[ClaimedTask]:
-        now = now_us()
-        seq: ColumnElement[int] = literal_column("seq")
-        run_at: ColumnElement[int] = literal_column("run_at")
-        due = (
-            select(seq)
-            .select_from(tasks_indexed_by("ix_tasks_pending_order"))
-            .where(text("status = 'pending'"), run_at <= bindparam("now", now))
-            .order_by(literal_column("priority"), run_at, seq)
-            .limit(self.limit)
-        )
-        statement = (
-            update(tasks)
-            .where(tasks.c.seq.in_(due.scalar_subquery()))
-            .values(
-                status=TaskStatus.RUNNING.value,
-                attempts=tasks.c.attempts + 1,
-                started_at=now,
-                owner=self.owner,
-                lease_expires_at=now + int(self.lease_seconds * 1_000_000),
-            )
-            .returning(*(tasks.c[name] for name in _CLAIM_COLUMNS))
-        )
-        rows = conn.execute(statement).all()
-        claimed = sorted(
-            (ClaimedTask(*row) for row in rows), key=lambda c: (c.priority, c.run_at, c.seq)
-        )
-        for c in claimed:
-            self.events.append(
-                task_event(
-                    EventType.STARTED,
-                    c.id,
-                    c.task_type,
-                    group=c.group,
-                    status="running",
-                    attempt=c.attempt,
-                )
-            )
-        return claimed
-
-
-_CLAIM_COLUMNS = (
-    "id",
-    "task_type",
-    "args",
-    "kwargs",
-    "attempts",
-    "max_attempts",
-    "timeout",
-    "priority",
-    "run_at",
-    "seq",
-    "cache_key",
-    "cache_ttl",
-    "metadata",
-)
 
 
 class FinishTask(WriteOp[bool]):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Connection, select, update
+from sqlalchemy import Connection, case, select, update
 
 from app.clock import now_us
 from app.db.tables import tasks
@@ -12,12 +12,12 @@ from app.db.writer import WriteOp
 from app.errors import TaskNotFoundError, TaskStateError
 from app.events.log import EventType
 from app.worker.records import group_of, task_event
-from app.worker.status import RETRYABLE, TaskInfo, TaskStatus
+from app.worker.status import ACTIVE, RETRYABLE, TaskInfo, TaskStatus
 from app.worker.store import read_task
 
 
 class CancelTask(WriteOp[TaskStatus]):
-    """Cancel a pending or running task; the result is the status it had."""
+    """Cancel a pending, claimed or running task; the result is the status it had."""
 
     def __init__(self, task_id: str) -> None:
         super().__init__()
@@ -26,7 +26,7 @@ class CancelTask(WriteOp[TaskStatus]):
     def apply(self, conn: Connection) -> TaskStatus:
         row = _status_of(conn, self.task_id)
         previous = TaskStatus(row.status)
-        if previous not in (TaskStatus.PENDING, TaskStatus.RUNNING):
+        if previous not in ACTIVE:
             raise TaskStateError(
                 f"task {self.task_id!r} is already {previous.value}",
                 task_id=self.task_id,
@@ -55,6 +55,12 @@ class CancelTask(WriteOp[TaskStatus]):
         return previous
 
 
+def _at_least_one_more() -> Any:
+    """max(max_attempts, attempts + 1), as SQL any database runs."""
+    more = tasks.c.attempts + 1
+    return case((more > tasks.c.max_attempts, more), else_=tasks.c.max_attempts)
+
+
 def _status_of(conn: Connection, task_id: str) -> Any:
     statement = select(tasks.c.status, tasks.c.task_type, tasks.c.metadata).where(
         tasks.c.id == task_id
@@ -66,8 +72,12 @@ def _status_of(conn: Connection, task_id: str) -> Any:
 
 
 class RetryTask(WriteOp[TaskInfo]):
-    """Queue a failed or cancelled task again, with a fresh set of attempts; the result is
-    the task as it was queued (a worker may claim it the moment this commits)."""
+    """Queue a failed or cancelled task again; the result is the task as it was queued (a
+    worker may claim it the moment this commits).
+
+    Attempts only grow (each attempt's number fences its writes, so an old attempt still
+    unwinding can never write over a new one): a retry raises `max_attempts` to allow at
+    least one more attempt instead of resetting the count, as River and Oban do."""
 
     def __init__(self, task_id: str) -> None:
         super().__init__()
@@ -88,8 +98,9 @@ class RetryTask(WriteOp[TaskInfo]):
             .where(tasks.c.id == self.task_id)
             .values(
                 status=TaskStatus.PENDING.value,
-                attempts=0,
+                max_attempts=_at_least_one_more(),
                 interruptions=0,
+                suspect=False,
                 progress=0.0,
                 run_at=now,
                 started_at=None,

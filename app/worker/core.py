@@ -5,6 +5,7 @@ pool, recovers interrupted work before any worker starts, and is the public API.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import uuid
 from collections.abc import Callable, Iterable, Sequence
@@ -19,6 +20,8 @@ from app.config import DEFAULT_DATABASE_URL
 from app.db.engine import DEFAULT_BUSY_TIMEOUT, Engines, create_engines, sqlite_path
 from app.db.lock import ProcessLock
 from app.db.migrate import upgrade
+from app.db.mounts import check_local
+from app.db.owner import Owner
 from app.db.writer import DEFAULT_RETRY_SECONDS, GroupCommitWriter
 from app.errors import (
     TaskNotFoundError,
@@ -36,6 +39,7 @@ from app.worker.recovery import RecoverInterrupted
 from app.worker.registry import TaskFunction, TaskRegistry, default_registry
 from app.worker.status import TaskInfo, TaskStatus
 from app.worker.store import TaskPage, TaskStore
+from app.worker.upkeep import Upkeep, start_pool
 from app.worker.waiters import TaskWaiters
 
 logger = logging.getLogger(__name__)
@@ -60,11 +64,15 @@ class AsyncTaskWorker:
         cache: CacheSettings | None = None,
         busy_timeout: float = DEFAULT_BUSY_TIMEOUT,
         write_retry_seconds: float = DEFAULT_RETRY_SECONDS,
+        reconcile_interval: float = 30.0,
+        heartbeat_interval: float = 10.0,
     ) -> None:
         self.database_url = database_url
         self.registry = registry if registry is not None else default_registry
         self.default_max_attempts = max_attempts
         self.max_interruptions = max_interruptions
+        self.reconcile_interval, self.heartbeat_interval = reconcile_interval, heartbeat_interval
+        # A new boot id on every start(): what a boot holds is told apart from the last's.
         self.boot_id = uuid.uuid4().hex
         self.event_sink = event_sink
         self.busy_timeout, self.write_retry_seconds = busy_timeout, write_retry_seconds
@@ -84,6 +92,7 @@ class AsyncTaskWorker:
         self._queue: TaskQueue | None = None
         self._store: TaskStore | None = None
         self._pool: WorkerPool | None = None
+        self._upkeep: Upkeep | None = None
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -128,33 +137,39 @@ class AsyncTaskWorker:
         return self._writer.failure if self._writer is not None else None
 
     async def start(self) -> None:
-        """Lock the database, migrate it, put interrupted tasks back, then start the workers."""
+        """Check the database's filesystem, lock it, migrate it, take ownership and put
+        interrupted tasks back (one transaction), then start the workers."""
         if self._pool is not None:
             return
+        self.boot_id = uuid.uuid4().hex
+        self._pool_settings = dataclasses.replace(self._pool_settings, owner=self.boot_id)
         try:
             await self._open_database()
-            assert self._queue is not None and self._store is not None
-            requeued, failed = await self._queue.writer.run(
-                RecoverInterrupted(self.boot_id, self.max_interruptions)
-            )
-            if requeued or failed:
-                logger.warning("recovered %s interrupted tasks (%s failed)", requeued, failed)
-            self._pool = WorkerPool(
-                self._queue,
-                self._store,
-                self.executor,
-                self.registry,
-                self._pool_settings,
-                publish_progress=self._publish_progress,
-            )
-            await self._pool.start()
+            await self._recover_and_run()
         except BaseException:
             await self._close_database()
             raise
 
+    async def _recover_and_run(self) -> None:
+        assert self._queue is not None and self._store is not None
+        me = await asyncio.to_thread(Owner.current, self.boot_id, self.heartbeat_interval)
+        pool = WorkerPool(
+            self._queue,
+            self._store,
+            self.executor,
+            self.registry,
+            self._pool_settings,
+            publish_progress=self._publish_progress,
+        )
+        where = str(sqlite_path(self.database_url) or self.database_url)
+        recovery = RecoverInterrupted(me, where, self.max_interruptions)
+        self._upkeep = await start_pool(pool, recovery, self.reconcile_interval)
+        self._pool = pool
+
     async def _open_database(self) -> None:
         path = sqlite_path(self.database_url)
         if path is not None:
+            await asyncio.to_thread(check_local, path)
             self._lock = ProcessLock(path)
             await self._lock.acquire()
         self._engines = create_engines(self.database_url, busy_timeout=self.busy_timeout)
@@ -173,11 +188,16 @@ class AsyncTaskWorker:
 
     async def stop(self, timeout: float = 5.0) -> None:
         """Stop claiming, let running tasks finish within `timeout`, put the rest back to
-        `pending`, then close the database."""
+        `pending`, give up ownership, then close the database."""
         pool, self._pool = self._pool, None
+        upkeep, self._upkeep = self._upkeep, None
         try:
+            if upkeep is not None:
+                await upkeep.stop()
             if pool is not None:
                 await pool.stop(timeout)
+            if upkeep is not None:
+                await upkeep.release()
         finally:
             if self._side_tasks:
                 await asyncio.gather(*self._side_tasks, return_exceptions=True)
@@ -284,14 +304,14 @@ class AsyncTaskWorker:
     # -- control -----------------------------------------------------------------------------
 
     async def cancel_task(self, task_id: str) -> bool:
-        """Cancel a pending or running task. False when it had already finished; raises
+        """Cancel a pending, claimed or running task. False when it had already finished; raises
         TaskNotFoundError for an unknown id."""
         queue = self._require_queue()
         try:
             previous = await queue.cancel(task_id)
         except TaskStateError:
             return False
-        if previous is TaskStatus.RUNNING and self._pool is not None:
+        if previous in (TaskStatus.CLAIMED, TaskStatus.RUNNING) and self._pool is not None:
             self._pool.cancel_local(task_id)
         return True
 

@@ -21,7 +21,7 @@ from app.cache.flights import Flight
 from app.cache.serialization import SerializationError, packb, unpackb
 from app.cache.task_adapter import AsyncCacheAdapter
 from app.clock import now_us, seconds_to_us
-from app.errors import TaskTimeoutError
+from app.errors import TaskDefinitionError, TaskTimeoutError
 from app.worker.records import ClaimedTask, Completed, Failed, Outcome
 from app.worker.registry import TaskDefinition
 
@@ -159,6 +159,11 @@ class TaskExecutor:
     def _timed_out(self, claimed: ClaimedTask) -> Failed:
         error = TaskTimeoutError(f"task did not finish within {self._timeout(claimed)} seconds")
         return self._failed(claimed, error, with_traceback=False)
+
+    def not_registered(self, claimed: ClaimedTask, exc: TaskDefinitionError) -> Failed:
+        """The task's type is not registered in this process (a deploy may be in progress):
+        a failed attempt like any other, retried later while attempts remain."""
+        return self._failed(claimed, exc, with_traceback=False)
 
     def _failed(
         self,

@@ -15,12 +15,11 @@ import traceback
 
 from app.errors import DatabaseUnavailableError, OutcomeNotStoredError, WriterFailedError
 from app.worker.queue import TaskQueue
-from app.worker.records import ClaimedTask, Failed, Outcome
+from app.worker.records import AttemptKey, ClaimedTask, Failed, Outcome
 
 logger = logging.getLogger(__name__)
 FIRST_DELAY = 0.1
 MAX_DELAY = 2.0
-AttemptKey = tuple[str, int]
 
 
 class OutcomeKeeper:
@@ -62,19 +61,19 @@ class OutcomeKeeper:
         unsaved, self._unsaved = list(self._unsaved.values()), {}
         return unsaved
 
-    async def last_try(self, pairs: list[tuple[ClaimedTask, Outcome]]) -> list[str]:
-        """One writer budget for these outcomes (at stop); returns the ids of the tasks whose
-        outcome the database still refused, for the caller to put back to pending."""
+    async def last_try(self, pairs: list[tuple[ClaimedTask, Outcome]]) -> list[AttemptKey]:
+        """One writer budget for these outcomes (at stop); returns the attempts whose outcome
+        the database still refused, for the caller to put back to pending."""
         results = await asyncio.gather(
             *(self.queue.finish(c, o) for c, o in pairs), return_exceptions=True
         )
-        lost = [c.id for (c, _), r in zip(pairs, results, strict=True) if isinstance(r, Exception)]
+        lost = [c.key for (c, _), r in zip(pairs, results, strict=True) if isinstance(r, Exception)]
         if lost:
             logger.error(
                 "stop: the outcomes of %s tasks could not be stored; they go back to pending "
                 "and run again: %s",
                 len(lost),
-                ", ".join(lost),
+                ", ".join(task_id for task_id, _ in lost),
             )
         return lost
 

@@ -2,7 +2,10 @@
 
 One dispatcher waits on a single wake-up event (set by a committed insert, a freed slot, a
 retry being scheduled, or stop) with a deadline at the next due time, so an idle pool makes
-no queries at all. Claims take as many rows as there are free slots, in one statement.
+no queries at all. A claim takes rows for the free slots straight to `running` and, while
+tasks are short, a prefetch as `claimed`; a prefetched task is marked `running` (one write
+for all tasks started together) before its function runs. Live attempts are tracked by
+(task id, attempt): an attempt that outlives its cancellation still holds its slot.
 """
 
 from __future__ import annotations
@@ -12,23 +15,26 @@ import contextlib
 import functools
 import logging
 import time
-from collections import deque
+from collections.abc import Awaitable
 from dataclasses import dataclass
 
 from app.clock import now_us
 from app.errors import DatabaseUnavailableError, TaskDefinitionError
+from app.worker.claims import Claim, ClaimRequest
 from app.worker.executor import TaskExecutor
 from app.worker.outcomes import OutcomeKeeper, not_stored
 from app.worker.progress import ProgressPublisher, ProgressReporter
 from app.worker.queue import WAKE_ALWAYS, WAKE_NEVER, TaskQueue
-from app.worker.records import ClaimedTask, Failed, Outcome
-from app.worker.recovery import RequeueRunning
+from app.worker.ready import ReadyTasks
+from app.worker.records import AttemptKey, ClaimedTask, Outcome
+from app.worker.recovery import PutBack
 from app.worker.registry import TaskRegistry
 from app.worker.store import TaskStore
 
 logger = logging.getLogger(__name__)
 PREFETCH_FACTOR = 4
 SHORT_TASK_SECONDS = 0.02
+Started = Awaitable[set[str]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,12 +60,14 @@ class WorkerPool:
         self._publish_progress = publish_progress
         self.outcomes = OutcomeKeeper(queue)
         # Attempts until their outcome is committed; `_executing` counts only those whose
-        # function still runs, so a slot frees as soon as the function returns and the next
-        # claim can share a transaction with the outcome writes.
-        self._running: dict[str, asyncio.Task[None]] = {}
-        self._executing: set[str] = set()
-        # Claimed (so `running` in the database) but not started yet: see _claim_size.
-        self._ready: deque[ClaimedTask] = deque()
+        # function still runs (or is about to), so a slot frees as soon as the function
+        # returns and the next claim can share a transaction with the outcome writes.
+        self._running: dict[AttemptKey, asyncio.Task[None]] = {}
+        self._executing: set[AttemptKey] = set()
+        self._ready = ReadyTasks()  # claimed (status `claimed`), not started yet
+        self._suspect: AttemptKey | None = None  # the suspect attempt running here
+        # Set when recovery left suspects; cleared once a claim finds none.
+        self.suspects_waiting = False
         self._mean_seconds: float | None = None
         self._dispatcher: asyncio.Task[None] | None = None
         self._stopping = False
@@ -76,22 +84,33 @@ class WorkerPool:
     def is_running(self) -> bool:
         return self._dispatcher is not None and not self._stopping
 
+    def live_attempts(self) -> set[AttemptKey]:
+        """Every attempt this pool holds: running, or claimed ahead and not started."""
+        return set(self._running) | {c.key for c in self._ready.tasks()}
+
     async def start(self) -> None:
         if self._dispatcher is None:
             self._stopping = False
             self._dispatcher = asyncio.create_task(self._dispatch(), name="litetask-dispatcher")
 
     def cancel_local(self, task_id: str) -> bool:
-        """Cancel the attempt running here, if any (its row was already marked cancelled)."""
-        for claimed in self._ready:
-            if claimed.id == task_id:
-                self._ready.remove(claimed)
-                return True
-        running = self._running.get(task_id)
-        if running is None:
-            return False
-        running.cancel()
-        return True
+        """Cancel the attempts of this task held here, if any (its row was already marked
+        cancelled)."""
+        if self._ready.remove(task_id):
+            self._note_ready()
+            return True
+        attempts = [t for key, t in self._running.items() if key[0] == task_id]
+        for attempt in attempts:
+            attempt.cancel()
+        return bool(attempts)
+
+    def halt(self) -> None:
+        """Stop claiming and cancel every attempt now: another process owns the database
+        (stop() still follows, and its writes are fenced out)."""
+        self._stopping = True
+        self.queue.new_work.set()
+        for attempt in self._running.values():
+            attempt.cancel()
 
     async def stop(self, timeout: float = 5.0) -> None:
         """Stop claiming; let running attempts finish within `timeout`, then cancel the rest
@@ -104,32 +123,32 @@ class WorkerPool:
         with contextlib.suppress(asyncio.CancelledError):
             await self._dispatcher
         self._dispatcher = None
-        unstarted = [claimed.id for claimed in self._ready]
-        self._ready.clear()
+        unstarted = [claimed.id for claimed in self._ready.drain()]
+        self._note_ready()
         cut = await self._finish_or_cut(timeout)
         # Attempts cut while their outcome waited for the database get one last try at it;
         # the others, and those the database still refuses, are put back to run again.
         unsaved = self.outcomes.take_unsaved()
-        known = {claimed.id for claimed, _ in unsaved}
+        known = {claimed.key for claimed, _ in unsaved}
         lost = await self.outcomes.last_try(unsaved) if unsaved else []
-        await self._put_back(unstarted + [i for i in cut if i not in known] + lost)
+        await self._put_back(unstarted, [k for k in cut if k not in known] + lost)
 
-    async def _put_back(self, task_ids: list[str]) -> None:
-        if not task_ids:
+    async def _put_back(self, unstarted: list[str], cut: list[AttemptKey]) -> None:
+        if not unstarted and not cut:
             return
         try:
-            requeued = await self.queue.writer.run(RequeueRunning(self.settings.owner, task_ids))
+            returned = await self.queue.writer.run(PutBack(self.settings.owner, unstarted, cut))
         except DatabaseUnavailableError as exc:
             logger.error(
-                "stop: %s claimed tasks could not be put back (%s); the next start recovers them",
-                len(task_ids),
+                "stop: %s tasks could not be put back (%s); the next start recovers them",
+                len(unstarted) + len(cut),
                 exc,
             )
         else:
-            logger.info("stop: %s claimed tasks put back to pending", requeued)
+            logger.info("stop: %s claimed or cut tasks put back to pending", returned)
 
-    async def _finish_or_cut(self, timeout: float) -> list[str]:
-        """Wait up to `timeout` for running attempts; cancel the rest and return their ids."""
+    async def _finish_or_cut(self, timeout: float) -> list[AttemptKey]:
+        """Wait up to `timeout` for running attempts; cancel the rest and return them."""
         running = dict(self._running)
         if not running:
             return []
@@ -137,7 +156,7 @@ class WorkerPool:
         for attempt in late:
             attempt.cancel()
         await asyncio.gather(*late, return_exceptions=True)
-        return [task_id for task_id, t in running.items() if t in late]
+        return [key for key, t in running.items() if t in late]
 
     async def _dispatch(self) -> None:
         wake = self.queue.new_work
@@ -167,15 +186,15 @@ class WorkerPool:
         queue.new_work.clear()
         queue.wake_before = WAKE_NEVER
         queue.earliest_put = WAKE_ALWAYS
-        self._start_ready()
-        want = self._claim_size()
-        if want <= 0:  # slots are full: a finishing task wakes us
+        if not queue.preempt:  # else what is held goes back first: a better task came
+            self._start_ready()
+        request = self._claim_request()
+        if request is None:  # slots and prefetch are full: a finishing task wakes us
             return None
-        claimed = await queue.claim(want, self.settings.owner, self.settings.lease_seconds)
-        self._ready.extend(claimed)
-        self._start_ready()
-        if len(claimed) == want:
-            return 0 if len(self._executing) < self.settings.max_workers else None
+        claim = await queue.claim(request)
+        self._take(request, claim)
+        if claim.filled(request):
+            return 0 if self._free_slots() > 0 else None
         next_due = await self.store.next_due()
         due = min(WAKE_ALWAYS if next_due is None else next_due, queue.earliest_put)
         queue.wake_before = due
@@ -183,42 +202,92 @@ class WorkerPool:
             return None
         return max(0.0, (due - now_us()) / 1_000_000)
 
-    def _claim_size(self) -> int:
-        """Free slots plus, while recent tasks are short, a prefetch of claimed rows, so
-        a stream of quick tasks is claimed in batches instead of one transaction per slot.
-        Claims wait until at least half the target is missing (or nothing is ready)."""
-        prefetch = self.settings.max_workers * PREFETCH_FACTOR if self._tasks_are_short() else 0
-        target = self.settings.max_workers + prefetch
-        want = target - len(self._executing) - len(self._ready)
-        if self._ready and want < target // 2:
-            return 0
-        return want
+    def _free_slots(self) -> int:
+        return self.settings.max_workers - len(self._executing)
 
-    def _tasks_are_short(self) -> bool:
-        return self._mean_seconds is not None and self._mean_seconds < SHORT_TASK_SECONDS
+    def _claim_request(self) -> ClaimRequest | None:
+        """Free slots (a suspect in one of them when one may run) and, while recent tasks
+        are short, a prefetch, so a stream of quick tasks is claimed in batches instead of
+        one transaction per slot. A prefetch tops up once half of it is gone; a more urgent
+        put (queue.preempt) gives it back to be claimed again in order."""
+        preempt, self.queue.preempt = self.queue.preempt, False
+        give_back = self._ready.drain() if preempt else []
+        free = self._free_slots()
+        prefetch = self._prefetch_size(free > 0 or preempt)
+        if free <= 0 and prefetch <= 0 and not give_back:
+            return None
+        return ClaimRequest(
+            owner=self.settings.owner,
+            lease_seconds=self.settings.lease_seconds,
+            start=max(free, 0),
+            prefetch=prefetch,
+            suspect=self.suspects_waiting and self._suspect is None,
+            give_back=give_back,
+        )
+
+    def _prefetch_size(self, now: bool) -> int:
+        if self._mean_seconds is None or self._mean_seconds >= SHORT_TASK_SECONDS:
+            return 0
+        target = self.settings.max_workers * PREFETCH_FACTOR
+        missing = target - len(self._ready)
+        return missing if now or missing >= target // 2 else 0
+
+    def _take(self, request: ClaimRequest, claim: Claim) -> None:
+        found_suspect = False
+        for claimed in claim.started:
+            if claimed.suspect:
+                self._suspect, found_suspect = claimed.key, True
+            self._launch(claimed, None)
+        if request.suspect and request.start > 0 and not found_suspect:
+            self.suspects_waiting = False  # it looked for one and found none
+        self._ready.extend(claim.claimed)
+        self._start_ready()
 
     def _start_ready(self) -> None:
-        while self._ready and len(self._executing) < self.settings.max_workers:
-            self._launch(self._ready.popleft())
+        batch = [self._ready.pop() for _ in range(min(self._free_slots(), len(self._ready)))]
+        self._note_ready()
+        if batch:
+            settings = self.settings
+            started = self.queue.start(batch, settings.owner, settings.lease_seconds)
+            for claimed in batch:
+                self._launch(claimed, started)
 
-    def _launch(self, claimed: ClaimedTask) -> None:
-        attempt = asyncio.create_task(self._run(claimed), name=f"litetask-task-{claimed.id}")
-        self._running[claimed.id] = attempt
-        self._executing.add(claimed.id)
-        attempt.add_done_callback(functools.partial(self._forget, claimed.id))
+    def _note_ready(self) -> None:
+        self.queue.ready_floor = self._ready.worst_priority()
+
+    def _launch(self, claimed: ClaimedTask, started: Started | None) -> None:
+        key = claimed.key
+        run = self._run(claimed) if started is None else self._begin(claimed, started)
+        attempt = asyncio.create_task(run, name=f"litetask-task-{claimed.id}")
+        self._running[key] = attempt
+        self._executing.add(key)
+        attempt.add_done_callback(functools.partial(self._forget, key))
+
+    async def _begin(self, claimed: ClaimedTask, started: Started) -> None:
+        """Run a claimed attempt once the start write has made its row `running`."""
+        try:
+            ids = await started
+        except Exception:
+            # The row stays claimed under this boot: the reconciler puts it back.
+            logger.exception("starting task %s failed", claimed.id, extra={"task_id": claimed.id})
+            return
+        if claimed.id in ids:  # else it was cancelled while claimed
+            await self._run(claimed)
 
     def _observe(self, seconds: float) -> None:
         mean = self._mean_seconds
         self._mean_seconds = seconds if mean is None else mean + (seconds - mean) * 0.1
 
-    def _free_slot(self, task_id: str) -> None:
-        if task_id in self._executing:
-            self._executing.discard(task_id)
+    def _free_slot(self, key: AttemptKey) -> None:
+        if key == self._suspect:
+            self._suspect = None  # it did not take the process down: the next may run
+        if key in self._executing:
+            self._executing.discard(key)
             self.queue.new_work.set()
 
-    def _forget(self, task_id: str, _attempt: asyncio.Task[None]) -> None:
-        self._running.pop(task_id, None)
-        self._free_slot(task_id)
+    def _forget(self, key: AttemptKey, _attempt: asyncio.Task[None]) -> None:
+        self._running.pop(key, None)
+        self._free_slot(key)
 
     async def _run(self, claimed: ClaimedTask) -> None:
         try:
@@ -242,7 +311,7 @@ class WorkerPool:
         try:
             definition = self.registry.get(claimed.task_type)
         except TaskDefinitionError as exc:
-            outcome: Outcome = Failed(type(exc).__name__, str(exc), None)
+            outcome: Outcome = self.executor.not_registered(claimed, exc)
         else:
             started = time.monotonic()
             try:
@@ -250,6 +319,6 @@ class WorkerPool:
             except Exception as exc:  # not the function's error: keeping its result failed
                 outcome = not_stored(claimed, exc)
             self._observe(time.monotonic() - started)
-        self._free_slot(claimed.id)
+        self._free_slot(claimed.key)
         await reporter.flush()
         await self.outcomes.record(claimed, outcome)

@@ -5,10 +5,13 @@ writer together with its event rows; nothing about a task lives only in memory.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Sequence
 
+from app.clock import now_us
 from app.db.writer import GroupCommitWriter
 from app.worker.accept import PutTask
-from app.worker.attempts import ClaimTasks, FinishTask, SaveProgress
+from app.worker.attempts import FinishTask, SaveProgress
+from app.worker.claims import Claim, ClaimRequest, ClaimTasks, StartTasks
 from app.worker.control import CancelTask, RetryTask
 from app.worker.records import Accepted, ClaimedTask, Failed, NewTask, Outcome
 from app.worker.status import TaskInfo, TaskStatus
@@ -30,6 +33,11 @@ class TaskQueue:
         # The earliest run_at (µs) put since the pool last reset it to WAKE_ALWAYS: while it
         # claims (wake_before is WAKE_NEVER then), puts are noted here instead of waking it.
         self.earliest_put = WAKE_ALWAYS
+        # The least urgent priority the pool holds claimed ahead (None: it holds none). A put
+        # more urgent than that, and due, sets `preempt` and wakes the pool, which gives its
+        # prefetch back and claims again, so the new task is not stuck behind it.
+        self.ready_floor: int | None = None
+        self.preempt = False
 
     async def put(self, task: NewTask) -> Accepted:
         accepted = await self.writer.run(PutTask(task))
@@ -39,10 +47,24 @@ class TaskQueue:
                 self.earliest_put = run_at
             if run_at < self.wake_before:
                 self.new_work.set()
+            self._note_urgent(task)
         return accepted
 
-    async def claim(self, limit: int, owner: str, lease_seconds: float) -> list[ClaimedTask]:
-        return await self.writer.run(ClaimTasks(limit, owner, lease_seconds))
+    def _note_urgent(self, task: NewTask) -> None:
+        floor = self.ready_floor
+        if floor is not None and task.priority < floor and task.run_at <= now_us():
+            self.preempt = True
+            self.new_work.set()
+
+    async def claim(self, request: ClaimRequest) -> Claim:
+        return await self.writer.run(ClaimTasks(request))
+
+    def start(
+        self, claimed: Sequence[ClaimedTask], owner: str, lease_seconds: float
+    ) -> Awaitable[set[str]]:
+        """Mark claimed tasks running; the awaitable gives the ids that started (one op,
+        and one future, for all of them)."""
+        return self.writer.submit(StartTasks(claimed, owner, lease_seconds))
 
     async def finish(self, claimed: ClaimedTask, outcome: Outcome) -> bool:
         finished = await self.writer.run(FinishTask(claimed, outcome))

@@ -61,6 +61,10 @@ class Accepted:
     task: NewTask | None = None
 
 
+# (task id, attempt): an attempt's identity; a task's attempts only grow.
+AttemptKey = tuple[str, int]
+
+
 @dataclass(frozen=True, slots=True)
 class ClaimedTask:
     """A task a worker now owns for one attempt; `attempt` fences its completion."""
@@ -78,10 +82,16 @@ class ClaimedTask:
     cache_key: str | None
     cache_ttl: float | None
     metadata: dict[str, Any]
+    # Taken as a suspect (it was running when a process died): run alone among suspects.
+    suspect: bool = False
 
     @property
     def group(self) -> str | None:
         return group_of(self.metadata)
+
+    @property
+    def key(self) -> AttemptKey:
+        return (self.id, self.attempt)
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,14 +9,21 @@ from typing import Any
 
 
 class TaskStatus(StrEnum):
+    """pending -> claimed -> running -> completed | failed | cancelled. `claimed`: taken by a
+    process ahead of a free slot, not started (shown as queued); `running`: its function has
+    started (`started_at` and `attempts` are set then)."""
+
     PENDING = "pending"
+    CLAIMED = "claimed"
     RUNNING = "running"
     COMPLETED = "completed"
     FAILED = "failed"
     CANCELLED = "cancelled"
 
 
-ACTIVE: frozenset[TaskStatus] = frozenset({TaskStatus.PENDING, TaskStatus.RUNNING})
+ACTIVE: frozenset[TaskStatus] = frozenset(
+    {TaskStatus.PENDING, TaskStatus.CLAIMED, TaskStatus.RUNNING}
+)
 TERMINAL: frozenset[TaskStatus] = frozenset(
     {TaskStatus.COMPLETED, TaskStatus.FAILED, TaskStatus.CANCELLED}
 )

@@ -75,6 +75,16 @@ class TaskStore:
             found = {status: n for status, n in (await conn.execute(statement)).all()}
         return {s.value: int(found.get(s.value, 0)) for s in TaskStatus}
 
+    async def held_by(self, owner: str) -> Sequence[tuple[str, TaskStatus, int]]:
+        """(id, status, attempts) of the rows `owner` holds, claimed or running."""
+        held = (TaskStatus.CLAIMED.value, TaskStatus.RUNNING.value)
+        statement = select(tasks.c.id, tasks.c.status, tasks.c.attempts).where(
+            tasks.c.status.in_(held), tasks.c.owner == owner
+        )
+        async with self._engine.connect() as conn:
+            rows = (await conn.execute(statement)).all()
+        return [(row.id, TaskStatus(row.status), int(row.attempts)) for row in rows]
+
     async def next_due(self) -> int | None:
         """The earliest run_at among pending tasks (µs), or None when nothing is pending."""
         statement = (

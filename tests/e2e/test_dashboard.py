@@ -7,6 +7,7 @@ playwright's auto-waiting assertions (10 s), never a sleep.
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -135,3 +136,33 @@ def test_dashboard_asks_for_the_token(start_server: Start, free_port: int, page:
     assert page.evaluate("JSON.stringify(localStorage) + JSON.stringify(sessionStorage)") == (
         "{}{}"
     )
+
+
+def test_claimed_tasks_show_as_pending(start_server: Start, free_port: int, page: Page) -> None:
+    """Tasks the pool took ahead of its one busy slot are `claimed` in the API; the page shows
+    and counts them as pending (not started), and they can be cancelled."""
+    server = start_server(free_port, LITETASK_MAX_WORKERS="1")
+    for i in range(20):  # quick tasks first: the pool then claims ahead of its slots
+        submit(server.url, {"task_type": "demo.add", "args": [i, i]})
+    submit(server.url, {"task_type": "demo.sleep", "kwargs": {"seconds": 60, "steps": 1}})
+    queued = [submit(server.url, {"task_type": "demo.add", "args": [i, 1]}) for i in range(4)]
+    expect_claimed(server.url, queued)
+    page.goto(server.url + "/")
+    expect(page.locator("#queue li[data-status=pending] b")).to_have_text("4")
+    expect(page.locator("#queue li[data-status=running] b")).to_have_text("1")
+    rows = [page.locator(f'tr[data-task-id="{task_id}"]') for task_id in queued]
+    for row in rows:
+        expect(row.locator("td.status")).to_have_text("pending")
+    rows[0].get_by_role("button", name="Cancel").click()
+    expect(rows[0].locator("td.status")).to_have_text("cancelled")
+
+
+def expect_claimed(url: str, ids: list[str]) -> None:
+    """Wait (through the API) until some of `ids` are claimed."""
+    with httpx.Client(base_url=url, timeout=10) as client:
+        for _ in range(500):
+            found = client.get("/tasks", params={"status": "claimed"}).json()["tasks"]
+            if {t["id"] for t in found} & set(ids):
+                return
+            time.sleep(0.02)
+    pytest.fail("no task was claimed ahead")

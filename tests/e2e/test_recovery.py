@@ -152,7 +152,9 @@ def test_sigterm_puts_long_tasks_back_and_they_complete_after_restart(database: 
     assert time.monotonic() - started < 5
     assert counts(database) == {"pending": 5}
     with closing(sqlite3.connect(database)) as conn:
-        assert conn.execute("select max(attempts) from tasks").fetchone() == (0,)
+        # Cut attempts still count as started, and are given back: one attempt left each.
+        left = conn.execute("select attempts, max_attempts - attempts from tasks").fetchall()
+    assert {budget for _, budget in left} == {1} and {n for n, _ in left} == {0, 1}
     again = WorkerProcess(database, "--until-done", "--fast")
     assert again.finish() == 0, again.stderr()
     assert counts(database) == {"completed": 5}
@@ -202,3 +204,24 @@ def test_identical_cached_tasks_share_one_run_across_a_crash(
     assert counts(database) == {"completed": 5}
     with closing(sqlite3.connect(database)) as conn:
         assert conn.execute("select sum(from_cache) from tasks").fetchone() == (4,)
+
+
+def test_kill_9_charges_only_the_tasks_really_running(database: Path) -> None:
+    """Quick tasks make the pool claim ahead of its slots; a crash then must charge no more
+    tasks than there are workers, and put the claimed-ahead ones back uncharged."""
+    proc = WorkerProcess(database, "--enqueue", "6000", "--arg", "0.5", "--max-workers", "4")
+    proc.wait_for("ENQUEUED")
+    time.sleep(0.2)
+    proc.kill9()
+    with closing(sqlite3.connect(database)) as conn:
+        running = conn.execute("select count(*) from tasks where status = 'running'").fetchone()
+        taken = conn.execute("select count(*) from tasks where owner is not null").fetchone()
+    assert running[0] <= 4
+    assert taken[0] > running[0]  # rows claimed ahead were there to be put back
+    last = WorkerProcess(database, "--until-done", "--max-workers", "4")
+    assert last.finish() == 0, last.stderr()
+    assert counts(database) == {"completed": 6000}
+    with closing(sqlite3.connect(database)) as conn:
+        charged = conn.execute("select count(*) from tasks where interruptions > 0").fetchone()
+        extra = conn.execute("select count(*) from tasks where attempts > 1").fetchone()
+    assert charged[0] <= 4 and extra[0] == charged[0]

@@ -14,7 +14,7 @@ import os
 import signal
 import sys
 
-from app import AsyncTaskWorker, TaskRegistry
+from app import ACTIVE, AsyncTaskWorker, TaskRegistry
 
 
 def build_registry(fast: bool) -> TaskRegistry:
@@ -94,7 +94,7 @@ def task_args(options: argparse.Namespace, i: int) -> tuple[float | str, ...]:
 async def until_done(worker: AsyncTaskWorker, stop: asyncio.Event) -> None:
     while not stop.is_set():
         depth = await worker.queue_depth()
-        if depth["pending"] == 0 and depth["running"] == 0:
+        if all(depth[status] == 0 for status in ACTIVE):
             return
         await asyncio.sleep(0.05)
 

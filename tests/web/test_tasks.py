@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import httpx
 
@@ -165,3 +166,37 @@ async def test_task_types_describe_signatures(client: httpx.AsyncClient) -> None
 async def test_unknown_route_and_method_are_problems(client: httpx.AsyncClient) -> None:
     assert_problem(await client.get("/nowhere"), 404)
     assert_problem(await client.put("/tasks"), 405)
+
+
+async def test_claimed_tasks_are_listed_counted_and_cancellable(
+    make_client: ClientFactory,
+) -> None:
+    """Quick tasks make the pool take rows ahead of its one slot: they are `claimed`, not
+    `running`, in the listing and the counts, and can be cancelled like pending ones."""
+    async with make_client(max_workers=1) as client:
+        for i in range(20):  # quick tasks first: the pool then prefetches
+            await wait_done(client, (await submit(client, "demo.add", args=[i, i]))["id"])
+        blocker = await submit(client, "demo.sleep", kwargs={"seconds": 30, "steps": 1})
+        await wait_status(client, blocker["id"], "running")
+        queued = [(await submit(client, "demo.add", args=[i, i]))["id"] for i in range(4)]
+
+        async def claimed() -> list[dict[str, Any]]:
+            response = await client.get("/tasks", params={"status": "claimed"})
+            assert response.status_code == 200
+            found: list[dict[str, Any]] = response.json()["tasks"]
+            return found
+
+        async with asyncio.timeout(10):
+            while True:
+                if len(taken := await claimed()) >= 2:
+                    break
+                await asyncio.sleep(0.01)
+        assert {t["id"] for t in taken} <= set(queued)
+        assert all(t["attempts"] == 0 and t["started_at"] is None for t in taken)
+        queue = (await client.get("/health")).json()["queue"]
+        assert queue["running"] == 1 and queue["claimed"] >= 2
+        cancelled = await client.delete(f"/tasks/{taken[0]['id']}")
+        assert cancelled.status_code == 200 and cancelled.json()["status"] == "cancelled"
+        await client.delete(f"/tasks/{blocker['id']}")
+        for task_id in queued:
+            assert (await wait_done(client, task_id))["status"] in {"completed", "cancelled"}

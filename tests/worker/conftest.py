@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import closing
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 
@@ -95,6 +95,19 @@ def make_registry(recorder: Recorder) -> TaskRegistry:
         registry.register(name, getattr(tasks, name))
     registry.register("flaky", tasks.flaky, max_attempts=3)
     return registry
+
+
+T = TypeVar("T")
+
+
+async def eventually(check: Callable[[], Awaitable[T]], timeout: float = 5.0) -> T:
+    """Poll `check` until it returns something truthy (a state no event announces, e.g. one
+    another program wrote); returns it. TimeoutError after `timeout` seconds."""
+    async with asyncio.timeout(timeout):
+        while True:
+            if found := await check():
+                return found
+            await asyncio.sleep(0.01)
 
 
 def sql(database_url: str, statement: str) -> list[tuple[object, ...]]:

@@ -76,9 +76,9 @@ async def test_graceful_stop_puts_cut_tasks_back_and_they_run_after_restart(
     await asyncio.wait_for(recorder.started.wait(), 5)
     await worker.stop(timeout=0.3)
     assert recorder.cancelled == ["cut"]
-    assert sql(database_url, f"select status, attempts from tasks where id = '{cut}'") == [
-        ("pending", 0)
-    ]
+    # The cut start still counts (attempts only grow); the attempt is given back instead.
+    query = f"select status, attempts, max_attempts from tasks where id = '{cut}'"
+    assert sql(database_url, query) == [("pending", 1, 2)]
     assert sql(database_url, f"select status from tasks where id = '{quick}'") == [("completed",)]
     recorder.gate.set()
     async with AsyncTaskWorker(database_url, registry=registry) as restarted:

@@ -93,7 +93,8 @@ async def test_a_stop_that_outlasts_a_full_disk_puts_the_task_back(
     database_url: str, registry: TaskRegistry, recorder: Recorder
 ) -> None:
     """The outcome never fits before the stop timeout: the task goes back to pending (its
-    attempt given back, no interruption counted) instead of staying `running`."""
+    attempt given back as max_attempts + 1, no interruption counted) instead of staying
+    `running`."""
     worker = worker_on(database_url, registry, write_retry_seconds=0.2)
     await worker.start()
     task_id = await worker.add_task("gated_blob", BIG)
@@ -102,7 +103,8 @@ async def test_a_stop_that_outlasts_a_full_disk_puts_the_task_back(
         recorder.gate.set()
         await asyncio.sleep(0.3)
         await asyncio.wait_for(worker.stop(timeout=0.5), 10)
-        assert status_of(database_url, task_id) == ("pending", 0, 0)
+        assert status_of(database_url, task_id) == ("pending", 1, 0)
+        assert sql(database_url, f"select max_attempts from tasks where id = '{task_id}'") == [(2,)]
     async with worker_on(database_url, registry) as again:
         assert await again.wait_for_tasks([task_id], timeout=10) == [b"x" * BIG]
 

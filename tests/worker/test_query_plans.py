@@ -32,7 +32,7 @@ async def test_claims_and_next_due_use_the_partial_indexes(
     task_ids = [await worker.add_task("add", i, i) for i in range(3)]
     later = await worker.add_task("add", 1, 1, delay=3600)
     await worker.wait_for_tasks(task_ids, timeout=5)
-    claims = [s for s in seen if s[0].startswith("UPDATE tasks SET status=?, attempts")]
+    claims = [s for s in seen if "INDEXED BY ix_tasks_pending_order" in s[0]]
     next_due = [s for s in seen if "min(run_at)" in s[0]]
     assert claims and next_due
     claim_plan = plan(database_url, *claims[0])

@@ -10,7 +10,10 @@
   // after a change wait a little longer than that for counts that include it.
   const HEALTH_AFTER_EVENT_MS = 1200;
   const STATUSES = ["pending", "running", "completed", "failed", "cancelled"];
-  const CANCELLABLE = new Set(["pending", "running"]);
+  // A claimed task is taken by the worker pool ahead of a free slot but not started: to a
+  // user it is still queued, so it shows (and counts) as pending.
+  const SHOWN_AS = { claimed: "pending" };
+  const CANCELLABLE = new Set(["pending", "claimed", "running"]);
   const RETRYABLE = new Set(["failed", "cancelled"]);
   const EVENT_TYPES = [
     "task.queued", "task.started", "task.progress", "task.completed",
@@ -253,8 +256,10 @@
     cells[0].textContent = task.id.slice(0, 8);
     cells[0].title = task.id;
     cells[1].textContent = task.task_type;
-    cells[2].textContent = task.status;
-    cells[2].dataset.status = task.status;
+    const shown = SHOWN_AS[task.status] || task.status;
+    cells[2].textContent = shown;
+    cells[2].dataset.status = shown;
+    cells[2].title = shown === task.status ? "" : `${task.status}: starts when a worker is free`;
     cells[2].classList.add("status");
     fillProgress(cells[3], task.progress);
     cells[4].textContent = String(task.attempts);
@@ -331,7 +336,8 @@
     $("queue").replaceChildren(...STATUSES.map((status) => {
       const item = document.createElement("li");
       const count = document.createElement("b");
-      count.textContent = String(queue[status] || 0);
+      const shown = Object.keys(queue).filter((s) => (SHOWN_AS[s] || s) === status);
+      count.textContent = String(shown.reduce((sum, s) => sum + (queue[s] || 0), 0));
       item.dataset.status = status;
       item.append(count, status);
       return item;
