@@ -50,6 +50,16 @@ class Subscription:
         self._reason: DropReason | None = None
 
     @property
+    def published_up_to(self) -> int:
+        """The newest logged id its manager has published (0: none yet)."""
+        return self._manager.last_id
+
+    @property
+    def idle(self) -> bool:
+        """Nothing is queued: every matching event published so far has been read."""
+        return self._queue.empty()
+
+    @property
     def reason(self) -> DropReason | None:
         """Why the subscription ended, or None while it is live."""
         return self._reason
@@ -141,6 +151,10 @@ class EventManager:
     def __init__(self, *, max_queue: int = DEFAULT_MAX_QUEUE) -> None:
         self.max_queue = max_queue
         self.dropped = 0
+        # The newest logged id published so far (0: none yet). Publishing follows commit
+        # order, so a subscriber whose queue is empty has been handed every event of its
+        # filter up to here: the cursor a quiet stream may send (see app/events/stream.py).
+        self.last_id = 0
         self._index: dict[IndexKey, set[Subscription]] = {}
         self._closed = False
 
@@ -174,6 +188,10 @@ class EventManager:
     def publish(self, events: Sequence[TaskEvent]) -> None:
         """Hand `events` (in order) to every matching subscriber. Never waits and never
         raises: it runs inside the database writer."""
+        for event in reversed(events):
+            if event.id is not None:
+                self.last_id = max(self.last_id, event.id)
+                break
         if not self._index:
             return
         try:

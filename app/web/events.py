@@ -1,7 +1,9 @@
 """Server-Sent-Events routes: `GET /events` (all tasks, or filtered by task_type, group or
 task_id) and `GET /tasks/{task_id}/events` (one task: its current state, then its events up
 to the terminal one). Both resume after `Last-Event-ID` (header, or `?last_event_id=`) from
-the event log without gap or duplicate; see docs/events.md.
+the event log without gap or duplicate, and open with a message that carries an id (a cursor,
+a reset or the snapshot), so a client always has a position to resume from; see
+docs/events.md.
 """
 
 from __future__ import annotations
@@ -14,17 +16,18 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
+from app.events.epoch import BadEventIdError, LogPosition, parse_last_event_id, sse_id
 from app.events.filters import EventFilter
-from app.events.log import TaskEvent, newest_event_id
+from app.events.log import newest_event_id
 from app.events.manager import DropReason, EventManager, SubscriberDropped, Subscription
 from app.events.sse import (
     SNAPSHOT,
     capped,
+    cursor_message,
     encode,
     encode_events,
     event_stream_response,
@@ -32,9 +35,17 @@ from app.events.sse import (
     reset_message,
     retry_hint,
 )
-from app.events.stream import live, plan_resume, replay_then_live, until_terminal
+from app.events.stream import (
+    Cursor,
+    Reset,
+    StreamItem,
+    live,
+    plan_resume,
+    replay_then_live,
+    until_terminal,
+)
 from app.web.errors import problem_response
-from app.web.streams import RETRY_AFTER_SECONDS, StreamLimits
+from app.web.streams import StreamLimits
 from app.worker.core import AsyncTaskWorker
 from app.worker.status import TaskInfo, TaskStatus
 
@@ -42,37 +53,49 @@ logger = logging.getLogger(__name__)
 PROBLEM = "application/problem+json"
 
 
-class BadLastEventIdError(ValueError):
-    """Last-Event-ID must be a non-negative integer (an id this service sent)."""
-
-
 def _problem(status: int, title: str, detail: str) -> JSONResponse:
     body = {"type": "about:blank", "title": title, "status": status, "detail": detail}
     return JSONResponse(body, status_code=status, media_type=PROBLEM)
 
 
-def _last_event_id(request: Request) -> int | None:
+@dataclass(frozen=True, slots=True)
+class _Asked:
+    """The position a client resumes from, as it sent it (`raw`) and parsed."""
+
+    raw: str
+    position: LogPosition
+
+
+def _last_event_id(request: Request) -> _Asked | None:
     raw = request.headers.get("last-event-id") or request.query_params.get("last_event_id")
     if raw is None or not raw.strip():
         return None
-    try:
-        value = int(raw)
-    except ValueError:
-        raise BadLastEventIdError(raw) from None
-    if value < 0:
-        raise BadLastEventIdError(raw)
-    return value
+    return _Asked(raw.strip(), parse_last_event_id(raw))
 
 
-def _bad_id(exc: BadLastEventIdError) -> JSONResponse:
-    return _problem(400, "Bad Request", f"Last-Event-ID {exc.args[0]!r} is not an event id")
+def _bad_id(exc: BadEventIdError) -> JSONResponse:
+    return _problem(
+        400,
+        "Bad Request",
+        f"Last-Event-ID {exc.args[0]!r} is not an event id (<epoch>-<n>, as this service sent)",
+    )
 
 
-def _state(request: Request) -> tuple[AsyncTaskWorker, EventManager, StreamLimits]:
-    worker: AsyncTaskWorker = request.state.worker
-    events: EventManager = request.state.events
-    limits: StreamLimits = request.state.streams
-    return worker, events, limits
+@dataclass(frozen=True, slots=True)
+class _Context:
+    """What a stream body needs from the app's state."""
+
+    worker: AsyncTaskWorker
+    manager: EventManager
+    limits: StreamLimits
+
+    @property
+    def epoch(self) -> str:
+        return self.worker.log_epoch
+
+
+def _context(request: Request) -> _Context:
+    return _Context(request.state.worker, request.state.events, request.state.streams)
 
 
 def _counted(request: Request, limits: StreamLimits, body: AsyncIterator[bytes]) -> Response:
@@ -85,18 +108,17 @@ def _counted(request: Request, limits: StreamLimits, body: AsyncIterator[bytes])
             503,
             "too-many-streams",
             f"{refused}; try again later",
-            headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+            headers={"Retry-After": str(limits.retry_after)},
         )
     return event_stream_response(body, on_close=lambda: limits.give_back(client))
 
 
 @asynccontextmanager
-async def _subscribed(
-    manager: EventManager, event_filter: EventFilter, lifetime: float | None
-) -> AsyncIterator[Subscription]:
-    """A subscription that closes itself after `lifetime` seconds, ending the stream cleanly
+async def _subscribed(context: _Context, event_filter: EventFilter) -> AsyncIterator[Subscription]:
+    """A subscription that closes itself after the stream lifetime, ending the stream cleanly
     (the client resumes with Last-Event-ID) before the server's read timeout cuts it."""
-    async with manager.subscribe(event_filter) as sub:
+    lifetime = context.limits.lifetime
+    async with context.manager.subscribe(event_filter) as sub:
         loop = asyncio.get_running_loop()
         timer = None if lifetime is None else loop.call_later(lifetime, sub.end, DropReason.CLOSED)
         try:
@@ -111,10 +133,10 @@ async def _subscribed(
 
 async def stream_events(request: Request) -> Response:
     """Live events of every task matching the query filters, resumable."""
-    worker, manager, limits = _state(request)
+    context = _context(request)
     try:
-        last_id = _last_event_id(request)
-    except BadLastEventIdError as exc:
+        asked = _last_event_id(request)
+    except BadEventIdError as exc:
         return _bad_id(exc)
     params = request.query_params
     event_filter = EventFilter(
@@ -122,26 +144,33 @@ async def stream_events(request: Request) -> Response:
         task_type=params.get("task_type") or None,
         group=params.get("group") or None,
     )
-    body = _events_body(worker.engines.reader, manager, event_filter, last_id, limits.lifetime)
-    return _counted(request, limits, body)
+    return _counted(request, context.limits, _events_body(context, event_filter, asked))
 
 
 async def _events_body(
-    engine: AsyncEngine,
-    manager: EventManager,
-    event_filter: EventFilter,
-    last_id: int | None,
-    lifetime: float | None,
+    context: _Context, event_filter: EventFilter, asked: _Asked | None
 ) -> AsyncIterator[bytes]:
-    async with _subscribed(manager, event_filter, lifetime) as sub:
+    engine, epoch, interval = (
+        context.worker.engines.reader,
+        context.epoch,
+        context.limits.cursor_interval,
+    )
+    async with _subscribed(context, event_filter) as sub:
         yield retry_hint().encode()
-        after = last_id
-        if last_id is not None:
-            plan = await plan_resume(engine, last_id)
+        items: AsyncIterator[StreamItem]
+        if asked is None:
+            newest = await newest_event_id(engine) or 0
+            yield cursor_message(epoch, newest).encode()
+            items = live(sub, newest, interval)
+        else:
+            plan = await plan_resume(engine, asked.position, epoch)
             if plan.reset is not None:
-                yield reset_message(plan.reset, plan.requested, plan.newest).encode()
-            after = plan.cursor
-        async for chunk in _encoded(replay_then_live(engine, sub, after)):
+                yield reset_message(plan.reset, asked.raw, epoch, plan.cursor).encode()
+                items = live(sub, plan.cursor, interval)
+            else:
+                yield cursor_message(epoch, plan.cursor).encode()
+                items = replay_then_live(engine, sub, plan.cursor, interval)
+        async for chunk in _encoded(items, epoch):
             yield chunk
 
 
@@ -151,64 +180,76 @@ async def _events_body(
 async def stream_task_events(request: Request) -> Response:
     """One task's current state, then its events until it finishes. A client that resumes
     after the task's terminal event gets 204 (EventSource stops reconnecting)."""
-    worker, manager, limits = _state(request)
+    context = _context(request)
     task_id = request.path_params["task_id"]
     try:
-        last_id = _last_event_id(request)
-    except BadLastEventIdError as exc:
+        asked = _last_event_id(request)
+    except BadEventIdError as exc:
         return _bad_id(exc)
-    info = await worker.get_task_info(task_id)
+    info = await context.worker.get_task_info(task_id)
     if info is None:
         return _problem(404, "Not Found", f"no task with id {task_id!r}")
-    if last_id is not None and await _finished_before(worker, info, last_id):
+    if asked is not None and await _finished_before(context, info, asked.position):
         return Response(status_code=204)
-    body = _task_body(worker, manager, task_id, last_id, limits.lifetime)
-    return _counted(request, limits, body)
+    return _counted(request, context.limits, _task_body(context, task_id, asked))
 
 
-async def _finished_before(worker: AsyncTaskWorker, info: TaskInfo, last_id: int) -> bool:
-    """The task is terminal and the client has already seen its last event."""
-    if not info.is_terminal:
+async def _finished_before(context: _Context, info: TaskInfo, position: LogPosition) -> bool:
+    """The task is terminal and the client (of this log) has already seen its last event."""
+    if not info.is_terminal or position.epoch != context.epoch:
         return False
-    newest = await newest_event_id(worker.engines.reader, info.id)
-    return (newest or 0) <= last_id
+    newest = await newest_event_id(context.worker.engines.reader, info.id)
+    return (newest or 0) <= position.id
 
 
-async def _task_body(
-    worker: AsyncTaskWorker,
-    manager: EventManager,
-    task_id: str,
-    last_id: int | None,
-    lifetime: float | None,
-) -> AsyncIterator[bytes]:
-    engine = worker.engines.reader
-    async with _subscribed(manager, EventFilter(task_id=task_id), lifetime) as sub:
+async def _task_body(context: _Context, task_id: str, asked: _Asked | None) -> AsyncIterator[bytes]:
+    engine, epoch, interval = (
+        context.worker.engines.reader,
+        context.epoch,
+        context.limits.cursor_interval,
+    )
+    async with _subscribed(context, EventFilter(task_id=task_id)) as sub:
         yield retry_hint().encode()
-        plan = await plan_resume(engine, last_id) if last_id is not None else None
+        plan = await plan_resume(engine, asked.position, epoch) if asked is not None else None
+        items: AsyncIterator[StreamItem]
         if plan is not None and plan.reset is None:
-            batches = replay_then_live(engine, sub, plan.cursor)
+            yield cursor_message(epoch, plan.cursor).encode()
+            items = replay_then_live(engine, sub, plan.cursor, interval)
         else:
-            if plan is not None:
-                yield reset_message(str(plan.reset), plan.requested, plan.newest).encode()
-            snapshot = await _snapshot(worker, task_id)
+            if plan is not None and asked is not None:
+                yield reset_message(str(plan.reset), asked.raw, epoch, plan.cursor).encode()
+            snapshot = await _snapshot(context, task_id)
             if snapshot is None:
                 return
             yield snapshot.message
             if snapshot.terminal:
                 return
-            batches = live(sub, snapshot.cursor)
-        async for chunk in _encoded(until_terminal(batches)):
+            items = live(sub, snapshot.cursor, interval)
+        async for chunk in _encoded(until_terminal(items), epoch, end_on_reset=True):
             yield chunk
 
 
-async def _encoded(batches: AsyncIterator[list[TaskEvent]]) -> AsyncIterator[bytes]:
-    """Batches as SSE bytes; a subscriber dropped for falling behind ends the stream."""
+async def _encoded(
+    items: AsyncIterator[StreamItem], epoch: str, *, end_on_reset: bool = False
+) -> AsyncIterator[bytes]:
+    """Stream items as SSE bytes; a subscriber dropped for falling behind ends the stream.
+    With `end_on_reset` a reset ends the stream too (the client reloads, then resumes)."""
     try:
-        async for batch in batches:
-            yield encode_events(batch).encode()
+        async for item in items:
+            yield _encode_item(item, epoch).encode()
+            if end_on_reset and isinstance(item, Reset):
+                return
     except SubscriberDropped as exc:
         logger.info("SSE stream ended: %s", exc.reason)
         yield f": dropped ({exc.reason.value}), resume with Last-Event-ID\r\n\r\n".encode()
+
+
+def _encode_item(item: StreamItem, epoch: str) -> str:
+    if isinstance(item, Cursor):
+        return cursor_message(epoch, item.id)
+    if isinstance(item, Reset):
+        return reset_message(item.reason, sse_id(epoch, item.since), epoch, item.cursor)
+    return encode_events(item, epoch)
 
 
 @dataclass(frozen=True, slots=True)
@@ -218,15 +259,17 @@ class _Snapshot:
     terminal: bool
 
 
-async def _snapshot(worker: AsyncTaskWorker, task_id: str) -> _Snapshot | None:
+async def _snapshot(context: _Context, task_id: str) -> _Snapshot | None:
     """The task's current state as one message whose id is the log's newest id, read before
     the state: a later event arrives live (it may repeat a state; none is missed). Always
     carrying an id, a snapshot of a finished task makes the reconnect a 204."""
+    worker = context.worker
     cursor = await newest_event_id(worker.engines.reader) or 0
     info = await worker.get_task_info(task_id)
     if info is None:
         return None
-    message = encode(snapshot_data(info, cursor), SNAPSHOT, cursor).encode()
+    data = snapshot_data(info, cursor)
+    message = encode(data, SNAPSHOT, sse_id(context.epoch, cursor)).encode()
     return _Snapshot(message, cursor, info.is_terminal)
 
 
