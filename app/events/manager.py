@@ -46,6 +46,10 @@ class Subscription:
         self.filter = event_filter
         self.max_queue = max_queue
         self._manager = manager
+        # The manager's newest published id when this subscription began: every later
+        # event reaches its queue, none before it does (0 when nothing was published yet).
+        self.started_after = manager.last_id
+        self.first_offered: int | None = None  # id of the first logged event it was offered
         self._queue: asyncio.Queue[TaskEvent | None] = asyncio.Queue(max_queue + 1)
         self._reason: DropReason | None = None
 
@@ -72,6 +76,8 @@ class Subscription:
         if self._queue.qsize() >= self.max_queue:
             self.end(DropReason.SLOW)
             return False
+        if self.first_offered is None and event.id is not None:
+            self.first_offered = event.id
         self._queue.put_nowait(event)
         return True
 

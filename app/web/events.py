@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
@@ -159,9 +160,9 @@ async def _events_body(
         yield retry_hint().encode()
         items: AsyncIterator[StreamItem]
         if asked is None:
-            newest = await newest_event_id(engine) or 0
-            yield cursor_message(epoch, newest).encode()
-            items = live(sub, newest, interval)
+            start = await _start_of(sub, engine)
+            yield cursor_message(epoch, start).encode()
+            items = live(sub, start, interval)
         else:
             plan = await plan_resume(engine, asked.position, epoch)
             if plan.reset is not None:
@@ -172,6 +173,18 @@ async def _events_body(
                 items = replay_then_live(engine, sub, plan.cursor, interval)
         async for chunk in _encoded(items, epoch):
             yield chunk
+
+
+async def _start_of(sub: Subscription, engine: AsyncEngine) -> int:
+    """Where a stream without Last-Event-ID starts, exactly: after the newest id published
+    before it subscribed (everything later reaches its queue). When nothing was published
+    yet in this process, the log's newest id, or just before the first event its queue
+    got if that is older (that one was published after it subscribed)."""
+    if sub.started_after:
+        return sub.started_after
+    newest = await newest_event_id(engine) or 0
+    first = sub.first_offered
+    return first - 1 if first is not None and first <= newest else newest
 
 
 # -- GET /tasks/{task_id}/events ---------------------------------------------------------------
