@@ -7,7 +7,9 @@ from __future__ import annotations
 import asyncio
 
 import httpx
+import pytest
 
+from app.config import ConfigError, Settings
 from app.events.client import SSEClient, SSEEvent
 from app.events.manager import EventManager
 from app.events.retention import Retention, prune_events
@@ -96,3 +98,12 @@ async def test_a_quiet_filtered_client_resumes_a_pruned_log_without_a_reset(
         ("task.queued", "mine"),
         ("task.queued", "next"),
     ]
+
+
+def test_the_cursor_interval_is_a_setting() -> None:
+    settings = Settings.from_env({"LITETASK_SSE_CURSOR_INTERVAL": "2.5"})
+    assert StreamLimits.from_settings(settings).cursor_interval == 2.5
+    assert StreamLimits.from_settings(Settings.from_env({})).cursor_interval == 15.0
+    for bad in ("0", "-1", "7200"):
+        with pytest.raises(ConfigError, match="LITETASK_SSE_CURSOR_INTERVAL"):
+            Settings.from_env({"LITETASK_SSE_CURSOR_INTERVAL": bad})
