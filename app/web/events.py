@@ -8,155 +8,73 @@ docs/events.md.
 
 from __future__ import annotations
 
-import asyncio
-import logging
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from app.events.epoch import BadEventIdError, LogPosition, parse_last_event_id, sse_id
+from app.events.epoch import BadEventIdError, LogPosition, sse_id
 from app.events.filters import EventFilter
 from app.events.log import newest_event_id
-from app.events.manager import DropReason, EventManager, SubscriberDropped, Subscription
+from app.events.manager import Subscription
 from app.events.sse import (
     SNAPSHOT,
     capped,
     cursor_message,
     encode,
-    encode_events,
-    event_stream_response,
     iso,
     reset_message,
     retry_hint,
 )
 from app.events.stream import (
-    Cursor,
-    Reset,
     StreamItem,
     live,
     plan_resume,
     replay_then_live,
     until_terminal,
 )
-from app.web.errors import problem_response
-from app.web.streams import StreamLimits
-from app.worker.core import AsyncTaskWorker
+from app.web.event_streams import (
+    Asked,
+    Context,
+    bad_id,
+    context_of,
+    counted,
+    encoded,
+    last_event_id,
+    problem,
+    subscribed,
+)
 from app.worker.status import TaskInfo, TaskStatus
-
-logger = logging.getLogger(__name__)
-PROBLEM = "application/problem+json"
-
-
-def _problem(status: int, title: str, detail: str) -> JSONResponse:
-    body = {"type": "about:blank", "title": title, "status": status, "detail": detail}
-    return JSONResponse(body, status_code=status, media_type=PROBLEM)
-
-
-@dataclass(frozen=True, slots=True)
-class _Asked:
-    """The position a client resumes from, as it sent it (`raw`) and parsed."""
-
-    raw: str
-    position: LogPosition
-
-
-def _last_event_id(request: Request) -> _Asked | None:
-    raw = request.headers.get("last-event-id") or request.query_params.get("last_event_id")
-    if raw is None or not raw.strip():
-        return None
-    return _Asked(raw.strip(), parse_last_event_id(raw))
-
-
-def _bad_id(exc: BadEventIdError) -> JSONResponse:
-    return _problem(
-        400,
-        "Bad Request",
-        f"Last-Event-ID {exc.args[0]!r} is not an event id (<epoch>-<n>, as this service sent)",
-    )
-
-
-@dataclass(frozen=True, slots=True)
-class _Context:
-    """What a stream body needs from the app's state."""
-
-    worker: AsyncTaskWorker
-    manager: EventManager
-    limits: StreamLimits
-
-    @property
-    def epoch(self) -> str:
-        return self.worker.log_epoch
-
-
-def _context(request: Request) -> _Context:
-    return _Context(request.state.worker, request.state.events, request.state.streams)
-
-
-def _counted(request: Request, limits: StreamLimits, body: AsyncIterator[bytes]) -> Response:
-    """`body` as an event stream holding one of the limited slots until it ends; 503 with
-    Retry-After (the body never started) when none is free."""
-    client = request.client.host if request.client is not None else "unknown"
-    refused = limits.take(client)
-    if refused is not None:
-        return problem_response(
-            503,
-            "too-many-streams",
-            f"{refused}; try again later",
-            headers={"Retry-After": str(limits.retry_after)},
-        )
-    return event_stream_response(body, on_close=lambda: limits.give_back(client))
-
-
-@asynccontextmanager
-async def _subscribed(context: _Context, event_filter: EventFilter) -> AsyncIterator[Subscription]:
-    """A subscription that closes itself after the stream lifetime, ending the stream cleanly
-    (the client resumes with Last-Event-ID) before the server's read timeout cuts it."""
-    lifetime = context.limits.lifetime
-    async with context.manager.subscribe(event_filter) as sub:
-        loop = asyncio.get_running_loop()
-        timer = None if lifetime is None else loop.call_later(lifetime, sub.end, DropReason.CLOSED)
-        try:
-            yield sub
-        finally:
-            if timer is not None:
-                timer.cancel()
-
 
 # -- GET /events -------------------------------------------------------------------------------
 
 
 async def stream_events(request: Request) -> Response:
     """Live events of every task matching the query filters, resumable."""
-    context = _context(request)
+    context = context_of(request)
     try:
-        asked = _last_event_id(request)
+        asked = last_event_id(request)
     except BadEventIdError as exc:
-        return _bad_id(exc)
+        return bad_id(exc)
     params = request.query_params
     event_filter = EventFilter(
         task_id=params.get("task_id") or None,
         task_type=params.get("task_type") or None,
         group=params.get("group") or None,
     )
-    return _counted(request, context.limits, _events_body(context, event_filter, asked))
+    return counted(request, context.limits, _events_body(context, event_filter, asked))
 
 
 async def _events_body(
-    context: _Context, event_filter: EventFilter, asked: _Asked | None
+    context: Context, event_filter: EventFilter, asked: Asked | None
 ) -> AsyncIterator[bytes]:
-    engine, epoch, interval = (
-        context.worker.engines.reader,
-        context.epoch,
-        context.limits.cursor_interval,
-    )
-    async with _subscribed(context, event_filter) as sub:
+    engine, epoch, interval = context.reader, context.epoch, context.cursor_interval
+    async with subscribed(context, event_filter) as sub:
         yield retry_hint().encode()
         items: AsyncIterator[StreamItem]
         if asked is None:
@@ -171,7 +89,7 @@ async def _events_body(
             else:
                 yield cursor_message(epoch, plan.cursor).encode()
                 items = replay_then_live(engine, sub, plan.cursor, interval)
-        async for chunk in _encoded(items, epoch):
+        async for chunk in encoded(items, epoch):
             yield chunk
 
 
@@ -193,21 +111,21 @@ async def _start_of(sub: Subscription, engine: AsyncEngine) -> int:
 async def stream_task_events(request: Request) -> Response:
     """One task's current state, then its events until it finishes. A client that resumes
     after the task's terminal event gets 204 (EventSource stops reconnecting)."""
-    context = _context(request)
+    context = context_of(request)
     task_id = request.path_params["task_id"]
     try:
-        asked = _last_event_id(request)
+        asked = last_event_id(request)
     except BadEventIdError as exc:
-        return _bad_id(exc)
+        return bad_id(exc)
     info = await context.worker.get_task_info(task_id)
     if info is None:
-        return _problem(404, "Not Found", f"no task with id {task_id!r}")
+        return problem(404, "Not Found", f"no task with id {task_id!r}")
     if asked is not None and await _finished_before(context, info, asked.position):
         return Response(status_code=204)
-    return _counted(request, context.limits, _task_body(context, task_id, asked))
+    return counted(request, context.limits, _task_body(context, task_id, asked))
 
 
-async def _finished_before(context: _Context, info: TaskInfo, position: LogPosition) -> bool:
+async def _finished_before(context: Context, info: TaskInfo, position: LogPosition) -> bool:
     """The task is terminal and the client (of this log) has already seen its last event."""
     if not info.is_terminal or position.epoch != context.epoch:
         return False
@@ -215,13 +133,9 @@ async def _finished_before(context: _Context, info: TaskInfo, position: LogPosit
     return (newest or 0) <= position.id
 
 
-async def _task_body(context: _Context, task_id: str, asked: _Asked | None) -> AsyncIterator[bytes]:
-    engine, epoch, interval = (
-        context.worker.engines.reader,
-        context.epoch,
-        context.limits.cursor_interval,
-    )
-    async with _subscribed(context, EventFilter(task_id=task_id)) as sub:
+async def _task_body(context: Context, task_id: str, asked: Asked | None) -> AsyncIterator[bytes]:
+    engine, epoch, interval = context.reader, context.epoch, context.cursor_interval
+    async with subscribed(context, EventFilter(task_id=task_id)) as sub:
         yield retry_hint().encode()
         plan = await plan_resume(engine, asked.position, epoch) if asked is not None else None
         items: AsyncIterator[StreamItem]
@@ -238,31 +152,8 @@ async def _task_body(context: _Context, task_id: str, asked: _Asked | None) -> A
             if snapshot.terminal:
                 return
             items = live(sub, snapshot.cursor, interval)
-        async for chunk in _encoded(until_terminal(items), epoch, end_on_reset=True):
+        async for chunk in encoded(until_terminal(items), epoch, end_on_reset=True):
             yield chunk
-
-
-async def _encoded(
-    items: AsyncIterator[StreamItem], epoch: str, *, end_on_reset: bool = False
-) -> AsyncIterator[bytes]:
-    """Stream items as SSE bytes; a subscriber dropped for falling behind ends the stream.
-    With `end_on_reset` a reset ends the stream too (the client reloads, then resumes)."""
-    try:
-        async for item in items:
-            yield _encode_item(item, epoch).encode()
-            if end_on_reset and isinstance(item, Reset):
-                return
-    except SubscriberDropped as exc:
-        logger.info("SSE stream ended: %s", exc.reason)
-        yield f": dropped ({exc.reason.value}), resume with Last-Event-ID\r\n\r\n".encode()
-
-
-def _encode_item(item: StreamItem, epoch: str) -> str:
-    if isinstance(item, Cursor):
-        return cursor_message(epoch, item.id)
-    if isinstance(item, Reset):
-        return reset_message(item.reason, sse_id(epoch, item.since), epoch, item.cursor)
-    return encode_events(item, epoch)
 
 
 @dataclass(frozen=True, slots=True)
@@ -272,7 +163,7 @@ class _Snapshot:
     terminal: bool
 
 
-async def _snapshot(context: _Context, task_id: str) -> _Snapshot | None:
+async def _snapshot(context: Context, task_id: str) -> _Snapshot | None:
     """The task's current state as one message whose id is the log's newest id, read before
     the state: a later event arrives live (it may repeat a state; none is missed). Always
     carrying an id, a snapshot of a finished task makes the reconnect a 204."""
