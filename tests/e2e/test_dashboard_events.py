@@ -10,6 +10,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
+
 from app.events.epoch import rotate_epoch
 from tests.conftest import ServerProcess
 from tests.e2e.browser import (
@@ -27,6 +29,7 @@ from tests.e2e.browser import (
 from tests.e2e.proxy import Proxy
 
 __all__ = ["browser", "page"]  # fixtures
+pytestmark = pytest.mark.timeout(180)  # restarts of real servers, under a loaded machine
 Start = Callable[..., ServerProcess]
 TABS = 7  # one more than a browser opens to one server over HTTP/1.1
 

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 
 from app.events.client import SSEClient, SSEEvent
 from app.events.epoch import rotate_epoch
@@ -20,6 +21,7 @@ from tests.conftest import ServerProcess
 from tests.waiting import until
 
 Start = Callable[..., ServerProcess]
+pytestmark = pytest.mark.timeout(180)  # restarts of real servers, under a loaded machine
 
 
 def submit(url: str, task_type: str, **fields: Any) -> str:

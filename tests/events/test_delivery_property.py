@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import select
@@ -187,6 +188,7 @@ async def scenario(directory: Path, plan: list[tuple[Any, ...]]) -> None:
     assert [f.position for f in followers] == [newest, newest]
 
 
+@pytest.mark.timeout(300)
 @settings(
     max_examples=12,
     deadline=None,
