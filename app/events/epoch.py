@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from sqlalchemy import Connection, create_engine, insert, select, update
 
 from app.clock import now_us
+from app.db.engine import sqlite_path, sync_url
+from app.db.lock import ProcessLock
 from app.db.tables import service_state
 from app.db.write_op import WriteOp
 
@@ -100,12 +102,19 @@ class RotateEpoch(WriteOp[str]):
 
 def rotate_epoch(database_url: str) -> str:
     """Give the log of a *stopped* service's database a new epoch, and return it: the step
-    after restoring an older copy of the database file (`litetask restore` does it). Clients
+    after restoring an older copy of the database file (a restore command does it). Clients
     that saw ids of the old log get `reset` instead of resuming past events whose ids now
-    mean something else. Synchronous: it runs with the service stopped."""
-    engine = create_engine(database_url.replace("+aiosqlite", ""))
+    mean something else. Synchronous: it runs with the service stopped, and raises
+    DatabaseInUseError if a service holds the database."""
+    path = sqlite_path(database_url)
+    lock = ProcessLock(path) if path is not None else None
+    if lock is not None:
+        lock.acquire_now()
+    engine = create_engine(sync_url(database_url))
     try:
         with engine.begin() as conn:
             return RotateEpoch().apply(conn)
     finally:
         engine.dispose()
+        if lock is not None:
+            lock.release()

@@ -11,7 +11,8 @@ import httpx
 import pytest
 from starlette.applications import Starlette
 
-from app.events.epoch import rotate_epoch
+from app.errors import DatabaseInUseError
+from app.events.epoch import EnsureEpoch, rotate_epoch
 from app.events.manager import EventManager
 from app.worker.core import AsyncTaskWorker
 from tests.events.conftest import Server, build_app, in_process, running_server
@@ -111,3 +112,10 @@ async def test_after_a_rotation_an_old_cursor_resets(database_url: str) -> None:
     ):
         got = await read_until(source, lambda g: len(g) >= 1, timeout=5)
     assert (got[0].event, got[0].data["reason"]) == ("reset", "epoch")
+
+
+async def test_the_epoch_of_a_running_service_is_not_rotated(database_url: str) -> None:
+    async with AsyncTaskWorker(database_url) as running:
+        with pytest.raises(DatabaseInUseError):
+            rotate_epoch(database_url)
+        assert running.log_epoch == (await running.writer.run(EnsureEpoch()))
