@@ -44,11 +44,20 @@
     command(port, command) {
       if (command.kind === "bye") {
         this.ports = this.ports.filter((p) => p !== port);
+        if (this.ports.length === 0) this.pause();
       } else if (command.kind === "reconnect" && this.source === null) {
         clearTimeout(this.timer);
         this.failures = 0;
         this.open();
       }
+    }
+
+    // No tab left: hold no connection (the position is kept for the next tab).
+    pause() {
+      if (this.source !== null) this.source.close();
+      clearTimeout(this.timer);
+      this.source = null;
+      this.timer = null;
     }
 
     broadcast(message) {
