@@ -87,6 +87,7 @@ class Settings:
     read_timeout: float = 120.0
     sse_max_streams: int = 1000
     sse_max_streams_per_client: int = 32
+    sse_cursor_interval: float = 15.0
     health_interval: float = 1.0
     loop_lag_threshold: float = 1.0
     log_level: str = "info"
@@ -174,6 +175,10 @@ class Settings:
             (
                 not 1 <= self.sse_max_streams_per_client <= self.sse_max_streams,
                 "LITETASK_SSE_MAX_STREAMS_PER_CLIENT must be 1 to LITETASK_SSE_MAX_STREAMS",
+            ),
+            (
+                not 0.05 <= self.sse_cursor_interval <= 3600,
+                "LITETASK_SSE_CURSOR_INTERVAL must be 0.05 to 3600 seconds",
             ),
             (not 0 <= self.port < 65536, "LITETASK_PORT must be between 0 and 65535"),
             (self.health_interval < 0, "LITETASK_HEALTH_INTERVAL must not be negative"),

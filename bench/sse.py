@@ -129,13 +129,16 @@ class Delays:
         self.values: list[float] = []
 
     def feed(self, buffer: bytes) -> bytes:
-        """Record the delay of every complete `data:` line; return the unfinished rest."""
+        """Record the delay of every complete `data:` line of a task event (not the cursor
+        each stream opens with); return the unfinished rest."""
         *lines, rest = buffer.split(b"\r\n")
         now = time.time()
         for line in lines:
             if line.startswith(b"data: {"):
-                stamp = json.loads(line[6:])["timestamp"]
-                self.values.append(now - datetime.fromisoformat(stamp).timestamp())
+                data = json.loads(line[6:])
+                if data["type"].startswith("task."):
+                    stamp = data["timestamp"]
+                    self.values.append(now - datetime.fromisoformat(stamp).timestamp())
         return rest
 
 
@@ -146,8 +149,9 @@ async def follow(port: int, path: str, delays: Delays, connected: list[int]) -> 
     head = await reader.readuntil(b"\r\n\r\n")
     if b" 200 " not in head.split(b"\r\n")[0]:
         raise RuntimeError(head.decode())
+    # Live once its opening cursor arrived: the stream has subscribed by then.
+    rest = await reader.readuntil(b"event: cursor")
     connected[0] += 1
-    rest = b""
     try:
         while chunk := await reader.read(65536):
             rest = delays.feed(rest + chunk)

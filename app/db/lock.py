@@ -23,6 +23,10 @@ class ProcessLock:
     async def acquire(self) -> None:
         await asyncio.to_thread(self._acquire)
 
+    def acquire_now(self) -> None:
+        """acquire() for synchronous callers: commands that run with the service stopped."""
+        self._acquire()
+
     def _acquire(self) -> None:
         fd = open_private(self.path)
         try:

@@ -1,6 +1,7 @@
 """SSEClient: follow a litetask event stream from Python, reconnecting like a browser's
 EventSource (with Last-Event-ID, so nothing is missed or repeated) but with exponential
-backoff and a retry limit.
+backoff and a retry limit. It keeps the position of every message that carries one, cursors
+included (they are not yielded), so a quiet filtered stream resumes where it really was.
 
     async with SSEClient("http://host/events", headers={"Authorization": "Bearer ..."}) as s:
         async for event in s:
@@ -10,8 +11,10 @@ backoff and a retry limit.
 from __future__ import annotations
 
 import asyncio
+import email.utils
 import json
 import random
+import time
 from collections.abc import AsyncGenerator, Mapping
 from contextlib import AsyncExitStack, suppress
 from dataclasses import dataclass, field
@@ -23,12 +26,16 @@ from httpx_sse import EventSource, ServerSentEvent, SSEError
 
 DEFAULT_TIMEOUT = httpx.Timeout(10.0, read=45.0)  # read > 2 heartbeats: a dead link is noticed
 RETRYABLE_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504})
+CURSOR = "cursor"
+MIN_SERVER_RETRY = 0.5  # a server's `retry:` hint below this is raised to it
+QUICK_DEATH = 1.0  # a stream that ends sooner without delivering an event failed
+MAX_RETRY_AFTER = 600.0
 
 
 @dataclass(frozen=True, slots=True)
 class SSEEvent:
-    """One received event: `id` is the event log id (None for progress and snapshots of
-    tasks without logged events), `type` the SSE event name, `data` its JSON body."""
+    """One received event: `id` is the event log id (None for progress events), `type` the
+    SSE event name, `data` its JSON body."""
 
     id: int | None
     type: str
@@ -52,7 +59,27 @@ class RetriesExhaustedError(SSEClientError):
 
 
 class _RetryableError(Exception):
-    """A connection attempt that failed in a way worth retrying."""
+    """A connection attempt that failed in a way worth retrying, after at least
+    `retry_after` seconds when the server said so."""
+
+    def __init__(self, message: str, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+def retry_after_seconds(value: str | None) -> float | None:
+    """A Retry-After header (seconds or an HTTP date) in seconds from now; None if absent
+    or unreadable."""
+    if not value:
+        return None
+    text = value.strip()
+    if text.isdigit():
+        return min(float(text), MAX_RETRY_AFTER)
+    try:
+        moment = email.utils.parsedate_to_datetime(text)
+    except (TypeError, ValueError):
+        return None
+    return min(max(moment.timestamp() - time.time(), 0.0), MAX_RETRY_AFTER)
 
 
 def _to_event(sse: ServerSentEvent) -> SSEEvent | None:
@@ -72,13 +99,17 @@ def _to_event(sse: ServerSentEvent) -> SSEEvent | None:
 class SSEClient:
     """An async iterator of `SSEEvent`s from `url` that survives disconnects.
 
-    When the server ends a stream that delivered events it reconnects at once; after a
-    failure (no connection, a retryable status, a broken or empty stream) it waits
-    `reconnect_delay` seconds (None: the server's `retry:` hint) doubled per consecutive
-    failure up to `max_delay`, with jitter, and after `max_retries` failures in a row raises
+    When a stream ends (cleanly or not) after it delivered an event or lived at least
+    QUICK_DEATH seconds, it reconnects at once: a quiet stream closed by a proxy or by the
+    server's stream lifetime is routine. A failure is a connection that could not be made
+    (no connection, a retryable status) or a stream that died at once; after one it waits
+    `reconnect_delay` seconds (None: the server's `retry:` hint, at least MIN_SERVER_RETRY)
+    doubled per consecutive failure up to `max_delay`, with jitter, and never less than a
+    `Retry-After` the server sent; after `max_retries` failures in a row it raises
     RetriesExhaustedError. A 204 ends the iteration (the stream is over for good); another
     status or a body that is not an event stream raises StreamRejectedError. `aclose()`
-    stops it, also from another task."""
+    stops it, also from another task. `last_event_id` is the position to resume from (the
+    SSE id of the last message that had one, cursors included)."""
 
     def __init__(
         self,
@@ -90,7 +121,7 @@ class SSEClient:
         max_retries: int | None = 10,
         reconnect_delay: float | None = None,
         max_delay: float = 30.0,
-        last_event_id: int | None = None,
+        last_event_id: str | None = None,
         client: httpx.AsyncClient | None = None,
     ) -> None:
         self.url = url
@@ -113,6 +144,7 @@ class SSEClient:
         self._events: AsyncGenerator[ServerSentEvent, None] | None = None
         self._reading = False
         self._received = False  # whether the current connection delivered an event
+        self._opened_at = 0.0  # loop time the current connection was established
 
     # -- iteration -----------------------------------------------------------------------------
 
@@ -129,7 +161,8 @@ class SSEClient:
                 continue
             self._remember(sse)
             event = _to_event(sse)
-            if event is not None:
+            if event is not None and event.type != CURSOR:
+                self._received = True
                 return event
         await self.aclose()
         raise StopAsyncIteration
@@ -152,21 +185,23 @@ class SSEClient:
 
     def _remember(self, sse: ServerSentEvent) -> None:
         if sse.retry is not None:
-            self.server_retry = sse.retry / 1000
-        if sse.id.isdigit():
-            self.last_event_id = int(sse.id)
-        if sse.data:
-            self._failures, self._received = 0, True
+            self.server_retry = max(sse.retry / 1000, MIN_SERVER_RETRY)
+        if sse.id:
+            self.last_event_id = sse.id
 
     def _ended(self, *, failed: bool) -> None:
-        """Plan the next connection. The server ending a stream that delivered events is
-        deliberate (a task finished, a restart, a dropped slow reader): reconnect at once,
-        which also learns whether it is over (204). Anything else backs off."""
+        """Plan the next connection. A stream that delivered events, or lived a while, ended
+        for a reason (a task finished, a restart, a proxy's idle timeout, a dropped slow
+        reader): reconnect at once, which also learns whether it is over (204). One that
+        died at once counts as a failure and backs off."""
         if self._closed:
             return
-        if failed or not self._received:
-            self._count_failure(None)
-        self._delay = self._backoff() if self._failures else 0.0
+        lived = asyncio.get_running_loop().time() - self._opened_at
+        if self._received or lived >= QUICK_DEATH:
+            self._failures, self._delay = 0, 0.0
+            return
+        self._count_failure(None)
+        self._delay = self._backoff()
 
     def _count_failure(self, error: BaseException | None) -> None:
         self._failures += 1
@@ -179,7 +214,7 @@ class SSEClient:
         base = self.reconnect_delay if self.reconnect_delay is not None else self.server_retry
         if self._failures == 0:
             return base
-        delay = min(self.max_delay, base * 2.0 ** (self._failures - 1))
+        delay = min(self.max_delay, base * 2.0 ** min(self._failures - 1, 32))
         return delay * random.uniform(0.5, 1.0)
 
     # -- connecting ----------------------------------------------------------------------------
@@ -194,18 +229,20 @@ class SSEClient:
         except (_RetryableError, httpx.HTTPError) as exc:
             await self._disconnect()
             self._count_failure(exc)
-            self._delay = self._backoff()
+            retry_after = exc.retry_after if isinstance(exc, _RetryableError) else None
+            self._delay = max(self._backoff(), retry_after or 0.0)
 
     async def _connect(self) -> None:
         stack = AsyncExitStack()
         self._connection = stack
         request_headers = {**self.headers, "Accept": "text/event-stream"}
         if self.last_event_id is not None:
-            request_headers["Last-Event-ID"] = str(self.last_event_id)
+            request_headers["Last-Event-ID"] = self.last_event_id
         stream = self._client.stream("GET", self.url, headers=request_headers, params=self.params)
         self._response = response = await stack.enter_async_context(stream)
         self.connects += 1
         self._received = False
+        self._opened_at = asyncio.get_running_loop().time()
         if not await self._accepted(response):
             await self.aclose()
             return
@@ -219,7 +256,8 @@ class SSEClient:
         if status == 204:
             return False
         if status in RETRYABLE_STATUS:
-            raise _RetryableError(f"HTTP {status}")
+            retry_after = retry_after_seconds(response.headers.get("retry-after"))
+            raise _RetryableError(f"HTTP {status}", retry_after)
         if status >= 300 or "text/event-stream" not in response.headers.get("content-type", ""):
             body = (await response.aread()).decode(errors="replace")[:500]
             await self.aclose()

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import Connection, Select, func, insert, select
+from sqlalchemy import Connection, Select, func, insert, select, true
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.db.bulk import insert_rows, json_text
@@ -50,7 +50,13 @@ class TaskEvent:
     id: int | None = None
 
 
-EVENT_COLUMNS = ("id", "type", "task_id", "task_type", "created_at", "payload")
+EVENT_COLUMNS = ("id", "type", "task_id", "task_type", "created_at", "payload", "task_group")
+
+
+def group_of_event(event: TaskEvent) -> str | None:
+    """The event's group (its payload's "group" string), stored apart for indexed replays."""
+    group = event.payload.get("group")
+    return group if isinstance(group, str) else None
 
 
 def append_events(conn: Connection, records: Sequence[TaskEvent]) -> list[TaskEvent]:
@@ -67,6 +73,7 @@ def append_events(conn: Connection, records: Sequence[TaskEvent]) -> list[TaskEv
                 "task_type": r.task_type,
                 "created_at": r.created_at,
                 "payload": r.payload,
+                "task_group": group_of_event(r),
             }
             for r in records
         ]
@@ -87,7 +94,15 @@ def _number_rows(conn: Connection, records: Sequence[TaskEvent]) -> list[int]:
     ids = list(range(last + 1, last + 1 + len(records)))
     conn.info[LAST_EVENT_ID] = ids[-1]
     rows = [
-        (row_id, str(r.type), r.task_id, r.task_type, r.created_at, json_text(r.payload))
+        (
+            row_id,
+            str(r.type),
+            r.task_id,
+            r.task_type,
+            r.created_at,
+            json_text(r.payload),
+            group_of_event(r),
+        )
         for row_id, r in zip(ids, records, strict=True)
     ]
     insert_rows(conn, events, EVENT_COLUMNS, rows)
@@ -97,6 +112,14 @@ def _number_rows(conn: Connection, records: Sequence[TaskEvent]) -> list[int]:
 # -- reading the log back (replay after a reconnect) ----------------------------------------
 
 REPLAY_PAGE = 500
+_ROW_COLUMNS = (
+    events.c.id,
+    events.c.type,
+    events.c.task_id,
+    events.c.task_type,
+    events.c.created_at,
+    events.c.payload,
+)
 
 
 def _row_to_event(row: Any) -> TaskEvent:
@@ -108,16 +131,28 @@ def _row_to_event(row: Any) -> TaskEvent:
 def _where(
     statement: Select[Any], task_id: str | None, task_type: str | None, group: str | None
 ) -> Select[Any]:
+    """Filters that an index serves: (task_id, id), (task_group, id) or (task_type, id)."""
     if task_id is not None:
         statement = statement.where(events.c.task_id == task_id)
     if task_type is not None:
         statement = statement.where(events.c.task_type == task_type)
     if group is not None:
-        statement = statement.where(events.c.payload["group"].as_string() == group)
+        statement = statement.where(events.c.task_group == group)
     return statement
 
 
-async def read_events(
+@dataclass(frozen=True, slots=True)
+class LogPage:
+    """Up to a page of matching events after an id, and the log's bounds as the same read
+    saw them (None when the log is empty): a replay can tell whether rows it needed were
+    pruned before it read them."""
+
+    events: list[TaskEvent]
+    oldest: int | None
+    newest: int | None
+
+
+async def read_page(
     engine: AsyncEngine,
     after_id: int,
     *,
@@ -125,14 +160,33 @@ async def read_events(
     task_type: str | None = None,
     group: str | None = None,
     limit: int = REPLAY_PAGE,
-) -> list[TaskEvent]:
+) -> LogPage:
     """Up to `limit` logged events with id > `after_id`, oldest first, that match every
-    filter given (`group` is the payload's "group" value)."""
-    statement = select(events).where(events.c.id > after_id).order_by(events.c.id).limit(limit)
-    statement = _where(statement, task_id, task_type, group)
+    filter given (`group` is the payload's "group" value), and the log's bounds, read in one
+    statement (one snapshot): the bounds row is outer-joined to the page, so an empty page
+    still reports them."""
+    page = (
+        _where(select(*_ROW_COLUMNS).where(events.c.id > after_id), task_id, task_type, group)
+        .order_by(events.c.id)
+        .limit(limit)
+        .subquery("page")
+    )
+    bounds = select(
+        select(func.min(events.c.id)).scalar_subquery().label("oldest"),
+        select(func.max(events.c.id)).scalar_subquery().label("newest"),
+    ).subquery("bounds")
+    statement = select(bounds.c.oldest, bounds.c.newest, page).select_from(
+        bounds.outerjoin(page, true())
+    )
     async with engine.connect() as conn:
         rows = (await conn.execute(statement)).all()
-    return [_row_to_event(row) for row in rows]
+    # Sorted here: an ORDER BY on the join would sort the page again in a temporary b-tree.
+    found = sorted((_row_to_event(row) for row in rows if row.id is not None), key=_event_id)
+    return LogPage(found, rows[0].oldest, rows[0].newest)
+
+
+def _event_id(event: TaskEvent) -> int:
+    return event.id or 0
 
 
 async def oldest_event_id(engine: AsyncEngine) -> int | None:

@@ -46,8 +46,22 @@ class Subscription:
         self.filter = event_filter
         self.max_queue = max_queue
         self._manager = manager
+        # The manager's newest published id when this subscription began: every later
+        # event reaches its queue, none before it does (0 when nothing was published yet).
+        self.started_after = manager.last_id
+        self.first_offered: int | None = None  # id of the first logged event it was offered
         self._queue: asyncio.Queue[TaskEvent | None] = asyncio.Queue(max_queue + 1)
         self._reason: DropReason | None = None
+
+    @property
+    def published_up_to(self) -> int:
+        """The newest logged id its manager has published (0: none yet)."""
+        return self._manager.last_id
+
+    @property
+    def idle(self) -> bool:
+        """Nothing is queued: every matching event published so far has been read."""
+        return self._queue.empty()
 
     @property
     def reason(self) -> DropReason | None:
@@ -62,6 +76,8 @@ class Subscription:
         if self._queue.qsize() >= self.max_queue:
             self.end(DropReason.SLOW)
             return False
+        if self.first_offered is None and event.id is not None:
+            self.first_offered = event.id
         self._queue.put_nowait(event)
         return True
 
@@ -141,6 +157,10 @@ class EventManager:
     def __init__(self, *, max_queue: int = DEFAULT_MAX_QUEUE) -> None:
         self.max_queue = max_queue
         self.dropped = 0
+        # The newest logged id published so far (0: none yet). Publishing follows commit
+        # order, so a subscriber whose queue is empty has been handed every event of its
+        # filter up to here: the cursor a quiet stream may send (see app/events/stream.py).
+        self.last_id = 0
         self._index: dict[IndexKey, set[Subscription]] = {}
         self._closed = False
 
@@ -174,6 +194,10 @@ class EventManager:
     def publish(self, events: Sequence[TaskEvent]) -> None:
         """Hand `events` (in order) to every matching subscriber. Never waits and never
         raises: it runs inside the database writer."""
+        for event in reversed(events):
+            if event.id is not None:
+                self.last_id = max(self.last_id, event.id)
+                break
         if not self._index:
             return
         try:

@@ -1,8 +1,10 @@
 """Server-Sent-Events encoding of task events, and the streaming response that carries them.
 
-Each logged event becomes one SSE message: `id` is the event log id (ephemeral progress
-events carry none, so a client's Last-Event-ID always names a logged event), `event` is the
-event type and `data` one line of JSON. Big results and errors are cut to `MAX_FIELD_CHARS`.
+Each logged event becomes one SSE message: `id` is `<epoch>-<log id>` (app/events/epoch.py;
+ephemeral progress events carry none, so a client's Last-Event-ID always names a logged
+event), `event` is the event type and `data` one line of JSON (whose `id` is the log id).
+Big results and errors are cut to `MAX_FIELD_CHARS`. A `cursor` message carries only a
+position; a `reset` message tells the client to reload its state.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from starlette.types import Receive, Scope, Send
 
 from app.cache.jsonable import json_text
 from app.clock import us_to_datetime
+from app.events.epoch import sse_id
 from app.events.log import TaskEvent
 
 RETRY_MS = 3000
@@ -25,6 +28,7 @@ SEND_TIMEOUT_SECONDS = 30.0
 MAX_FIELD_CHARS = 4096
 CAPPED_FIELDS = ("result", "error", "traceback")
 RESET = "reset"
+CURSOR = "cursor"
 SNAPSHOT = "task.snapshot"
 _BASE_FIELDS = frozenset({"id", "type", "task_id", "task_type", "timestamp"})
 
@@ -73,32 +77,47 @@ def event_data(event: TaskEvent) -> dict[str, Any]:
     return data
 
 
-def encode(data: Mapping[str, Any], event: str, event_id: int | None = None) -> str:
+def encode(data: Mapping[str, Any], event: str, event_id: str | None = None) -> str:
     """One SSE message. JSON escapes every newline, so `data` is a single line."""
     body = json_text(data)  # the API's encoder: same values, strict JSON
     head = f"id: {event_id}\r\n" if event_id is not None else ""
     return f"{head}event: {event}\r\ndata: {body}\r\n\r\n"
 
 
-def encode_event(event: TaskEvent) -> str:
-    return encode(event_data(event), str(event.type), event.id)
+def encode_event(event: TaskEvent, epoch: str) -> str:
+    event_id = sse_id(epoch, event.id) if event.id is not None else None
+    return encode(event_data(event), str(event.type), event_id)
 
 
-def encode_events(events: Iterable[TaskEvent]) -> str:
-    return "".join(encode_event(e) for e in events)
+def encode_events(events: Iterable[TaskEvent], epoch: str) -> str:
+    return "".join(encode_event(e, epoch) for e in events)
 
 
-def reset_message(reason: str, last_event_id: int, newest_id: int) -> str:
-    """Tells a resuming client its Last-Event-ID cannot be resumed (pruned, or unknown to this
-    log): it should reload state; the stream goes on live after `newest_id`."""
+def _now() -> str:
+    return datetime.now(UTC).isoformat()
+
+
+def cursor_message(epoch: str, event_id: int) -> str:
+    """A position without an event: everything the stream's filter matches up to
+    `event_id` was delivered. EventSource keeps its id for the reconnect; listeners of
+    task events never see it."""
+    data = {"type": CURSOR, "id": event_id, "epoch": epoch, "timestamp": _now()}
+    return encode(data, CURSOR, sse_id(epoch, event_id))
+
+
+def reset_message(reason: str, last_event_id: str, epoch: str, newest_id: int) -> str:
+    """Tells a client that events after `last_event_id` cannot be delivered (pruned, or
+    that id is of another log): it should reload state; the stream goes on live after
+    `newest_id`."""
     data = {
         "type": RESET,
         "reason": reason,
         "last_event_id": last_event_id,
         "id": newest_id,
-        "timestamp": datetime.now(UTC).isoformat(),
+        "epoch": epoch,
+        "timestamp": _now(),
     }
-    return encode(data, RESET, newest_id)
+    return encode(data, RESET, sse_id(epoch, newest_id))
 
 
 def retry_hint(ms: int = RETRY_MS) -> str:

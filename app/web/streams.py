@@ -9,6 +9,10 @@ A stream also ends itself after `lifetime` seconds. Its client sends nothing aft
 request, so Hypercorn's read timeout (LITETASK_READ_TIMEOUT) would otherwise cut it off
 mid-chunk; ending first, cleanly, lets EventSource and SSEClient reconnect with
 Last-Event-ID and miss nothing.
+
+A quiet filtered stream sends a cursor (its position in the log) at most every
+`cursor_interval` seconds while the log moves (LITETASK_SSE_CURSOR_INTERVAL), so its client
+resumes from there, not from the last event it happened to match.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from app.config import Settings
 
 LIFETIME_MARGIN = 5.0  # seconds a stream ends before the read timeout would cut it
 RETRY_AFTER_SECONDS = 5
+CURSOR_INTERVAL = 15.0
 
 
 def stream_lifetime(read_timeout: float) -> float:
@@ -33,6 +38,8 @@ class StreamLimits:
     max_streams: int = 1000
     per_client: int = 32
     lifetime: float | None = None
+    cursor_interval: float | None = CURSOR_INTERVAL
+    retry_after: int = RETRY_AFTER_SECONDS
     _open: dict[str, int] = field(default_factory=dict, init=False, repr=False)
     _total: int = field(default=0, init=False, repr=False)
 
@@ -42,6 +49,7 @@ class StreamLimits:
             settings.sse_max_streams,
             settings.sse_max_streams_per_client,
             stream_lifetime(settings.read_timeout),
+            settings.sse_cursor_interval,
         )
 
     @property

@@ -29,10 +29,12 @@ from app.errors import (
     WorkerNotRunningError,
     WriterFailedError,
 )
+from app.events.epoch import EnsureEpoch
 from app.events.log import TERMINAL_EVENT_TYPES, EventType, TaskEvent
 from app.worker.executor import RetryPolicy, TaskExecutor
 from app.worker.options import TaskOptions, build_new_task
 from app.worker.pool import PoolSettings, WorkerPool
+from app.worker.progress import ProgressGate
 from app.worker.queue import TaskQueue
 from app.worker.records import Accepted, ClaimedTask, task_event
 from app.worker.recovery import RecoverInterrupted
@@ -85,6 +87,8 @@ class AsyncTaskWorker:
             max_workers=max_workers, owner=self.boot_id, lease_seconds=lease_seconds
         )
         self._waiters = TaskWaiters()
+        self._progress_gate = ProgressGate()
+        self._log_epoch: str | None = None
         self._side_tasks: set[asyncio.Task[Any]] = set()
         self._engines: Engines | None = None
         self._lock: ProcessLock | None = None
@@ -121,6 +125,13 @@ class AsyncTaskWorker:
         if self._writer is None:
             raise WorkerNotRunningError()
         return self._writer
+
+    @property
+    def log_epoch(self) -> str:
+        """The epoch of this database's event log (app/events/epoch.py), while started."""
+        if self._log_epoch is None:
+            raise WorkerNotRunningError()
+        return self._log_epoch
 
     @property
     def pool(self) -> WorkerPool | None:
@@ -181,6 +192,7 @@ class AsyncTaskWorker:
             retry_seconds=self.write_retry_seconds,
         )
         await self._writer.start()
+        self._log_epoch = await self._writer.run(EnsureEpoch())
         self._cache = open_cache(self.cache_settings, self._writer, self._engines.reader)
         self.executor.cache = self._cache
         self._queue = TaskQueue(self._writer)
@@ -219,6 +231,7 @@ class AsyncTaskWorker:
                 self._engines = None
         finally:
             self._writer = self._engines = None
+            self._log_epoch = None
             if self._lock is not None:
                 self._lock.release()
                 self._lock = None
@@ -398,6 +411,7 @@ class AsyncTaskWorker:
         return self._store
 
     def _on_commit(self, events: list[TaskEvent]) -> None:
+        self._progress_gate.observe(events)  # before publishing: nothing after a terminal
         self._publish(events)
         finished = {e.task_id for e in events if e.type in TERMINAL_EVENT_TYPES}
         waited = self._waiters.waiting_for(finished)
@@ -405,13 +419,14 @@ class AsyncTaskWorker:
             self._spawn(self._resolve_waiters(waited))
 
     def _publish_progress(self, claimed: ClaimedTask, progress: float) -> None:
-        if self.event_sink is not None:
+        """Publish a progress value (throttled by the reporter) while its attempt is live.
+        It says no status: a progress event never changes what a client shows as status."""
+        if self.event_sink is not None and self._progress_gate.allows(claimed):
             event = task_event(
                 EventType.PROGRESS,
                 claimed.id,
                 claimed.task_type,
                 group=claimed.group,
-                status="running",
                 progress=progress,
                 attempt=claimed.attempt,
             )

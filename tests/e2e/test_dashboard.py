@@ -1,77 +1,24 @@
 """The dashboard in a real browser: headless Chromium (playwright) against `litetask serve`.
 
-Skips, saying why, without /usr/bin/chromium or the playwright package. Every wait is one of
-playwright's auto-waiting assertions (10 s), never a sleep.
+Skips, saying why, without /usr/bin/chromium or the playwright package (tests/e2e/browser.py).
+Every wait is one of playwright's auto-waiting assertions (10 s), never a sleep.
 """
 
 from __future__ import annotations
 
 import re
 import time
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Callable
 
 import httpx
 import pytest
 
 from tests.conftest import ServerProcess
+from tests.e2e.browser import Page, browser, expect, page, submit
 
-try:
-    from playwright.sync_api import Browser, Page, expect, sync_playwright
-except ImportError:  # pragma: no cover - depends on the environment
-    pytest.skip(
-        "the playwright package is not installed (it is in the dev group: uv sync)",
-        allow_module_level=True,
-    )
-
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-WAIT_MS = 10_000
+__all__ = ["browser", "page"]  # fixtures
 TOKEN = "dashboard-test-token-" + "x" * 20
 Start = Callable[..., ServerProcess]
-
-pytestmark = pytest.mark.skipif(
-    not CHROMIUM.exists(), reason=f"{CHROMIUM} is missing (apt-get install chromium)"
-)
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
-
-
-@pytest.fixture
-def page(browser: Browser) -> Iterator[Page]:
-    """A fresh browser context (no cookies) with one page; errors in its scripts fail."""
-    context = browser.new_context()
-    context.set_default_timeout(WAIT_MS)
-    expect.set_options(timeout=WAIT_MS)
-    page = context.new_page()
-    errors: list[str] = []
-    page.on("pageerror", lambda error: errors.append(str(error)))
-    yield page
-    context.close()
-    assert errors == []
-
-
-def submit(url: str, body: dict[str, object], token: str | None = None) -> str:
-    headers = {"Authorization": f"Bearer {token}"} if token else {}
-    response = httpx.post(url + "/tasks", json=body, headers=headers, timeout=10)
-    assert response.status_code == 202, response.text
-    task_id: str = response.json()["id"]
-    return task_id
 
 
 def test_dashboard_shows_tasks_live_and_cancels(

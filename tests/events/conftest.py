@@ -37,6 +37,24 @@ class Gates:
         return self.release.setdefault(label, asyncio.Event())
 
 
+async def spin(progress_callback: Callable[[float], None]) -> None:
+    """Reports progress on every turn of the event loop until it is cancelled."""
+    step = 0
+    while True:
+        step += 1
+        progress_callback((step % 1000) / 1000)
+        await asyncio.sleep(0)
+
+
+async def ramp(n: int, progress_callback: Callable[[float], None]) -> int:
+    """Reports 1/n, 2/n ... 1.0 as fast as it can, then returns."""
+    for i in range(1, n + 1):
+        progress_callback(i / n)
+        if i % 100 == 0:
+            await asyncio.sleep(0)
+    return n
+
+
 def make_registry(gates: Gates) -> TaskRegistry:
     registry = TaskRegistry()
 
@@ -64,6 +82,8 @@ def make_registry(gates: Gates) -> TaskRegistry:
     registry.register("held", held)
     registry.register("boom", boom)
     registry.register("big", big)
+    registry.register("spin", spin)
+    registry.register("ramp", ramp)
     return registry
 
 
@@ -92,13 +112,15 @@ async def worker(
         yield started
 
 
-def build_app(worker: AsyncTaskWorker, manager: EventManager) -> Starlette:
+def build_app(
+    worker: AsyncTaskWorker, manager: EventManager, limits: StreamLimits | None = None
+) -> Starlette:
     """The SSE routes with lifespan state, the way the service mounts them."""
 
     @asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[dict[str, Any]]:
         try:
-            yield {"worker": worker, "events": manager, "streams": StreamLimits()}
+            yield {"worker": worker, "events": manager, "streams": limits or StreamLimits()}
         finally:
             manager.close()
 

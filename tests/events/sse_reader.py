@@ -20,8 +20,9 @@ class Got:
     data: dict[str, Any]
 
 
-def to_got(sse: ServerSentEvent) -> Got | None:
-    if not sse.data:
+def to_got(sse: ServerSentEvent, cursors: bool = False) -> Got | None:
+    """The message, or None for one without data or a cursor (unless `cursors`)."""
+    if not sse.data or (sse.event == "cursor" and not cursors):
         return None
     return Got(sse.id, sse.event, json.loads(sse.data))
 
@@ -35,14 +36,19 @@ async def open_stream(
 
 
 async def read_until(
-    source: EventSource, done: Callable[[list[Got]], bool], timeout: float = 10
+    source: EventSource,
+    done: Callable[[list[Got]], bool],
+    timeout: float = 10,
+    *,
+    cursors: bool = False,
 ) -> list[Got]:
-    """Messages with data until `done(messages)` or the stream ends."""
+    """Messages with data until `done(messages)` or the stream ends; cursor messages only
+    with `cursors`."""
     got: list[Got] = []
 
     async def read() -> None:
         async for sse in source.aiter_sse():
-            item = to_got(sse)
+            item = to_got(sse, cursors)
             if item is not None:
                 got.append(item)
                 if done(got):
@@ -52,5 +58,5 @@ async def read_until(
     return got
 
 
-async def read_all(source: EventSource, timeout: float = 10) -> list[Got]:
-    return await read_until(source, lambda _: False, timeout)
+async def read_all(source: EventSource, timeout: float = 10, *, cursors: bool = False) -> list[Got]:
+    return await read_until(source, lambda _: False, timeout, cursors=cursors)

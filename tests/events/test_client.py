@@ -6,13 +6,21 @@ from __future__ import annotations
 import asyncio
 import socket
 
+import httpx
 import pytest
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
 
 from app.events.client import RetriesExhaustedError, SSEClient, SSEEvent, StreamRejectedError
 from app.events.manager import EventManager
+from app.web.streams import StreamLimits
 from app.worker.core import AsyncTaskWorker
 from tests.events.conftest import Gates, Server, build_app, running_server
+from tests.events.sse_reader import open_stream
 from tests.events.test_log import log, rec
+from tests.waiting import until
 
 
 async def take(client: SSEClient, n: int, timeout: float = 10) -> list[SSEEvent]:
@@ -35,7 +43,7 @@ async def test_typed_events_and_last_event_id(server: Server, worker: AsyncTaskW
         got = await reader
     assert [e.type for e in got] == ["task.queued", "task.started", "task.completed"]
     assert all(e.data["task_id"] == task_id for e in got)
-    assert [e.id for e in got] == [1, 2, 3] and client.last_event_id == 3
+    assert [e.id for e in got] == [1, 2, 3] and client.last_event_id == f"{worker.log_epoch}-3"
     assert client.server_retry == 3.0
 
 
@@ -131,3 +139,63 @@ async def test_a_dropped_slow_stream_is_resumed_from_the_log(worker: AsyncTaskWo
         got = await reader
     assert [e.id for e in got] == [1, 2, 3, 4, 5, 6]
     assert tiny.dropped == 1 and client.connects == 2
+
+
+async def test_a_quiet_stream_ended_cleanly_is_not_a_failure(
+    worker: AsyncTaskWorker, manager: EventManager
+) -> None:
+    """A proxy (or the server's own stream lifetime) closing a quiet stream is routine: the
+    client reconnects without counting it against max_retries."""
+    app = build_app(worker, manager, StreamLimits(lifetime=1.2))
+    async with (
+        running_server(app, manager) as server,
+        SSEClient(
+            server.url + "/events", params={"group": "quiet"}, max_retries=1, reconnect_delay=0.05
+        ) as client,
+    ):
+        reader = asyncio.create_task(take(client, 1, timeout=20))
+        while client.connects < 4:
+            assert not reader.done(), reader.exception()
+            await asyncio.sleep(0.05)
+        await log(worker, rec("at-last", group="quiet"))
+        got = await reader
+    assert got[0].data["task_id"] == "at-last"
+
+
+async def test_retry_after_of_a_refused_stream_is_honoured(
+    worker: AsyncTaskWorker, manager: EventManager
+) -> None:
+    app = build_app(worker, manager, StreamLimits(per_client=1, retry_after=2))
+    async with running_server(app, manager) as server, httpx.AsyncClient(timeout=10) as other:
+        holder = open_stream(other, server.url + "/events")
+        await holder.__aenter__()  # the only stream this address may have
+        client = SSEClient(server.url + "/events", reconnect_delay=0.01, max_retries=50)
+        reader = asyncio.create_task(take(client, 1, timeout=20))
+        started = asyncio.get_running_loop().time()
+        await asyncio.sleep(0.3)
+        await holder.__aexit__(None, None, None)  # the slot is free long before Retry-After
+        await until(lambda: client.last_event_id is not None, 20)  # its opening cursor
+        waited = asyncio.get_running_loop().time() - started
+        await log(worker, rec("x"))
+        await reader
+        await client.aclose()
+    assert waited >= 1.9, waited
+
+
+async def test_a_server_retry_of_0_does_not_turn_backoff_off() -> None:
+    """A broken server that says `retry: 0` and hangs up at once gets a few attempts a
+    second, not a tight loop."""
+    requests: list[float] = []
+
+    async def hang_up(request: Request) -> Response:
+        requests.append(asyncio.get_running_loop().time())
+        return Response("retry: 0\n\n", media_type="text/event-stream")
+
+    app = Starlette(routes=[Route("/events", hang_up)])
+    async with running_server(app, EventManager()) as server:
+        client = SSEClient(server.url + "/events", max_retries=None)
+        reader = asyncio.create_task(take(client, 1, timeout=30))
+        await asyncio.sleep(1.5)
+        await client.aclose()
+        assert await reader == []
+    assert 1 <= len(requests) <= 5, len(requests)

@@ -19,6 +19,11 @@ from tests.events.test_log import log, rec
 DURABLE_LIFE = ["task.queued", "task.started", "task.completed"]
 
 
+def number(sse_id: str) -> int:
+    """The log id in an SSE id (`<epoch>-<n>`)."""
+    return int(sse_id.rpartition("-")[2])
+
+
 def durable(got: list[Got]) -> list[Got]:
     return [g for g in got if g.sse_id and g.event.startswith("task.") and g.data["id"]]
 
@@ -56,9 +61,9 @@ async def test_every_task_s_events_arrive_complete_and_in_order(
     assert set(by_task) == set(ids)
     for events in by_task.values():
         assert [g.event for g in events] == DURABLE_LIFE
-    sse_ids = [int(g.sse_id) for g in got]
+    sse_ids = [number(g.sse_id) for g in got]
     assert sse_ids == sorted(sse_ids) and len(set(sse_ids)) == len(sse_ids)
-    assert all(int(g.sse_id) == g.data["id"] for g in got)
+    assert all(g.sse_id == f"{worker.log_epoch}-{g.data['id']}" for g in got)
 
 
 async def test_filters_by_task_type_and_group(server: Server, worker: AsyncTaskWorker) -> None:
@@ -111,10 +116,10 @@ async def test_last_event_id_replays_what_was_missed_then_goes_live(
     server: Server, worker: AsyncTaskWorker
 ) -> None:
     await log(worker, *(rec(f"old{i}") for i in range(5)))
-    got = await resume(server, worker, "/events", **{"Last-Event-ID": "2"})
+    got = await resume(server, worker, "/events", **{"Last-Event-ID": f"{worker.log_epoch}-2"})
     assert [g.data["id"] for g in got] == [3, 4, 5, 6]
     assert [g.data["task_id"] for g in got] == ["old2", "old3", "old4", "new"]
-    got = await resume(server, worker, "/events?last_event_id=5")
+    got = await resume(server, worker, f"/events?last_event_id={worker.log_epoch}-5")
     assert [g.data["id"] for g in got] == [6, 7]
 
 
@@ -123,17 +128,18 @@ async def test_a_pruned_last_event_id_gets_a_reset_then_live_events(
 ) -> None:
     await log(worker, *(rec(f"t{i}") for i in range(10)))
     await prune_events(worker.writer, Retention(max_age=None, max_count=3))
+    epoch = worker.log_epoch
     async with (
         httpx.AsyncClient(timeout=10) as client,
-        open_stream(client, server.url + "/events", {"Last-Event-ID": "2"}) as source,
+        open_stream(client, server.url + "/events", {"Last-Event-ID": f"{epoch}-2"}) as source,
     ):
         reader = asyncio.create_task(read_until(source, lambda g: len(g) == 2))
         await asyncio.sleep(0.05)
         await log(worker, rec("live"))
         got = await reader
-    assert got[0].event == "reset" and got[0].sse_id == "10"
-    assert got[0].data["reason"] == "expired" and got[0].data["last_event_id"] == 2
-    assert (got[1].sse_id, got[1].data["task_id"]) == ("11", "live")
+    assert got[0].event == "reset" and got[0].sse_id == f"{epoch}-10"
+    assert got[0].data["reason"] == "expired" and got[0].data["last_event_id"] == f"{epoch}-2"
+    assert (got[1].sse_id, got[1].data["task_id"]) == (f"{epoch}-11", "live")
 
 
 async def test_task_stream_sends_state_then_events_until_done(
@@ -186,17 +192,21 @@ async def test_task_stream_resumes_after_last_event_id(
 ) -> None:
     task_id = await worker.add_task("held", "h")
     await asyncio.sleep(0.1)  # queued (1) and started (2) are logged
+    epoch = worker.log_epoch
     async with (
         httpx.AsyncClient(timeout=10) as client,
         open_stream(
-            client, f"{server.url}/tasks/{task_id}/events", {"Last-Event-ID": "1"}
+            client, f"{server.url}/tasks/{task_id}/events", {"Last-Event-ID": f"{epoch}-1"}
         ) as source,
     ):
         reader = asyncio.create_task(read_all(source))
         await asyncio.sleep(0.05)
         gates.gate("h").set()
         got = await reader
-    assert [(g.sse_id, g.event) for g in got] == [("2", "task.started"), ("3", "task.completed")]
+    assert [(g.sse_id, g.event) for g in got] == [
+        (f"{epoch}-2", "task.started"),
+        (f"{epoch}-3", "task.completed"),
+    ]
 
 
 async def test_server_shutdown_ends_open_streams_promptly(
@@ -224,9 +234,10 @@ async def test_task_stream_with_a_pruned_id_resets_then_sends_state(
     task_id = await worker.add_task("held", "r")
     await asyncio.sleep(0.1)
     await prune_events(worker.writer, Retention(max_age=None, max_count=2))
+    at_3 = f"{worker.log_epoch}-3"
     async with (
         httpx.AsyncClient(timeout=10) as client,
-        open_stream(client, f"{server.url}/tasks/{task_id}/events", {"Last-Event-ID": "3"}) as s,
+        open_stream(client, f"{server.url}/tasks/{task_id}/events", {"Last-Event-ID": at_3}) as s,
     ):
         reader = asyncio.create_task(read_all(s))
         await asyncio.sleep(0.05)
@@ -252,7 +263,9 @@ async def test_resume_while_tasks_run_has_no_gap_and_no_duplicate(
     producer = asyncio.create_task(more())  # commits while the stream replays and switches
     async with (
         httpx.AsyncClient(timeout=10) as client,
-        open_stream(client, server.url + "/events", {"Last-Event-ID": "20"}) as source,
+        open_stream(
+            client, server.url + "/events", {"Last-Event-ID": f"{worker.log_epoch}-20"}
+        ) as source,
     ):
         got = await read_until(source, lambda g: g[-1].data["id"] == 180)
     await producer

@@ -51,9 +51,12 @@ async def test_finished_task_stream_ends_after_the_snapshot(
         last_id = response.text.split("id: ")[1].split("\r\n")[0]
         again = await client.get(f"/tasks/{task_id}/events", headers={"Last-Event-ID": last_id})
         assert again.status_code == 204
-        earlier = await client.get(f"/tasks/{task_id}/events", headers={"Last-Event-ID": "1"})
+        earlier = await client.get(
+            f"/tasks/{task_id}/events", headers={"Last-Event-ID": f"{worker.log_epoch}-1"}
+        )
     assert earlier.status_code == 200
     assert [line for line in earlier.text.splitlines() if line.startswith("event:")] == [
+        "event: cursor",  # where it resumes from
         "event: task.started",
         "event: task.completed",
     ]
@@ -93,6 +96,9 @@ async def test_finished_task_with_pruned_events_still_ends_for_good(
     async with in_process(app) as client:
         response = await client.get(f"/tasks/{task_id}/events")
         snapshot_id = response.text.split("id: ")[1].split("\r\n")[0]
-        assert snapshot_id == "6"  # the log's newest id, though this task has none left
-        again = await client.get(f"/tasks/{task_id}/events", headers={"Last-Event-ID": "6"})
+        # the log's newest id, though this task has none left
+        assert snapshot_id == f"{worker.log_epoch}-6"
+        again = await client.get(
+            f"/tasks/{task_id}/events", headers={"Last-Event-ID": f"{worker.log_epoch}-6"}
+        )
     assert again.status_code == 204

@@ -14,7 +14,7 @@ from app.events.log import (
     log_bounds,
     newest_event_id,
     oldest_event_id,
-    read_events,
+    read_page,
 )
 from app.events.manager import EventManager
 from app.events.retention import PruneEvents, Retention, prune_events
@@ -50,14 +50,14 @@ async def test_read_events_after_an_id_with_filters(worker: AsyncTaskWorker) -> 
         rec("c", "mail", group="g2"),
     )
     reader = worker.engines.reader
-    assert [e.id for e in await read_events(reader, 0)] == [1, 2, 3, 4]
-    assert [e.id for e in await read_events(reader, 2)] == [3, 4]
-    assert [e.id for e in await read_events(reader, 0, task_id="a")] == [1, 3]
-    assert [e.id for e in await read_events(reader, 0, task_type="mail")] == [2, 4]
-    assert [e.id for e in await read_events(reader, 0, group="g1")] == [1, 2]
-    assert [e.id for e in await read_events(reader, 0, group="g1", task_type="mail")] == [2]
-    assert [e.id for e in await read_events(reader, 0, limit=3)] == [1, 2, 3]
-    first = (await read_events(reader, 0, limit=1))[0]
+    assert [e.id for e in (await read_page(reader, 0)).events] == [1, 2, 3, 4]
+    assert [e.id for e in (await read_page(reader, 2)).events] == [3, 4]
+    assert [e.id for e in (await read_page(reader, 0, task_id="a")).events] == [1, 3]
+    assert [e.id for e in (await read_page(reader, 0, task_type="mail")).events] == [2, 4]
+    assert [e.id for e in (await read_page(reader, 0, group="g1")).events] == [1, 2]
+    assert [e.id for e in (await read_page(reader, 0, group="g1", task_type="mail")).events] == [2]
+    assert [e.id for e in (await read_page(reader, 0, limit=3)).events] == [1, 2, 3]
+    first = ((await read_page(reader, 0, limit=1)).events)[0]
     assert first.payload == {"group": "g1"} and first.task_id == "a"
 
 

@@ -10,6 +10,7 @@ from httpx_sse._decoders import SSEDecoder, SSELineDecoder
 from app.events.log import EventType, TaskEvent
 from app.events.sse import (
     MAX_FIELD_CHARS,
+    cursor_message,
     encode_event,
     encode_events,
     event_data,
@@ -25,6 +26,7 @@ COMPLETED = TaskEvent(
     {"status": "completed", "attempt": 2, "progress": 1.0, "from_cache": False},
     42,
 )
+EPOCH = "0123456789ab"
 
 
 def decode(text: str) -> list[tuple[str, str, str, int | None]]:
@@ -57,14 +59,14 @@ def test_event_data_has_the_documented_fields_first() -> None:
 
 
 def test_a_logged_event_carries_its_log_id_as_sse_id() -> None:
-    [(sse_id, name, body, _)] = decode(encode_event(COMPLETED))
-    assert (sse_id, name) == ("42", "task.completed")
+    [(sse_id, name, body, _)] = decode(encode_event(COMPLETED, EPOCH))
+    assert (sse_id, name) == ("0123456789ab-42", "task.completed")
     assert json.loads(body) == event_data(COMPLETED)
 
 
 def test_a_progress_event_has_no_sse_id() -> None:
     progress = TaskEvent(EventType.PROGRESS, "t1", "echo", 0, {"progress": 0.5})
-    text = encode_event(progress)
+    text = encode_event(progress, EPOCH)
     assert "id:" not in text
     [(_, name, body, _)] = decode(text)
     assert name == "task.progress"
@@ -91,7 +93,7 @@ def test_big_results_and_errors_are_cut() -> None:
 
 def test_newlines_in_values_stay_inside_one_data_line() -> None:
     event = TaskEvent(EventType.FAILED, "t1", "echo", 0, {"error": "line1\nline2\r\n"}, 5)
-    [(_, _, body, _)] = decode(encode_event(event))
+    [(_, _, body, _)] = decode(encode_event(event, EPOCH))
     assert json.loads(body)["error"] == "line1\nline2\r\n"
 
 
@@ -100,16 +102,25 @@ def test_several_events_in_one_chunk_decode_in_order() -> None:
         TaskEvent(EventType.QUEUED, "t1", "echo", 0, {}, 1),
         TaskEvent(EventType.STARTED, "t1", "echo", 0, {}, 2),
     ]
-    decoded = decode(retry_hint(2500) + encode_events(events))
+    decoded = decode(retry_hint(2500) + encode_events(events, EPOCH))
     assert decoded[0][3] == 2500
     assert [(i, name) for i, name, _, _ in decoded[1:]] == [
-        ("1", "task.queued"),
-        ("2", "task.started"),
+        ("0123456789ab-1", "task.queued"),
+        ("0123456789ab-2", "task.started"),
     ]
 
 
 def test_reset_message_names_the_newest_id() -> None:
-    [(sse_id, name, body, _)] = decode(reset_message("expired", 3, 90))
-    assert (sse_id, name) == ("90", "reset")
+    [(sse_id, name, body, _)] = decode(reset_message("expired", "3", EPOCH, 90))
+    assert (sse_id, name) == ("0123456789ab-90", "reset")
     data = json.loads(body)
-    assert (data["reason"], data["last_event_id"], data["id"]) == ("expired", 3, 90)
+    assert (data["reason"], data["last_event_id"], data["id"]) == ("expired", "3", 90)
+    assert data["epoch"] == EPOCH
+
+
+def test_a_cursor_is_a_position_without_an_event() -> None:
+    [(sse_id, name, body, _)] = decode(cursor_message(EPOCH, 7))
+    assert (sse_id, name) == ("0123456789ab-7", "cursor")
+    data = json.loads(body)
+    assert (data["type"], data["id"], data["epoch"]) == ("cursor", 7, EPOCH)
+    assert "task_id" not in data

@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import asyncio
 
+from app.events.epoch import LogPosition
 from app.events.filters import EventFilter
+from app.events.log import REPLAY_PAGE, TaskEvent
 from app.events.manager import EventManager
 from app.events.retention import Retention, prune_events
-from app.events.stream import plan_resume, replay_then_live, until_terminal
+from app.events.stream import Resume, plan_resume, replay_then_live, until_terminal
 from app.worker.core import AsyncTaskWorker
 from tests.events.test_log import log, rec
 
@@ -67,17 +69,24 @@ async def test_without_a_last_id_only_live_events_come(
     assert [e.id for e in batch] == [10]
 
 
-async def test_plan_resume_flags_pruned_and_unknown_ids(worker: AsyncTaskWorker) -> None:
-    reader = worker.engines.reader
-    assert (await plan_resume(reader, 0)).reset is None  # empty log, from the start
-    assert (await plan_resume(reader, 5)).reset == "unknown"
+async def test_plan_resume_flags_other_epochs_pruned_and_unknown_ids(
+    worker: AsyncTaskWorker,
+) -> None:
+    reader, epoch = worker.engines.reader, worker.log_epoch
+
+    def at(event_id: int, of: str | None = epoch) -> LogPosition:
+        return LogPosition(of, event_id)
+
+    assert (await plan_resume(reader, at(0), epoch)).reset is None  # empty log, from the start
+    assert (await plan_resume(reader, at(5), epoch)).reset == "unknown"
     await log(worker, *(rec(f"t{i}") for i in range(10)))
     await prune_events(worker.writer, Retention(max_age=None, max_count=5))  # keeps 6..10
-    assert (await plan_resume(reader, 5)).reset is None  # next wanted id 6 is still there
-    expired = await plan_resume(reader, 4)
-    assert (expired.reset, expired.cursor, expired.requested) == ("expired", 10, 4)
-    unknown = await plan_resume(reader, 11)
-    assert (unknown.reset, unknown.cursor) == ("unknown", 10)
+    assert (await plan_resume(reader, at(5), epoch)) == Resume(5)  # next wanted id 6 is there
+    assert (await plan_resume(reader, at(4), epoch)) == Resume(10, "expired")
+    assert (await plan_resume(reader, at(11), epoch)) == Resume(10, "unknown")
+    assert (await plan_resume(reader, at(7, "0" * 12), epoch)) == Resume(10, "epoch")
+    assert (await plan_resume(reader, at(7, None), epoch)) == Resume(10, "epoch")
+    assert (await plan_resume(reader, at(0, None), epoch)) == Resume(10, "expired")
 
 
 async def test_until_terminal_stops_after_the_terminal_event(
@@ -88,3 +97,28 @@ async def test_until_terminal_stops_after_the_terminal_event(
         batches = until_terminal(replay_then_live(worker.engines.reader, sub, 0))
         types = [e.type async for batch in batches for e in batch]
     assert types == ["task.queued", "task.started", "task.completed"]
+
+
+async def test_a_prune_during_a_long_replay_sends_reset_expired_not_a_silent_gap(
+    worker: AsyncTaskWorker, manager: EventManager
+) -> None:
+    await log(worker, *(rec(f"t{i}") for i in range(3 * REPLAY_PAGE)))
+    newest = 3 * REPLAY_PAGE
+    got: list[object] = []
+    async with manager.subscribe(max_queue=100_000) as sub:
+        stream = replay_then_live(worker.engines.reader, sub, 0)
+        got.extend(await anext(stream))  # the first page is on its way to the client...
+        # ... when retention deletes the rows the next pages would have read
+        await prune_events(worker.writer, Retention(max_age=None, max_count=REPLAY_PAGE))
+        async for item in stream:
+            got.extend(item if isinstance(item, list) else [item])
+            if not isinstance(item, list) or got[-1].id == newest:  # type: ignore[attr-defined]
+                break
+        await log(worker, rec("live"))
+        got.extend(await asyncio.wait_for(anext(stream), 5))  # type: ignore[arg-type]
+    ids = [x.id for x in got if isinstance(x, TaskEvent)]
+    marks = [x for x in got if not isinstance(x, TaskEvent)]
+    assert ids == [*range(1, REPLAY_PAGE + 1), newest + 1]
+    assert [(getattr(m, "reason", None), getattr(m, "cursor", None)) for m in marks] == [
+        ("expired", newest)
+    ]

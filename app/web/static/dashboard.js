@@ -1,5 +1,6 @@
 // litetask dashboard: reads the API with the browser's session cookie (same origin) and
-// follows GET /events live. Every piece of data goes into the DOM as textContent.
+// follows GET /events live through the events hub (events-hub.js: one stream shared by all
+// tabs). Every piece of data goes into the DOM as textContent.
 "use strict";
 
 (() => {
@@ -9,22 +10,27 @@
   // GET /health may answer from a probe up to LITETASK_HEALTH_INTERVAL (default 1 s) old, so
   // after a change wait a little longer than that for counts that include it.
   const HEALTH_AFTER_EVENT_MS = 1200;
+  // Events kept while the task list loads; past this the list is loaded again instead.
+  const MAX_BUFFERED = 1000;
+  const RETRY_FIRST_MS = 1000;
+  const RETRY_MAX_MS = 15000;
   const STATUSES = ["pending", "running", "completed", "failed", "cancelled"];
   // A claimed task is taken by the worker pool ahead of a free slot but not started: to a
   // user it is still queued, so it shows (and counts) as pending.
   const SHOWN_AS = { claimed: "pending" };
   const CANCELLABLE = new Set(["pending", "claimed", "running"]);
   const RETRYABLE = new Set(["failed", "cancelled"]);
-  const EVENT_TYPES = [
-    "task.queued", "task.started", "task.progress", "task.completed",
-    "task.failed", "task.cancelled", "task.retrying", "task.recovered",
-  ];
 
   const tasks = new Map(); // task id -> task, in the API's JSON shape
   const docs = new Map(); // task type name -> its docstring
   let order = []; // task ids shown, newest first
   let buffered = null; // events that arrive while the task list loads, else null
-  let source = null;
+  let reloading = null; // the task list load in progress, else null
+  let reloadAgain = false; // a reset (or a full buffer) came while it loaded
+  let hub = null; // MessagePort to the events hub
+  let hubState = "connecting";
+  let whenLive = []; // resolvers waiting for the hub's first message
+  let connectFailures = 0;
   let healthTimer = null;
   let healthDue = Infinity; // when healthTimer fires, in Date.now() milliseconds
 
@@ -66,87 +72,132 @@
   }
 
   function showLogin() {
-    closeEvents();
     $("app").hidden = true;
     $("login").hidden = false;
     $("token").focus();
   }
 
+  function backoff(failures) {
+    const ceiling = Math.min(RETRY_MAX_MS, RETRY_FIRST_MS * 2 ** Math.min(failures - 1, 10));
+    return ceiling * (0.5 + Math.random() / 2);
+  }
+
   // --- connecting -------------------------------------------------------------------------
 
-  // Loads task types, subscribes to events, then loads the tasks; 401 shows the login.
+  // Loads task types, joins the event stream, then loads the tasks; 401 shows the login,
+  // any other failure (a proxy's 502, the service restarting) tries again with backoff.
   async function connect() {
     try {
       const types = await api("GET", "/task-types");
+      connectFailures = 0;
       $("login").hidden = true;
       $("app").hidden = false;
       renderTaskTypes(types.task_types);
-      await openEvents();
+      joinHub();
+      hub.postMessage({ kind: "reconnect" }); // at once, if it had given up for now
+      await hubReady();
       await reloadTasks();
       refreshHealth();
     } catch (error) {
-      if (error.status === 401) showLogin();
-      else showMessage(error.message, true);
+      if (error.status === 401) {
+        showLogin();
+        return;
+      }
+      showMessage(error.message, true);
+      connectFailures += 1;
+      setTimeout(connect, backoff(connectFailures));
     }
   }
 
-  // Opens the event stream; resolves once it is open, so no event after the list is missed.
-  function openEvents() {
-    closeEvents();
-    const stream = new EventSource("/events");
-    source = stream;
-    for (const type of EVENT_TYPES) stream.addEventListener(type, onEvent);
-    stream.addEventListener("reset", () => reloadTasks());
-    return new Promise((resolve, reject) => {
-      stream.addEventListener("open", () => {
-        setLive("live");
-        resolve();
-      });
-      stream.addEventListener("error", () => {
-        if (stream.readyState === EventSource.CLOSED) reject(new Error("no event stream"));
-        onStreamError(stream);
-      });
-    });
-  }
-
-  function closeEvents() {
-    if (source !== null) source.close();
-    source = null;
-    setLive("offline");
-  }
-
-  // A closed stream (not a reconnect in progress) may mean the session expired.
-  function onStreamError(stream) {
-    if (stream !== source) return; // replaced or closed on purpose
-    if (stream.readyState !== EventSource.CLOSED) {
-      setLive("reconnecting");
-      return;
+  // One hub per browser (a SharedWorker), or one for this page where there is none.
+  function joinHub() {
+    if (hub !== null) return;
+    if (typeof SharedWorker === "function") {
+      hub = new SharedWorker("/static/events-hub.js", { name: "litetask-events" }).port;
+    } else {
+      const channel = new MessageChannel();
+      new globalThis.LitetaskEventsHub("/events").add(channel.port1);
+      hub = channel.port2;
     }
-    closeEvents();
-    setTimeout(connect, 3000);
+    hub.onmessage = (message) => fromHub(message.data);
   }
 
-  async function reloadTasks() {
-    buffered = [];
+  function leaveHub() {
+    if (hub !== null) hub.postMessage({ kind: "bye" });
+    hub = null;
+  }
+
+  // Resolves once the stream has delivered a first message (so a list loaded after it
+  // misses no event), or at once when the hub is already past that.
+  function hubReady() {
+    if (hubState !== "connecting") return Promise.resolve();
+    return new Promise((resolve) => whenLive.push(resolve));
+  }
+
+  function fromHub(message) {
+    if (message.kind === "state") onHubState(message.state);
+    else if (message.kind === "event") onEvent(message.type, JSON.parse(message.data));
+  }
+
+  function onHubState(state) {
+    const before = hubState;
+    hubState = state;
+    setLive(state);
+    if (state !== "connecting") for (const resolve of whenLive.splice(0)) resolve();
+    // The hub gave a stream up (an HTTP error): the session may have expired.
+    if (state === "offline" && before !== "offline") checkSession();
+  }
+
+  async function checkSession() {
     try {
-      const page = await api("GET", `/tasks?limit=${MAX_ROWS}`);
-      tasks.clear();
-      for (const task of page.tasks) tasks.set(task.id, task);
-      order = page.tasks.map((task) => task.id);
-      // Events are in order, so replaying those seen meanwhile ends in the current state.
-      for (const event of buffered) applyEvent(event);
-    } finally {
-      buffered = null;
+      await api("GET", "/task-types");
+    } catch (error) {
+      if (error.status === 401) showLogin();
     }
+  }
+
+  // Loads the newest tasks; events that arrive meanwhile are applied on top, in order. A
+  // reset (or too many events) while it loads makes it load again before it finishes.
+  function reloadTasks() {
+    if (reloading !== null) {
+      reloadAgain = true;
+      return reloading;
+    }
+    reloading = loadUntilSettled().finally(() => {
+      buffered = null;
+      reloading = null;
+    });
+    return reloading;
+  }
+
+  async function loadUntilSettled() {
+    let page;
+    do {
+      reloadAgain = false;
+      buffered = [];
+      page = await api("GET", `/tasks?limit=${MAX_ROWS}`);
+    } while (reloadAgain);
+    tasks.clear();
+    for (const task of page.tasks) tasks.set(task.id, task);
+    order = page.tasks.map((task) => task.id);
+    // Events are in order, so replaying those seen meanwhile ends in the current state.
+    for (const event of buffered) applyEvent(event);
     renderTasks();
   }
 
   // --- events -----------------------------------------------------------------------------
 
-  function onEvent(message) {
-    const event = JSON.parse(message.data);
+  function onEvent(type, event) {
+    if (type === "reset") {
+      reloadTasks().catch(handleError);
+      return;
+    }
     if (buffered !== null) {
       buffered.push(event);
+      if (buffered.length > MAX_BUFFERED) {
+        buffered = [];
+        reloadAgain = true;
+      }
       return;
     }
     applyEvent(event);
@@ -154,7 +205,8 @@
     if (event.type !== "task.progress") scheduleHealth(HEALTH_AFTER_EVENT_MS);
   }
 
-  // Updates the task an event is about; a queued task not shown yet is added on top.
+  // Updates the task an event is about; a queued task not shown yet is added on top. Only
+  // state changes set the status: a progress event moves the bar and nothing else.
   function applyEvent(event) {
     let task = tasks.get(event.task_id);
     if (task === undefined) {
@@ -163,8 +215,9 @@
       tasks.set(task.id, task);
       order.unshift(task.id);
     }
-    task.status = event.status;
     if (event.progress !== null && event.progress !== undefined) task.progress = event.progress;
+    if (event.type === "task.progress") return;
+    if (event.status) task.status = event.status;
     if (event.attempt !== null && event.attempt !== undefined) task.attempts = event.attempt;
     applyOutcome(task, event);
   }
@@ -436,6 +489,10 @@
     $("login-form").addEventListener("submit", onLogin);
     $("task-type").addEventListener("change", showTaskDoc);
     $("tasks").addEventListener("click", onTableClick);
+    window.addEventListener("pagehide", leaveHub);
+    window.addEventListener("pageshow", (event) => {
+      if (event.persisted) connect(); // back from the back/forward cache: join again
+    });
     refreshHealth();
     connect();
   });
