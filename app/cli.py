@@ -23,6 +23,7 @@ from app.access import new_token
 from app.config import ConfigError, Settings
 from app.errors import TaskError
 
+logger = logging.getLogger(__name__)
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 SERVICE_UMASK = 0o077  # whatever the service (or a task) creates is its owner's alone
 
@@ -99,6 +100,7 @@ def run_serve(args: argparse.Namespace) -> int:
 
     settings = settings_from(args)
     logging.getLogger().setLevel(settings.log_level.upper())
+    logger.debug("settings: %r", settings)  # secrets masked (Settings.__repr__)
     os.umask(SERVICE_UMASK)
     try:
         asyncio.run(serve(settings))
