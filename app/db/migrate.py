@@ -1,4 +1,9 @@
-"""Running the Alembic migrations from inside the process, on the writer engine."""
+"""Running the Alembic migrations from inside the process, on the writer engine.
+
+The scripts are found in two places: `app/migrations` inside an installed wheel (the build
+puts the repository's `migrations/` there, see pyproject.toml), else `migrations/` at the top
+of a checkout, which is where they are edited and where an editable install finds them.
+"""
 
 from __future__ import annotations
 
@@ -10,12 +15,21 @@ from alembic.config import Config
 from sqlalchemy import Engine
 from sqlalchemy.engine import Connection
 
-MIGRATIONS = Path(__file__).resolve().parents[2] / "migrations"
+PACKAGE = Path(__file__).resolve().parents[1]
+PLACES = (PACKAGE / "migrations", PACKAGE.parent / "migrations")
+
+
+def migrations_directory() -> Path:
+    """Where the Alembic scripts are: inside the installed package, else in the checkout."""
+    for place in PLACES:
+        if (place / "env.py").is_file():
+            return place
+    raise FileNotFoundError(f"no migrations in {' or '.join(map(str, PLACES))}: a broken install")
 
 
 def alembic_config(connection: Connection | None = None) -> Config:
     config = Config()
-    config.set_main_option("script_location", str(MIGRATIONS))
+    config.set_main_option("script_location", str(migrations_directory()))
     if connection is not None:
         config.attributes["connection"] = connection
     return config
