@@ -14,6 +14,7 @@ from typing import Any
 import msgpack
 from sqlalchemy import Connection, Engine, MetaData, create_engine, insert
 
+from app.db.files import create_private
 from app.db.migrate import upgrade_sync
 
 NOW = 1_767_225_600_000_000  # 2026-01-01, in µs
@@ -93,6 +94,7 @@ def engine_for(database: Path) -> Engine:
 def database_at(database: Path, revision: str, *, rows: bool = True) -> dict[str, int]:
     """A database file at schema `revision`, with one representative row per table
     (`rows`); the number of rows written per table."""
+    create_private(database)  # as litetask makes its databases: 0600
     engine = engine_for(database)
     try:
         upgrade_sync(engine, revision)

@@ -14,7 +14,8 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import inspect
 
 from app import AsyncTaskWorker, TaskStatus
-from app.db.migrate import alembic_config, upgrade_sync
+from app.db.engine import create_engines
+from app.db.migrate import alembic_config, upgrade
 from app.db.tables import metadata
 from tests.db.migration_rows import TASK_ID, database_at, engine_for, row_counts
 
@@ -55,14 +56,14 @@ async def test_a_populated_database_upgrades_to_head_and_back_to_base(
 ) -> None:
     database = tmp_path / "old.db"
     written = database_at(database, revision)
-    engine = engine_for(database)
+    engines = create_engines(f"sqlite+aiosqlite:///{database}")  # the service's writer engine
     try:
-        upgrade_sync(engine)
-        with engine.connect() as conn:
+        await upgrade(engines.writer)
+        with engines.writer.connect() as conn:
             assert MigrationContext.configure(conn).get_current_revision() == HEAD
             assert row_counts(conn, list(written)) == written
     finally:
-        engine.dispose()
+        await engines.dispose()
     assert drift(database) == []
 
     async with AsyncTaskWorker(f"sqlite+aiosqlite:///{database}") as worker:
