@@ -161,3 +161,9 @@ class SchemaRevisionError(TaskError):
     """The database's schema revision is not one this version of litetask knows."""
 
     category = "unavailable"
+
+
+class MigrationError(TaskError):
+    """A schema migration could not be applied; the database was left as it was."""
+
+    category = "unavailable"

@@ -13,6 +13,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from alembic import command
@@ -24,7 +27,7 @@ from sqlalchemy.engine import Connection
 
 from app.db.backup import back_up
 from app.db.engine import sqlite_path
-from app.errors import SchemaRevisionError
+from app.errors import MigrationError, SchemaRevisionError
 
 logger = logging.getLogger(__name__)
 PACKAGE = Path(__file__).resolve().parents[1]
@@ -39,18 +42,21 @@ def migrations_directory() -> Path:
     raise FileNotFoundError(f"no migrations in {' or '.join(map(str, PLACES))}: a broken install")
 
 
-def alembic_config(connection: Connection | None = None) -> Config:
+def alembic_config(connection: Connection | None = None, scripts: Path | None = None) -> Config:
+    """Alembic's configuration for our scripts (or those in `scripts`), migrating on
+    `connection` when given."""
     config = Config()
-    config.set_main_option("script_location", str(migrations_directory()))
+    location = scripts if scripts is not None else migrations_directory()
+    config.set_main_option("script_location", str(location))
     if connection is not None:
         config.attributes["connection"] = connection
     return config
 
 
-def check_known(revision: str | None, where: str) -> None:
+def check_known(revision: str | None, where: str, config: Config | None = None) -> None:
     """SchemaRevisionError unless `revision` (of the database at `where`) is one of ours;
     None, a database without a schema yet, passes."""
-    scripts = ScriptDirectory.from_config(alembic_config())
+    scripts = ScriptDirectory.from_config(config or alembic_config())
     if revision is None or revision in {script.revision for script in scripts.walk_revisions()}:
         return
     raise SchemaRevisionError(
@@ -60,16 +66,32 @@ def check_known(revision: str | None, where: str) -> None:
     )
 
 
-def upgrade_sync(engine: Engine, revision: str = "head", *, back_up_first: bool = True) -> None:
+def upgrade_sync(
+    engine: Engine,
+    revision: str = "head",
+    *,
+    back_up_first: bool = True,
+    scripts: Path | None = None,
+) -> None:
     """Bring the schema to `revision`, in one transaction (SQLite has transactional DDL),
-    after a backup of a database that holds rows (unless `back_up_first` is False)."""
-    with engine.connect() as connection:
-        config = alembic_config(connection)
+    after a backup of a database that holds rows (unless `back_up_first` is False).
+    `scripts`: another migrations directory than litetask's own."""
+    with engine.connect() as connection, _foreign_keys_off(connection):
+        config = alembic_config(connection, scripts)
         current = MigrationContext.configure(connection).get_current_revision()
-        check_known(current, str(engine.url.database))
-        if back_up_first:
-            _back_up_before(connection, config, current, revision)
+        check_known(current, str(engine.url.database), config)
+        target = str(ScriptDirectory.from_config(config).as_revision_number(revision))
+        if current == target:
+            return
+        if back_up_first and current is not None:
+            _back_up_before(connection, current, target)
+        broken = _broken_references(connection)
         command.upgrade(config, revision)
+        if _broken_references(connection) > broken:
+            raise MigrationError(
+                f"migrating to schema revision {target} would leave rows referencing rows "
+                "that do not exist; nothing was changed"
+            )
         connection.commit()
 
 
@@ -78,14 +100,37 @@ async def upgrade(engine: Engine, revision: str = "head") -> None:
     await asyncio.to_thread(upgrade_sync, engine, revision)
 
 
-def _back_up_before(
-    connection: Connection, config: Config, current: str | None, revision: str
-) -> None:
-    """Copy the database aside when this upgrade changes the schema of one holding rows.
-    Runs inside the upgrade's transaction, so no write can come between copy and change."""
+@contextmanager
+def _foreign_keys_off(connection: Connection) -> Iterator[None]:
+    """Foreign keys off while migrating, as SQLite's documented table rebuild asks: with
+    them on, the DROP TABLE of a batch rebuild runs the ON DELETE CASCADE of every row
+    referencing that table (rebuilding `tasks` would delete all attempts). The pragma only
+    works outside a transaction, so it is set before the migration's begins and restored
+    after it ended (committed, or else rolled back here), before the writer uses it."""
+    raw = connection.connection.driver_connection
+    if not isinstance(raw, sqlite3.Connection):
+        yield
+        return
+    (was_on,) = raw.execute("PRAGMA foreign_keys").fetchone()
+    raw.execute("PRAGMA foreign_keys = OFF")
+    try:
+        yield
+    finally:
+        if connection.in_transaction():  # not committed: failed, or nothing to migrate
+            connection.rollback()
+        raw.execute(f"PRAGMA foreign_keys = {'ON' if was_on else 'OFF'}")
+
+
+def _broken_references(connection: Connection) -> int:
+    """Rows whose foreign key points nowhere: what the keys, off meanwhile, would refuse."""
+    return len(connection.exec_driver_sql("PRAGMA foreign_key_check").all())
+
+
+def _back_up_before(connection: Connection, current: str, target: str) -> None:
+    """Copy the database aside before changing the schema, when it holds rows. Runs inside
+    the upgrade's transaction, so no write can come between the copy and the change."""
     database = sqlite_path(connection.engine.url)
-    target = ScriptDirectory.from_config(config).as_revision_number(revision)
-    if database is None or current is None or current == target or not _holds_rows(connection):
+    if database is None or not _holds_rows(connection):
         return
     copy = database.with_name(f"{database.name}.pre-migrate-{current}-{target}")
     logger.info(
