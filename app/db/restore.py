@@ -2,7 +2,7 @@
 
 Order, so that a failure at any step leaves the database as it was:
 1. take the database's process lock for the whole restore (a running service holds it:
-   refused), then run OWNERSHIP_CHECKS;
+   refused), then run OWNERSHIP_CHECKS on the current database;
 2. copy the backup beside the database with the backup API: integrity-checked, private;
 3. refuse a copy without a litetask schema or at a revision this version does not know;
    bring an older one to the current schema, then run AFTER_RESTORE on it;
@@ -35,18 +35,20 @@ from app.errors import BackupError
 
 logger = logging.getLogger(__name__)
 
+# A step run on a database in one transaction (see OWNERSHIP_CHECKS and AFTER_RESTORE).
+Step = Callable[[Connection], None]
+
 # Proofs, beyond the process lock held through the restore, that no service owns the
-# database (given its path); each raises DatabaseInUseError. The owner row with a heartbeat
+# database: run on the current database (when there is one; it may be at an older schema)
+# before anything else, each raises DatabaseInUseError. The owner row with a heartbeat
 # (one owner process per SQLite file) belongs here.
-OwnershipCheck = Callable[[Path], None]
-OWNERSHIP_CHECKS: tuple[OwnershipCheck, ...] = ()
+OWNERSHIP_CHECKS: tuple[Step, ...] = ()
 
 # Steps run on the restored copy, at the current schema, in one transaction, before it
 # replaces the database: whatever must not go back in time with the backup (sessions ended
 # since it was taken; the event log's epoch, so resuming SSE clients learn that event ids
 # start over, belongs here too).
-AfterRestore = Callable[[Connection], None]
-AFTER_RESTORE: tuple[AfterRestore, ...] = (end_sessions_after_restore,)
+AFTER_RESTORE: tuple[Step, ...] = (end_sessions_after_restore,)
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,8 +70,8 @@ async def restore(backup: Path, database: Path) -> Restored:
 
 
 def _restore_locked(backup: Path, database: Path) -> Restored:
-    for check in OWNERSHIP_CHECKS:
-        check(database)
+    if database.exists():
+        _apply(database, OWNERSHIP_CHECKS)
     if not backup.is_file():
         raise BackupError(f"there is no backup at {backup}")
     staged = database.with_name(f".{database.name}.restoring")
@@ -93,8 +95,19 @@ def _prepare(staged: Path) -> None:
     engine = create_engine(f"sqlite+pysqlite:///{staged}")
     try:
         upgrade_sync(engine, back_up_first=False)
+    finally:
+        engine.dispose()
+    _apply(staged, AFTER_RESTORE)
+
+
+def _apply(database: Path, steps: tuple[Step, ...]) -> None:
+    """Run `steps` on the database at `database`, in one transaction."""
+    if not steps:
+        return
+    engine = create_engine(f"sqlite+pysqlite:///{database}")
+    try:
         with engine.begin() as conn:
-            for step in AFTER_RESTORE:
+            for step in steps:
                 step(conn)
     finally:
         engine.dispose()
