@@ -1,6 +1,7 @@
-"""The `litetask` command: serve, migrate, token, submit and status.
+"""The `litetask` command: serve, migrate, backup, restore, token, submit and status.
 
-`serve` and `migrate` read settings from LITETASK_* variables, flags overriding them;
+`serve`, `migrate`, `backup` and `restore` read settings from LITETASK_* variables, flags
+overriding them;
 `submit` and `status` talk to a running server at --url (LITETASK_URL), sending
 LITETASK_API_TOKEN as a bearer token when it is set.
 """
@@ -14,6 +15,7 @@ import logging
 import os
 import sys
 from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
@@ -23,6 +25,7 @@ from app.access import new_token
 from app.config import ConfigError, Settings
 from app.errors import TaskError
 
+logger = logging.getLogger(__name__)
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 SERVICE_UMASK = 0o077  # whatever the service (or a task) creates is its owner's alone
 
@@ -50,6 +53,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     serve.add_argument("--max-workers", type=int, help="concurrent tasks (LITETASK_MAX_WORKERS)")
     _database_flag(commands.add_parser("migrate", help="bring the database schema up to date"))
+    backup = commands.add_parser(
+        "backup", help="copy the database to PATH, consistent and checked, while it serves"
+    )
+    backup.add_argument("path", type=Path, help="the backup file to write (replaced if it exists)")
+    _database_flag(backup)
+    restore = commands.add_parser(
+        "restore", help="replace the database by the backup at PATH (stop the service first)"
+    )
+    restore.add_argument("path", type=Path, help="a file `litetask backup` wrote")
+    _database_flag(restore)
     commands.add_parser("token", help="print a fresh random API token for LITETASK_API_TOKEN")
     submit = commands.add_parser("submit", help="submit a task to a running server")
     submit.add_argument("task_type")
@@ -79,7 +92,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"litetask: configuration error: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    except TaskError as exc:
+    except (TaskError, OSError) as exc:  # OSError: a file backup or restore cannot write
         print(f"litetask: {exc}", file=sys.stderr)
         return EXIT_FAILED
 
@@ -99,6 +112,7 @@ def run_serve(args: argparse.Namespace) -> int:
 
     settings = settings_from(args)
     logging.getLogger().setLevel(settings.log_level.upper())
+    logger.debug("settings: %r", settings)  # secrets masked (Settings.__repr__)
     os.umask(SERVICE_UMASK)
     try:
         asyncio.run(serve(settings))
@@ -144,6 +158,39 @@ def run_migrate(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def database_file(args: argparse.Namespace) -> Path:
+    """The SQLite file of the configured database (LITETASK_DATABASE_URL, --database-url)."""
+    from app.db.engine import sqlite_path
+
+    path = sqlite_path(settings_from(args).database_url)
+    assert path is not None  # Settings accept SQLite URLs only
+    return path
+
+
+def run_backup(args: argparse.Namespace) -> int:
+    from app.db.backup import back_up
+
+    database = database_file(args)
+    copy = back_up(database, args.path)
+    print(
+        f"litetask: backed up {database} to {copy.path} "
+        f"({copy.size} bytes, schema revision {copy.revision}, integrity ok)"
+    )
+    return EXIT_OK
+
+
+def run_restore(args: argparse.Namespace) -> int:
+    from app.db.restore import restore
+
+    restored = asyncio.run(restore(args.path, database_file(args)))
+    kept = f"; the database it replaced is kept as {restored.replaced}" if restored.replaced else ""
+    print(
+        f"litetask: restored {restored.database} from {args.path} "
+        f"(schema revision {restored.revision}){kept}"
+    )
+    return EXIT_OK
+
+
 def run_submit(args: argparse.Namespace) -> int:
     try:
         kwargs = json.loads(args.json)
@@ -182,6 +229,8 @@ COMMANDS: Mapping[str, Callable[[argparse.Namespace], int]] = MappingProxyType(
     {
         "serve": run_serve,
         "migrate": run_migrate,
+        "backup": run_backup,
+        "restore": run_restore,
         "token": run_token,
         "submit": run_submit,
         "status": run_status,

@@ -12,13 +12,21 @@ import json
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
 from app.access import token_problem
 from app.bounds import MAX_ATTEMPTS_LIMIT, MAX_SECONDS
 from app.cache.setup import CacheSettings
 from app.cache.task_adapter import DEFAULT_CACHE_TIMEOUT
+from app.env_values import ConfigError as ConfigError  # raised here, caught by importers
+from app.env_values import (
+    check_database_url,
+    check_log_level,
+    mask_secret,
+    mask_url,
+    parse_value,
+)
 from app.events.retention import Retention
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./litetask.db"
@@ -32,12 +40,9 @@ HOST_PATTERN = re.compile(r"\*|(\*\.)?[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*|\[[0-9A-
 # Set-but-empty is a value for these (a configuration error), not "unset".
 EMPTY_IS_A_VALUE = frozenset({"api_token"})
 DEMO_MODULE = "app.demo"
-BOOLEANS = {"1": True, "true": True, "yes": True, "on": True}
-BOOLEANS.update({"0": False, "false": False, "no": False, "off": False})
-
-
-class ConfigError(ValueError):
-    """A LITETASK_* setting has a value litetask cannot use."""
+# Shown masked by repr(Settings): secrets as ***, URLs without their password.
+SECRET_FIELDS = frozenset({"api_token", "webhook_secret"})
+URL_FIELDS = frozenset({"database_url", "redis_url"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,7 +53,7 @@ class WebhookEndpoint:
 
     task_type: str
     scheme: str = "standard"
-    secrets: tuple[str, ...] = ()
+    secrets: tuple[str, ...] = field(default=(), repr=False)
     headers: tuple[str, ...] = ()
     # The setting it came from, for error messages.
     where: str = "LITETASK_WEBHOOKS"
@@ -114,6 +119,8 @@ class Settings:
 
     def validated(self) -> Settings:
         """Self, when every value is usable; ConfigError naming the variable otherwise."""
+        check_database_url(self.database_url)
+        check_log_level(self.log_level)
         for problem, message in self._problems():
             if problem:
                 raise ConfigError(message)
@@ -125,6 +132,13 @@ class Settings:
         if bad_token is not None:
             raise ConfigError(bad_token)
         return self
+
+    def __repr__(self) -> str:
+        """Every setting, secrets masked: safe to log."""
+        shown = ", ".join(
+            f"{f.name}={_shown(f.name, getattr(self, f.name))!r}" for f in fields(self)
+        )
+        return f"Settings({shown})"
 
     @property
     def on_loopback(self) -> bool:
@@ -359,25 +373,19 @@ def _seconds_in_bounds(value: float | None) -> bool:
     return value is None or 0 < value <= MAX_SECONDS
 
 
+def _shown(name: str, value: Any) -> Any:
+    if name in SECRET_FIELDS:
+        return mask_secret(value)
+    if name in URL_FIELDS and value is not None:
+        return mask_url(value)
+    return value
+
+
 def _strings(value: Any) -> bool:
     return isinstance(value, list) and all(isinstance(v, str) and v for v in value)
 
 
 def _parse(name: str, type_name: str, raw: str) -> Any:
-    env_name = ENV_PREFIX + name.upper()
     if name == "webhooks":
         return parse_webhooks(raw)
-    try:
-        if type_name.startswith("tuple"):
-            return tuple(part.strip() for part in raw.split(",") if part.strip())
-        if type_name.startswith("int"):
-            return int(raw)
-        if type_name.startswith("float"):
-            return float(raw)
-        if type_name == "bool":
-            return BOOLEANS[raw.strip().lower()]
-    except KeyError:
-        raise ConfigError(f"{env_name}={raw!r} is not one of 1, 0, true, false") from None
-    except ValueError:
-        raise ConfigError(f"{env_name}={raw!r} is not a valid {type_name}") from None
-    return raw
+    return parse_value(ENV_PREFIX + name.upper(), type_name, raw)

@@ -159,3 +159,21 @@ class IdempotencyKeyReusedError(TaskError):
     """The idempotency key was already used for a different request."""
 
     category = "idempotency_key_reused"
+
+
+class BackupError(TaskError):
+    """A backup (or a restore) could not be completed; nothing was replaced."""
+
+    category = "backup"
+
+
+class SchemaRevisionError(TaskError):
+    """The database's schema revision is not one this version of litetask knows."""
+
+    category = "unavailable"
+
+
+class MigrationError(TaskError):
+    """A schema migration could not be applied; the database was left as it was."""
+
+    category = "unavailable"

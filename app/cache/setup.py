@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -23,7 +23,7 @@ class CacheSettings:
     store may take before it is given up (a miss, or a result not cached)."""
 
     backend: CacheBackend = "sqlite"
-    redis_url: str | None = None
+    redis_url: str | None = field(default=None, repr=False)  # may hold a password
     default_ttl: float | None = None
     max_size: int | None = 10_000
     max_serialized_size: int | None = DEFAULT_MAX_SERIALIZED_SIZE

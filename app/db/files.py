@@ -31,3 +31,17 @@ def open_private(path: Path, flags: int = os.O_RDWR) -> int:
 def create_private(path: Path) -> None:
     """Make sure `path` exists, created private if it did not."""
     os.close(open_private(path))
+
+
+def create_new_private(path: Path) -> None:
+    """Create `path` empty and private (0600); FileExistsError if anything is there."""
+    os.close(os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, FILE_MODE))
+
+
+def sync_path(path: Path) -> None:
+    """Flush `path` to disk: a file's content, or a directory's entries after a rename."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

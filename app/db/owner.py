@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, delete, select, update
+from sqlalchemy import Connection, delete, inspect, select, update
 
 from app.clock import now_us, seconds_to_us
 from app.db.tables import owners
@@ -111,6 +111,21 @@ def take_ownership(conn: Connection, me: Owner, database: str) -> None:
             expires_at=me.expires_at(now),
         )
     )
+
+
+def refuse_live_owner(conn: Connection) -> None:
+    """DatabaseInUseError while a live process owns the database (a restore's check; the
+    owners table may not exist yet in a database at an older schema)."""
+    if not inspect(conn).has_table(owners.name):
+        return
+    me = Owner.current(boot_id="", heartbeat_seconds=0)
+    now = now_us()
+    for row in conn.execute(select(owners)).all():
+        if is_alive(row, me, now):
+            raise DatabaseInUseError(
+                f"a litetask process (pid {row.pid} on {row.host}) owns this database; "
+                "stop it first"
+            )
 
 
 class Heartbeat(WriteOp[bool]):

@@ -11,7 +11,6 @@ whose Last-Event-ID has another epoch gets `reset` (see app/events/stream.py).
 from __future__ import annotations
 
 import re
-import secrets
 from dataclasses import dataclass
 
 from sqlalchemy import Connection, create_engine, insert, select, update
@@ -19,21 +18,16 @@ from sqlalchemy import Connection, create_engine, insert, select, update
 from app.clock import now_us
 from app.db.engine import sqlite_path, sync_url
 from app.db.lock import ProcessLock
+from app.db.service_state import EPOCH_KEY, new_epoch
 from app.db.tables import service_state
 from app.db.write_op import WriteOp
 
-EPOCH_KEY = "event_log_epoch"
 _SSE_ID = re.compile(r"([0-9a-f]{12})-(0|[1-9][0-9]{0,17})", re.ASCII)
 _BARE_ID = re.compile(r"0|[1-9][0-9]{0,17}", re.ASCII)
 
 
 def format_epoch(value: int) -> str:
     return f"{value:012x}"
-
-
-def new_epoch() -> int:
-    """A random epoch (never 0, at most 12 hex digits)."""
-    return secrets.randbits(47) + 1
 
 
 def sse_id(epoch: str, event_id: int) -> str:

@@ -20,10 +20,10 @@ import time
 from starlette.requests import HTTPConnection
 
 from app.config import Settings
-from app.db.service_state import BumpCounter, ReadCounter
+from app.db.service_state import SESSION_VERSION_KEY, BumpCounter, ReadCounter
 from app.db.writer import GroupCommitWriter
 
-VERSION_KEY = "session_version"
+VERSION_KEY = SESSION_VERSION_KEY
 PLAIN_COOKIE = "litetask_session"
 # Browsers keep a __Host- cookie only if it is Secure, has Path=/ and no Domain: no
 # subdomain or plain-http page can plant or overwrite it.
