@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import logging
 import os
 import sys
 from collections.abc import Callable, Mapping, Sequence
@@ -22,6 +21,7 @@ import httpx
 from app.access import new_token
 from app.config import ConfigError, Settings
 from app.errors import TaskError
+from app.logs import configure_logging
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 SERVICE_UMASK = 0o077  # whatever the service (or a task) creates is its owner's alone
@@ -73,7 +73,7 @@ def _url_flag(parser: argparse.ArgumentParser) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    configure_logging()
     try:
         return COMMANDS[args.command](args)
     except ConfigError as exc:
@@ -98,7 +98,7 @@ def run_serve(args: argparse.Namespace) -> int:
     from app.main import ServeError, serve
 
     settings = settings_from(args)
-    logging.getLogger().setLevel(settings.log_level.upper())
+    configure_logging(settings.log_level, settings.log_format, access_log=settings.access_log)
     os.umask(SERVICE_UMASK)
     try:
         asyncio.run(serve(settings))
@@ -137,6 +137,7 @@ async def migrate(database_url: str) -> None:
 
 def run_migrate(args: argparse.Namespace) -> int:
     settings = settings_from(args)
+    configure_logging(settings.log_level, settings.log_format)
     asyncio.run(migrate(settings.database_url))
     print(f"litetask: {settings.database_url} is up to date")
     return EXIT_OK

@@ -1,8 +1,10 @@
 """create_app(settings) -> Starlette, and serve(settings): one Hypercorn process.
 
-The lifespan imports the task modules, starts the worker (lock, migrate, recover, pool) and
-yields the state handlers read (`request.state.worker`, `.settings`, `.events`, `.draining`);
-on the way out it ends event streams and drains the worker within settings.stop_timeout.
+The lifespan imports the task modules, starts the metrics port (when configured) and the
+worker (lock, migrate, recover, pool) and yields the state handlers read
+(`request.state.worker`, `.settings`, `.events`, `.draining`, `.metrics`...). Draining (SIGTERM,
+or a dead writer) ends event streams and stops the worker within settings.stop_timeout while
+HTTP still answers; the server closes after that.
 """
 
 from __future__ import annotations
@@ -12,8 +14,8 @@ import contextlib
 import importlib
 import logging
 import signal
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable
+from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any
 
 from hypercorn.asyncio import serve as hypercorn_serve
@@ -25,15 +27,20 @@ from starlette.types import ASGIApp
 from app.access import exposure_problem, warn_if_open
 from app.config import ConfigError, Settings
 from app.errors import WriterFailedError
+from app.events.log import TaskEvent
 from app.events.manager import EventManager
 from app.events.retention import prune_periodically
+from app.metrics import ServiceMetrics, TaskMetrics
 from app.watchdog import LoopWatchdog
 from app.web import auth, cache, dashboard, health, openapi, task_types, tasks, webhooks
 from app.web import events as event_routes
+from app.web import metrics as metrics_routes
+from app.web.access_log import AccessLog
 from app.web.errors import EXCEPTION_HANDLERS
 from app.web.headers import SecurityHeaders
 from app.web.health import HealthMonitor
 from app.web.login_throttle import LoginThrottle
+from app.web.metrics import MetricsExporter, start_metrics_server
 from app.web.perimeter import perimeter
 from app.web.sessions import Sessions
 from app.web.state import AppState
@@ -57,7 +64,9 @@ def load_task_modules(names: tuple[str, ...]) -> None:
             ) from exc
 
 
-def build_worker(settings: Settings, events: EventManager) -> AsyncTaskWorker:
+def build_worker(
+    settings: Settings, events: EventManager, metrics: TaskMetrics | None = None
+) -> AsyncTaskWorker:
     return AsyncTaskWorker(
         settings.database_url,
         max_workers=settings.max_workers,
@@ -66,32 +75,55 @@ def build_worker(settings: Settings, events: EventManager) -> AsyncTaskWorker:
         max_attempts=settings.max_attempts,
         retry_backoff=settings.retry_backoff,
         max_interruptions=settings.max_interruptions,
-        event_sink=events.publish,
+        event_sink=events.publish if metrics is None else _both(events, metrics),
         cache=settings.cache(),
         busy_timeout=settings.busy_timeout,
         write_retry_seconds=settings.write_retry_seconds,
+        commit_observer=None if metrics is None else metrics.observe_commit,
     )
 
 
-def create_app(settings: Settings, *, draining: asyncio.Event | None = None) -> Starlette:
-    """The whole service as one ASGI app. Set `draining` to start a graceful stop: health
-    turns 503 and event streams end, so the server can finish its connections."""
+def _both(events: EventManager, metrics: TaskMetrics) -> Callable[[list[TaskEvent]], None]:
+    """The worker's event sink: subscribers first, then the metrics (neither raises)."""
+
+    def publish(batch: list[TaskEvent]) -> None:
+        events.publish(batch)
+        metrics.observe_events(batch)
+
+    return publish
+
+
+def create_app(
+    settings: Settings,
+    *,
+    draining: asyncio.Event | None = None,
+    drained: asyncio.Event | None = None,
+) -> Starlette:
+    """The whole service as one ASGI app. Set `draining` to start a graceful stop: readiness
+    turns 503, event streams end and the worker drains while HTTP still answers (liveness
+    stays 200); `drained` is set once the worker has stopped, when the server may close."""
     drain = draining if draining is not None else asyncio.Event()
+    done = drained if drained is not None else asyncio.Event()
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[AppState]:
         load_task_modules(settings.modules)
-        events = EventManager()
-        worker = build_worker(settings, events)
-        await worker.start()
-        sessions = await _open_sessions(settings, worker)
-        closer = asyncio.create_task(_close_when_draining(drain, events))
-        guard = asyncio.create_task(_drain_if_writer_dies(worker, drain, app), name="writer-guard")
-        pruner = asyncio.create_task(
-            prune_periodically(worker.writer, settings.event_retention()), name="event-pruner"
-        )
-        watchdog = start_watchdog(settings)
-        try:
+        events, metrics = EventManager(), ServiceMetrics.build()
+        worker = build_worker(settings, events, metrics.tasks)
+        streams = StreamLimits.from_settings(settings)
+        async with AsyncExitStack() as stack:
+            watchdog = start_watchdog(settings)
+            if watchdog is not None:
+                stack.callback(watchdog.stop)
+            exporter = MetricsExporter(metrics, worker, events, streams, watchdog)
+            stop_metrics_server = start_metrics_server(exporter, settings)
+            if stop_metrics_server is not None:
+                stack.push_async_callback(stop_metrics_server)
+            await worker.start()
+            drainer = asyncio.create_task(
+                _serve_until_drained(app, worker, events, settings, drain, done), name="drainer"
+            )
+            stack.push_async_callback(_finish_draining, drain, drainer)
             yield {
                 "worker": worker,
                 "settings": settings,
@@ -99,34 +131,32 @@ def create_app(settings: Settings, *, draining: asyncio.Event | None = None) -> 
                 "draining": drain,
                 "health": HealthMonitor(worker, settings.health_interval),
                 "watchdog": watchdog,
-                "sessions": sessions,
+                "sessions": await _open_sessions(settings, worker),
                 "login_throttle": LoginThrottle(),
-                "streams": StreamLimits.from_settings(settings),
+                "streams": streams,
+                "metrics": exporter,
             }
-        finally:
-            if watchdog is not None:
-                watchdog.stop()
-            drain.set()
-            await closer
-            for side in (pruner, guard):
-                side.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await side
-            await worker.stop(settings.stop_timeout)
 
     return Service(
         routes=all_routes(),
         middleware=perimeter(settings),
         exception_handlers=dict(EXCEPTION_HANDLERS),
         lifespan=lifespan,
+        access_log=settings.access_log,
     )
 
 
 class Service(Starlette):
-    """The Starlette app with SecurityHeaders outermost, around its error handling too."""
+    """The Starlette app with SecurityHeaders outermost, around its error handling too, and
+    the access log (LITETASK_ACCESS_LOG) around that, so it sees every final status."""
+
+    def __init__(self, *args: Any, access_log: bool = False, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.access_log = access_log
 
     def build_middleware_stack(self) -> ASGIApp:
-        return SecurityHeaders(super().build_middleware_stack())
+        stack = SecurityHeaders(super().build_middleware_stack())
+        return AccessLog(stack) if self.access_log else stack
 
 
 def start_watchdog(settings: Settings) -> LoopWatchdog | None:
@@ -144,6 +174,39 @@ async def _open_sessions(settings: Settings, worker: AsyncTaskWorker) -> Session
     return await Sessions.open(settings.api_token, settings.session_ttl, worker.writer)
 
 
+async def _serve_until_drained(
+    app: Starlette,
+    worker: AsyncTaskWorker,
+    events: EventManager,
+    settings: Settings,
+    drain: asyncio.Event,
+    drained: asyncio.Event,
+) -> None:
+    """Run the side tasks until draining starts; then end the event streams, stop the side
+    tasks and the worker (running tasks get settings.stop_timeout), and set `drained`."""
+    guard = asyncio.create_task(_drain_if_writer_dies(worker, drain, app), name="writer-guard")
+    pruner = asyncio.create_task(
+        prune_periodically(worker.writer, settings.event_retention()), name="event-pruner"
+    )
+    try:
+        await drain.wait()
+        events.close()
+    finally:
+        for side in (pruner, guard):
+            side.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await side
+        try:
+            await worker.stop(settings.stop_timeout)
+        finally:
+            drained.set()
+
+
+async def _finish_draining(drain: asyncio.Event, drainer: asyncio.Task[None]) -> None:
+    drain.set()
+    await drainer
+
+
 async def _drain_if_writer_dies(
     worker: AsyncTaskWorker, drain: asyncio.Event, app: Starlette
 ) -> None:
@@ -155,17 +218,13 @@ async def _drain_if_writer_dies(
     drain.set()
 
 
-async def _close_when_draining(draining: asyncio.Event, events: EventManager) -> None:
-    await draining.wait()
-    events.close()
-
-
 def all_routes() -> list[BaseRoute]:
     return [
         *tasks.routes,
         *event_routes.routes,
         *task_types.routes,
         *health.routes,
+        *metrics_routes.routes,
         *webhooks.routes,
         *auth.routes,
         *openapi.routes,
@@ -216,13 +275,16 @@ async def serve(settings: Settings) -> None:
     warn_if_open(settings.api_token, settings.host, settings.insecure_no_auth)
     config = hypercorn_config(settings)
     check_bind(config)
-    draining = asyncio.Event()
+    draining, drained = asyncio.Event(), asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, draining.set)
     try:
-        app: Any = create_app(settings, draining=draining)  # Hypercorn's own ASGI typing
-        await hypercorn_serve(app, config, shutdown_trigger=draining.wait)
+        # Hypercorn's own ASGI typing
+        app: Any = create_app(settings, draining=draining, drained=drained)
+        # The server keeps answering while the worker drains (liveness 200, readiness 503)
+        # and stops accepting only once it has.
+        await hypercorn_serve(app, config, shutdown_trigger=drained.wait)
     finally:
         for signum in (signal.SIGTERM, signal.SIGINT):
             with contextlib.suppress(ValueError, RuntimeError):

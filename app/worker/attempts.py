@@ -68,6 +68,7 @@ class ClaimTasks(WriteOp[list[ClaimedTask]]):
                     group=c.group,
                     status="running",
                     attempt=c.attempt,
+                    run_at=c.run_at,
                 )
             )
         return claimed

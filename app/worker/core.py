@@ -19,7 +19,7 @@ from app.config import DEFAULT_DATABASE_URL
 from app.db.engine import DEFAULT_BUSY_TIMEOUT, Engines, create_engines, sqlite_path
 from app.db.lock import ProcessLock
 from app.db.migrate import upgrade
-from app.db.writer import DEFAULT_RETRY_SECONDS, GroupCommitWriter
+from app.db.writer import DEFAULT_RETRY_SECONDS, BatchHook, GroupCommitWriter
 from app.errors import (
     TaskNotFoundError,
     TaskStateError,
@@ -60,6 +60,7 @@ class AsyncTaskWorker:
         cache: CacheSettings | None = None,
         busy_timeout: float = DEFAULT_BUSY_TIMEOUT,
         write_retry_seconds: float = DEFAULT_RETRY_SECONDS,
+        commit_observer: BatchHook | None = None,
     ) -> None:
         self.database_url = database_url
         self.registry = registry if registry is not None else default_registry
@@ -67,6 +68,7 @@ class AsyncTaskWorker:
         self.max_interruptions = max_interruptions
         self.boot_id = uuid.uuid4().hex
         self.event_sink = event_sink
+        self.commit_observer = commit_observer  # told each commit's size and seconds
         self.busy_timeout, self.write_retry_seconds = busy_timeout, write_retry_seconds
         self.cache_settings = cache if cache is not None else CacheSettings()
         self._cache: AsyncCacheAdapter | None = None
@@ -163,6 +165,7 @@ class AsyncTaskWorker:
             self._engines.writer,
             on_commit=self._on_commit,
             on_failure=self._fail_waiters,
+            on_batch=self.commit_observer,
             retry_seconds=self.write_retry_seconds,
         )
         await self._writer.start()

@@ -83,6 +83,10 @@ class ClaimedTask:
     def group(self) -> str | None:
         return group_of(self.metadata)
 
+    def log_fields(self) -> dict[str, Any]:
+        """`extra=` for a log line about this attempt (JSON logs show them as fields)."""
+        return {"task_id": self.id, "attempt": self.attempt, "task_type": self.task_type}
+
 
 @dataclass(frozen=True, slots=True)
 class Completed:

@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from app.clock import datetime_to_us
 from app.db.tables import task_attempts, tasks, tasks_indexed_by
 from app.worker.rendering import to_task_info
-from app.worker.status import TaskInfo, TaskStatus
+from app.worker.status import ACTIVE, TaskInfo, TaskStatus
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,6 +74,18 @@ class TaskStore:
         async with self._engine.connect() as conn:
             found = {status: n for status, n in (await conn.execute(statement)).all()}
         return {s.value: int(found.get(s.value, 0)) for s in TaskStatus}
+
+    async def active_counts(self) -> Sequence[tuple[str, str, int]]:
+        """(status, task_type, count) of the active tasks (pending, running): an index
+        search over those rows only, never the finished history."""
+        statement = (
+            select(tasks.c.status, tasks.c.task_type, func.count())
+            .where(tasks.c.status.in_(sorted(s.value for s in ACTIVE)))
+            .group_by(tasks.c.status, tasks.c.task_type)
+        )
+        async with self._engine.connect() as conn:
+            rows = (await conn.execute(statement)).all()
+        return [(status, task_type, int(n)) for status, task_type, n in rows]
 
     async def next_due(self) -> int | None:
         """The earliest run_at among pending tasks (µs), or None when nothing is pending."""
