@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from typing import Any, TypeVar
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, ProcessCollector
 from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily, Metric
@@ -32,6 +33,7 @@ COMMIT_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.
 # outcome, cancel or recovery, so this bounds memory only if an outcome event goes missing.
 MAX_TRACKED_ATTEMPTS = 100_000
 EventHandler = Callable[[TaskEvent], None]
+Labelled = TypeVar("Labelled", Counter, Histogram)
 ActiveCount = tuple[str, str, int]  # (status, task_type, tasks)
 
 
@@ -89,6 +91,8 @@ class TaskMetrics:
             COMMIT_BUCKETS,
         )
         self._started: dict[str, int] = {}
+        # Children by (metric, label values): `labels()` costs more than the update itself.
+        self._children: dict[tuple[int, tuple[str, ...]], Any] = {}
         self._handlers: dict[str, EventHandler] = {
             EventType.STARTED: self._on_started,
             EventType.COMPLETED: self._on_completed,
@@ -114,24 +118,31 @@ class TaskMetrics:
         self.batch_size.observe(size)
         self.commit_seconds.observe(seconds)
 
+    def _child(self, metric: Labelled, *labels: str) -> Labelled:
+        key = (id(metric), labels)
+        child: Labelled | None = self._children.get(key)
+        if child is None:
+            child = self._children[key] = metric.labels(*labels)
+        return child
+
     def _on_started(self, event: TaskEvent) -> None:
         run_at = event.payload.get("run_at")
         if isinstance(run_at, int):
             wait = max(0, event.created_at - run_at) / US
-            self.queue_wait.labels(event.task_type).observe(wait)
+            self._child(self.queue_wait, event.task_type).observe(wait)
         if len(self._started) < MAX_TRACKED_ATTEMPTS:
             self._started[event.task_id] = event.created_at
 
     def _attempt_ended(self, event: TaskEvent, outcome: str) -> None:
-        self.attempts.labels(event.task_type, outcome).inc()
+        self._child(self.attempts, event.task_type, outcome).inc()
         started = self._started.pop(event.task_id, None)
         if started is not None:
             seconds = max(0, event.created_at - started) / US
-            self.run_seconds.labels(event.task_type).observe(seconds)
+            self._child(self.run_seconds, event.task_type).observe(seconds)
 
     def _on_completed(self, event: TaskEvent) -> None:
         self._attempt_ended(event, "completed")
-        self.finished.labels(event.task_type, "completed").inc()
+        self._child(self.finished, event.task_type, "completed").inc()
 
     def _on_retrying(self, event: TaskEvent) -> None:
         self._attempt_ended(event, "retried")
@@ -139,16 +150,16 @@ class TaskMetrics:
     def _on_failed(self, event: TaskEvent) -> None:
         if "attempt" in event.payload:  # not a task failed at start for its interruptions
             self._attempt_ended(event, "failed")
-        self.finished.labels(event.task_type, "failed").inc()
+        self._child(self.finished, event.task_type, "failed").inc()
 
     def _on_cancelled(self, event: TaskEvent) -> None:
         self._started.pop(event.task_id, None)
-        self.finished.labels(event.task_type, "cancelled").inc()
+        self._child(self.finished, event.task_type, "cancelled").inc()
 
     def _on_recovered(self, event: TaskEvent) -> None:
         self._started.pop(event.task_id, None)
         reason = str(event.payload.get("reason", "unknown"))
-        self.recoveries.labels(event.task_type, reason).inc()
+        self._child(self.recoveries, event.task_type, reason).inc()
 
 
 @dataclass(frozen=True, slots=True)
