@@ -116,7 +116,7 @@ def create_app(
             if watchdog is not None:
                 stack.callback(watchdog.stop)
             exporter = MetricsExporter(metrics, worker, events, streams, watchdog)
-            stop_metrics_server = start_metrics_server(exporter, settings)
+            stop_metrics_server = await start_metrics_server(exporter, settings)
             if stop_metrics_server is not None:
                 stack.push_async_callback(stop_metrics_server)
             await worker.start()
@@ -237,12 +237,15 @@ class ServeError(Exception):
     """The server cannot start listening (the address is taken or not this machine's)."""
 
 
-def hypercorn_config(settings: Settings) -> HypercornConfig:
-    config = HypercornConfig()
-    host = settings.host
+def bind_address(host: str, port: int) -> str:
     if ":" in host and not host.startswith("["):
         host = f"[{host}]"  # an IPv6 address
-    config.bind = [f"{host}:{settings.port}"]
+    return f"{host}:{port}"
+
+
+def hypercorn_config(settings: Settings) -> HypercornConfig:
+    config = HypercornConfig()
+    config.bind = [bind_address(settings.host, settings.port)]
     config.accesslog = None
     # Hypercorn's messages go through our logging setup once, not also its own handler.
     config.errorlog = logging.getLogger("hypercorn.error")
@@ -253,13 +256,15 @@ def hypercorn_config(settings: Settings) -> HypercornConfig:
     return config
 
 
-def check_bind(config: HypercornConfig) -> None:
+def check_bind(config: HypercornConfig, setting: str = "LITETASK_HOST/LITETASK_PORT") -> None:
     """Bind and release the address first: Hypercorn would start the lifespan (and with it
     the worker) before it finds out that it cannot listen."""
     try:
         sockets = config.create_sockets()
     except OSError as exc:
-        raise ServeError(f"cannot listen on {', '.join(config.bind)}: {exc.strerror}") from None
+        raise ServeError(
+            f"cannot listen on {', '.join(config.bind)} ({setting}): {exc.strerror}"
+        ) from None
     for sock in (*sockets.secure_sockets, *sockets.insecure_sockets):
         sock.close()
 
@@ -275,6 +280,10 @@ async def serve(settings: Settings) -> None:
     warn_if_open(settings.api_token, settings.host, settings.insecure_no_auth)
     config = hypercorn_config(settings)
     check_bind(config)
+    if settings.metrics_port is not None:
+        metrics_config = HypercornConfig()
+        metrics_config.bind = [bind_address(settings.metrics_host, settings.metrics_port)]
+        check_bind(metrics_config, "LITETASK_METRICS_HOST/LITETASK_METRICS_PORT")
     draining, drained = asyncio.Event(), asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):

@@ -125,9 +125,9 @@ class MetricsServer:
         self._stop = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
 
-    def start(self) -> None:
+    async def start(self) -> None:
         """Bind and listen now (connections wait in the backlog until Hypercorn accepts)."""
-        sock = self._listen()
+        sock = await self._listen()
         config = HypercornConfig()
         config.bind = [f"fd://{sock.detach()}"]
         config.accesslog = None
@@ -144,10 +144,14 @@ class MetricsServer:
         serving = hypercorn_serve(app, config, shutdown_trigger=self._wait_stop)
         self._task = asyncio.create_task(serving, name="litetask-metrics-server")
 
-    def _listen(self) -> socket.socket:
-        family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
+    async def _listen(self) -> socket.socket:
+        host = self.host.strip("[]")
         try:
-            return socket.create_server((self.host.strip("[]"), self.port), family=family)
+            found = await asyncio.get_running_loop().getaddrinfo(
+                host, self.port, type=socket.SOCK_STREAM
+            )
+            family, *_, address = found[0]
+            return socket.create_server(address[:2], family=family)
         except OSError as exc:
             raise ConfigError(
                 f"LITETASK_METRICS_PORT: cannot listen on {self.host}:{self.port}: "
@@ -164,12 +168,12 @@ class MetricsServer:
             self._task = None
 
 
-def start_metrics_server(
+async def start_metrics_server(
     exporter: MetricsExporter, settings: Settings
 ) -> Callable[[], Awaitable[None]] | None:
     """Start the metrics port when configured; returns how to stop it (None: not configured)."""
     if settings.metrics_port is None:
         return None
     server = MetricsServer(exporter, settings)
-    server.start()
+    await server.start()
     return server.stop

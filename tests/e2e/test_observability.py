@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import signal
+import socket
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -139,3 +140,25 @@ def test_commands_log_text_by_default_and_json_when_asked(tmp_path: Path) -> Non
     assert {r["logger"] for r in records} == {"alembic.runtime.migration"}
     bad = cli("migrate", "--database-url", "x", LITETASK_LOG_FORMAT="xml")
     assert bad.returncode == 2 and "LITETASK_LOG_FORMAT" in bad.stderr
+
+
+def test_a_taken_metrics_port_is_one_line_and_nothing_starts(tmp_path: Path) -> None:
+    port = free_loopback_port()
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", port))
+        taken.listen()
+        url = f"sqlite+aiosqlite:///{tmp_path / 'x.db'}"
+        done = cli(
+            "serve",
+            "--port",
+            str(free_loopback_port()),
+            "--database-url",
+            url,
+            LITETASK_METRICS_PORT=str(port),
+        )
+    assert done.returncode == 1
+    assert done.stderr.strip() == (
+        f"litetask: could not start: cannot listen on 127.0.0.1:{port} "
+        "(LITETASK_METRICS_HOST/LITETASK_METRICS_PORT): Address already in use"
+    )
+    assert not (tmp_path / "x.db").exists()  # refused before the worker opened anything

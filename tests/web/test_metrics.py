@@ -11,7 +11,7 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from app.config import ConfigError
+from app.config import ConfigError, Settings
 from app.events.manager import EventManager
 from app.main import create_app
 from tests.conftest import ClientFactory, free_loopback_port, lifespan, settings_for
@@ -152,3 +152,22 @@ async def test_a_taken_metrics_port_stops_the_start(tmp_path: Path) -> None:
         with pytest.raises(ConfigError, match=f"LITETASK_METRICS_PORT.*127.0.0.1:{port}"):
             async with lifespan(app):
                 pass
+
+
+@pytest.mark.parametrize(
+    ("environ", "message"),
+    [
+        ({"LITETASK_METRICS_PORT": "70000"}, "LITETASK_METRICS_PORT must be between 1 and 65535"),
+        ({"LITETASK_METRICS_PORT": "nine"}, "LITETASK_METRICS_PORT='nine' is not a valid"),
+        ({"LITETASK_METRICS_PORT": "8000"}, "LITETASK_METRICS_PORT must differ from"),
+    ],
+)
+def test_bad_metrics_settings_name_the_variable(environ: dict[str, str], message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        Settings.from_env(environ)
+
+
+def test_metrics_port_is_off_by_default() -> None:
+    settings = Settings.from_env({})
+    assert (settings.metrics_port, settings.metrics_host) == (None, "127.0.0.1")
+    assert (settings.log_format, settings.access_log) == ("text", False)
