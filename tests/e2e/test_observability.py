@@ -7,13 +7,14 @@ import json
 import signal
 import socket
 import time
+import tomllib
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import httpx
 
-from tests.conftest import ServerProcess, free_loopback_port
+from tests.conftest import ROOT, ServerProcess, free_loopback_port
 from tests.e2e.test_service import cli
 from tests.web.test_metrics import parse
 
@@ -162,3 +163,13 @@ def test_a_taken_metrics_port_is_one_line_and_nothing_starts(tmp_path: Path) -> 
         "(LITETASK_METRICS_HOST/LITETASK_METRICS_PORT): Address already in use"
     )
     assert not (tmp_path / "x.db").exists()  # refused before the worker opened anything
+
+
+def test_fly_routes_on_readiness_and_watches_liveness() -> None:
+    fly = tomllib.loads((ROOT / "fly.toml").read_text())
+    (ready,) = fly["http_service"]["checks"]
+    assert ready["path"] == "/health/ready"
+    assert fly["checks"]["alive"]["path"] == "/health/live"
+    assert fly["checks"]["alive"]["port"] == fly["http_service"]["internal_port"]
+    deploy = (ROOT / "docs" / "deploy.md").read_text()
+    assert "`GET /health/ready`" in deploy and "`GET /health/live`" in deploy
