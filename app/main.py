@@ -49,6 +49,7 @@ from app.worker.core import AsyncTaskWorker
 from app.worker.registry import default_registry
 
 logger = logging.getLogger(__name__)
+METRICS_SETTINGS = "LITETASK_METRICS_HOST/LITETASK_METRICS_PORT"
 
 
 def load_task_modules(names: tuple[str, ...]) -> None:
@@ -64,9 +65,7 @@ def load_task_modules(names: tuple[str, ...]) -> None:
             ) from exc
 
 
-def build_worker(
-    settings: Settings, events: EventManager, metrics: TaskMetrics | None = None
-) -> AsyncTaskWorker:
+def build_worker(settings: Settings, events: EventManager, metrics: TaskMetrics) -> AsyncTaskWorker:
     return AsyncTaskWorker(
         settings.database_url,
         max_workers=settings.max_workers,
@@ -75,11 +74,11 @@ def build_worker(
         max_attempts=settings.max_attempts,
         retry_backoff=settings.retry_backoff,
         max_interruptions=settings.max_interruptions,
-        event_sink=events.publish if metrics is None else _both(events, metrics),
+        event_sink=_both(events, metrics),
         cache=settings.cache(),
         busy_timeout=settings.busy_timeout,
         write_retry_seconds=settings.write_retry_seconds,
-        commit_observer=None if metrics is None else metrics.observe_commit,
+        commit_observer=metrics.observe_commit,
     )
 
 
@@ -270,10 +269,10 @@ def check_bind(config: HypercornConfig, setting: str = "LITETASK_HOST/LITETASK_P
 
 
 async def serve(settings: Settings) -> None:
-    """Serve until SIGTERM or SIGINT, then stop accepting, drain and return. Refuses
-    (ConfigError) to serve off loopback without a token unless opted out. If the service
-    had to stop itself (its database writer died), raise why once drained (WriterFailedError):
-    `litetask serve` then exits 1, so a supervisor restarts it."""
+    """Serve until SIGTERM or SIGINT, then drain (still answering), stop accepting and
+    return. Refuses (ConfigError) to serve off loopback without a token unless opted out.
+    If the service had to stop itself (its database writer died), raise why once drained
+    (WriterFailedError): `litetask serve` then exits 1, so a supervisor restarts it."""
     exposed = exposure_problem(settings.api_token, settings.host, settings.insecure_no_auth)
     if exposed is not None:
         raise ConfigError(exposed)
@@ -281,18 +280,15 @@ async def serve(settings: Settings) -> None:
     config = hypercorn_config(settings)
     check_bind(config)
     if settings.metrics_port is not None:
-        metrics_config = HypercornConfig()
-        metrics_config.bind = [bind_address(settings.metrics_host, settings.metrics_port)]
-        check_bind(metrics_config, "LITETASK_METRICS_HOST/LITETASK_METRICS_PORT")
+        metrics_bind = bind_address(settings.metrics_host, settings.metrics_port)
+        check_bind(HypercornConfig.from_mapping(bind=[metrics_bind]), METRICS_SETTINGS)
     draining, drained = asyncio.Event(), asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, draining.set)
     try:
-        # Hypercorn's own ASGI typing
-        app: Any = create_app(settings, draining=draining, drained=drained)
-        # The server keeps answering while the worker drains (liveness 200, readiness 503)
-        # and stops accepting only once it has.
+        app: Any = create_app(settings, draining=draining, drained=drained)  # Hypercorn's typing
+        # HTTP answers while the worker drains (liveness 200, readiness 503), closes after.
         await hypercorn_serve(app, config, shutdown_trigger=drained.wait)
     finally:
         for signum in (signal.SIGTERM, signal.SIGINT):
