@@ -48,10 +48,12 @@ def configure_logging(
     access_log: bool = False,
     stream: TextIO | None = None,
 ) -> None:
-    """Send every logger's records to stderr (or `stream`) in `log_format`, from `level` up;
-    with `access_log`, the access log's lines too, whatever the level."""
+    """Send every logger's records, and Python's warnings, to stderr (or `stream`) in
+    `log_format`, from `level` up; with `access_log`, the access log's lines too, whatever
+    the level."""
     handler = logging.StreamHandler(stream if stream is not None else sys.stderr)
     formatter = JsonFormatter() if log_format == "json" else logging.Formatter(TEXT_FORMAT)
     handler.setFormatter(formatter)
     logging.basicConfig(level=level.upper(), handlers=[handler], force=True)
+    logging.captureWarnings(True)
     logging.getLogger(ACCESS_LOGGER).setLevel(logging.INFO if access_log else logging.NOTSET)
