@@ -44,16 +44,24 @@ def wait_status(
 
 
 def test_a_draining_server_stays_live_but_not_ready(start_server: Start) -> None:
-    server = start_server(free_loopback_port(), LITETASK_STOP_TIMEOUT="15")
-    task_id = submit(server.url, {"task_type": "demo.sleep", "kwargs": {"seconds": 3}})
+    server = start_server(free_loopback_port(), LITETASK_STOP_TIMEOUT="20")
+    task_id = submit(server.url, {"task_type": "demo.sleep", "kwargs": {"seconds": 5}})
     wait_status(server.url, task_id, {"running"})
+
+    def probe() -> tuple[int, int]:
+        live = httpx.get(server.url + "/health/live", timeout=5)
+        ready = httpx.get(server.url + "/health/ready", timeout=5)
+        return live.status_code, ready.status_code
+
     server.signal(signal.SIGTERM)
+    deadline = time.monotonic() + 10
+    while probe() != (200, 503):  # the signal is handled
+        assert time.monotonic() < deadline, "readiness never turned 503"
+        time.sleep(0.02)
     seen = []
     deadline = time.monotonic() + 1.0
     while time.monotonic() < deadline:
-        live = httpx.get(server.url + "/health/live", timeout=5)
-        ready = httpx.get(server.url + "/health/ready", timeout=5)
-        seen.append((live.status_code, ready.status_code))
+        seen.append(probe())
         time.sleep(0.05)
     assert server.proc.poll() is None, "the drain is still running its task"
     assert seen and set(seen) == {(200, 503)}, seen
