@@ -24,6 +24,7 @@ import httpx
 from app.access import new_token
 from app.config import ConfigError, Settings
 from app.errors import TaskError
+from app.logs import configure_logging
 
 logger = logging.getLogger(__name__)
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
@@ -86,7 +87,7 @@ def _url_flag(parser: argparse.ArgumentParser) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    configure_logging()
     try:
         return COMMANDS[args.command](args)
     except ConfigError as exc:
@@ -111,7 +112,7 @@ def run_serve(args: argparse.Namespace) -> int:
     from app.main import ServeError, serve
 
     settings = settings_from(args)
-    logging.getLogger().setLevel(settings.log_level.upper())
+    configure_logging(settings.log_level, settings.log_format, access_log=settings.access_log)
     logger.debug("settings: %r", settings)  # secrets masked (Settings.__repr__)
     os.umask(SERVICE_UMASK)
     try:
@@ -153,6 +154,7 @@ async def migrate(database_url: str) -> None:
 
 def run_migrate(args: argparse.Namespace) -> int:
     settings = settings_from(args)
+    configure_logging(settings.log_level, settings.log_format)
     asyncio.run(migrate(settings.database_url))
     print(f"litetask: {settings.database_url} is up to date")
     return EXIT_OK

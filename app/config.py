@@ -33,6 +33,7 @@ DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./litetask.db"
 ENV_PREFIX = "LITETASK_"
 WEBHOOK_SCHEMES = ("standard", "github", "stripe", "none")
 CACHE_BACKENDS = ("sqlite", "memory", "redis", "none")
+LOG_FORMATS = ("text", "json")
 # Host header names (port aside; an IPv6 address keeps its brackets) a loopback service answers.
 LOOPBACK_NAMES = ("localhost", "127.0.0.1", "[::1]")
 # What Starlette's TrustedHostMiddleware matches: "*", "*.domain", a host name or [IPv6].
@@ -96,6 +97,10 @@ class Settings:
     health_interval: float = 1.0
     loop_lag_threshold: float = 1.0
     log_level: str = "info"
+    log_format: str = "text"
+    access_log: bool = False
+    metrics_port: int | None = None
+    metrics_host: str = "127.0.0.1"
     cache_backend: str = "sqlite"
     redis_url: str | None = None
     cache_ttl: float | None = None
@@ -195,6 +200,19 @@ class Settings:
                 "LITETASK_SSE_CURSOR_INTERVAL must be 0.05 to 3600 seconds",
             ),
             (not 0 <= self.port < 65536, "LITETASK_PORT must be between 0 and 65535"),
+            (
+                self.metrics_port is not None and not 0 < self.metrics_port < 65536,
+                "LITETASK_METRICS_PORT must be between 1 and 65535 (unset: metrics on the API "
+                "port only)",
+            ),
+            (
+                self.metrics_port == self.port,
+                "LITETASK_METRICS_PORT must differ from LITETASK_PORT",
+            ),
+            (
+                self.log_format not in LOG_FORMATS,
+                f"LITETASK_LOG_FORMAT must be one of {', '.join(LOG_FORMATS)}",
+            ),
             (self.health_interval < 0, "LITETASK_HEALTH_INTERVAL must not be negative"),
             (
                 self.loop_lag_threshold < 0,

@@ -6,7 +6,8 @@ callbacks at once, and nothing inside the loop can say so while it is frozen. Th
 pings the loop every `interval` seconds; when a ping waits longer than `threshold`, it logs
 the loop thread's stack once for that episode (so the log names the culprit) and marks the
 loop as lagging until `cooldown` seconds after the last slow ping, which turns readiness
-(`/health`) to 503.
+(`/health`) to 503. The delay of every ping, slow or not, is kept as `latest_lag` for the
+metrics (`litetask_event_loop_lag_seconds`).
 """
 
 from __future__ import annotations
@@ -48,6 +49,8 @@ class LoopWatchdog:
             cooldown,
         )
         self.episodes = 0
+        # Seconds the latest answered ping waited for the loop (a float is set atomically).
+        self.latest_lag = 0.0
         self._loop_thread: int | None = None
         self._worst = 0.0
         self._lagging_until = 0.0
@@ -80,6 +83,7 @@ class LoopWatchdog:
             except RuntimeError:  # the loop is closed
                 return
             if answered.wait(self.threshold):
+                self.latest_lag = time.monotonic() - sent
                 continue
             self._episode(answered, sent)
 
@@ -98,7 +102,7 @@ class LoopWatchdog:
             if self._stop.is_set():
                 return
         lag = time.monotonic() - sent
-        self._worst = lag
+        self._worst = self.latest_lag = lag
         self._lagging_until = time.monotonic() + self.cooldown
         logger.warning("the event loop answered again after %.1f s", lag)
 

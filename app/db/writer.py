@@ -19,15 +19,18 @@ When a transaction fails, the writer asks why (`database_state_error` in app/db/
   split in halves until that write is alone, so one bad write costs about 2·log2(n)
   transactions, not n; it fails with its error and the others commit.
 Only events of committed transactions reach the commit hook; a hook that raises is logged,
-never fatal. Anything else that goes wrong in the writer's loop is a bug, and the writer dies
-loudly: every waiting write fails with WriterFailedError, `failure` is set, and
-`wait_failed()` returns it, so the service can stop and be restarted.
+never fatal. A batch hook, when given, learns the size and latency of every committed
+transaction (for the metrics); it runs on the event loop after the commit, never inside it.
+Anything else that goes wrong in the writer's loop is a bug, and the writer dies loudly:
+every waiting write fails with WriterFailedError, `failure` is set, and `wait_failed()`
+returns it, so the service can stop and be restarted.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
@@ -46,6 +49,7 @@ T = TypeVar("T")
 logger = logging.getLogger(__name__)
 CommitHook = Callable[[list[TaskEvent]], None]
 FailureHook = Callable[[WriterFailedError], None]
+BatchHook = Callable[[int, float], None]  # (writes committed together, seconds it took)
 DEFAULT_RETRY_SECONDS = 5.0
 FIRST_RETRY_DELAY = 0.01
 MAX_RETRY_DELAY = 0.5
@@ -68,12 +72,14 @@ class GroupCommitWriter:
         *,
         on_commit: CommitHook | None = None,
         on_failure: FailureHook | None = None,
+        on_batch: BatchHook | None = None,
         max_batch: int = 2000,
         retry_seconds: float = DEFAULT_RETRY_SECONDS,
     ) -> None:
         self._engine = engine
         self._on_commit = on_commit
         self._on_failure = on_failure
+        self._on_batch = on_batch
         self._max_batch = max_batch
         self._retry_seconds = retry_seconds
         self._queue: asyncio.Queue[_Pending | None] = asyncio.Queue()
@@ -207,11 +213,21 @@ class GroupCommitWriter:
                 delay = min(delay * 2, MAX_RETRY_DELAY)
 
     async def _attempt(self, group: list[_Pending]) -> TransactionRefused | None:
+        started = time.perf_counter()
         try:
             await self._in_thread(self._transaction, [p.op for p in group])
         except TransactionRefused as refused:
             return refused
+        if self._on_batch is not None:
+            self._observe(len(group), time.perf_counter() - started)
         return None
+
+    def _observe(self, size: int, seconds: float) -> None:
+        assert self._on_batch is not None
+        try:
+            self._on_batch(size, seconds)
+        except Exception:
+            logger.exception("a batch hook raised; the writer goes on")
 
     async def _isolate(self, group: list[_Pending], cause: Exception) -> None:
         """One write of `group` fails by itself: halve the group until it is alone, so the

@@ -1,11 +1,11 @@
 """Who may call what: the bearer token, browser session cookies, and cross-site writes.
 
-With LITETASK_API_TOKEN set, every request but /health, /webhooks/*, POST /auth/session and
-the dashboard's data-free page and assets (/, /dashboard, /static/*) needs
-`Authorization: Bearer <token>` or a session cookie (app/web/sessions.py). Whatever the
-token, an unsafe request without a bearer token that a browser marks as cross-site is
-refused (app/web/csrf.py), and one riding on a session cookie must be JSON. Webhooks
-authenticate by signature instead.
+With LITETASK_API_TOKEN set, every request but the health probes (/health, /health/live,
+/health/ready), /webhooks/*, POST /auth/session and the dashboard's data-free page and
+assets (/, /dashboard, /static/*) needs `Authorization: Bearer <token>` or a session cookie
+(app/web/sessions.py), /metrics included. Whatever the token, an unsafe request without a
+bearer token that a browser marks as cross-site is refused (app/web/csrf.py), and one riding
+on a session cookie must be JSON. Webhooks authenticate by signature instead.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ from app.web.sessions import cookie_name, secure_cookie
 from app.web.state import sessions_of, settings_of, throttle_of
 
 SESSION_PATH = "/auth/session"
-PUBLIC_PATHS = frozenset({"/health", *PAGE_PATHS})
+PUBLIC_PATHS = frozenset({"/health", "/health/live", "/health/ready", *PAGE_PATHS})
 PUBLIC_PREFIXES = ("/webhooks/", STATIC_PREFIX + "/")
 CHALLENGE = {"WWW-Authenticate": 'Bearer realm="litetask"'}
 AUTHENTICATED = "litetask.authenticated"  # scope key: True when no token is set or it was sent

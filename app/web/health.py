@@ -1,4 +1,11 @@
-"""GET /health: 200 while the service can take and run work, 503 otherwise.
+"""Health probes: GET /health/live, and GET /health/ready (also served as /health, its
+name before there were two).
+
+- Liveness: 200 whenever the process answers at all, draining included, so a supervisor's
+  liveness probe never kills a service that is finishing its work after SIGTERM.
+- Readiness: 200 while the service can take and run work (the database is writable, the
+  writer and the worker pool run, no outcomes wait for the database, the event loop is not
+  lagging, and it is not draining); 503 otherwise, so a load balancer sends work elsewhere.
 
 Anyone may ask; only an authenticated caller (or anyone, when no token is set) sees the
 worker and queue counts and the problems, the rest see `{"status": ...}` alone.
@@ -57,6 +64,10 @@ class HealthMonitor:
         self._lock = asyncio.Lock()
         self._latest: Probe | None = None
 
+    def latest(self) -> Probe | None:
+        """The latest probe taken, without probing again."""
+        return self._latest
+
     async def probe(self) -> Probe:
         async with self._lock:
             latest = self._latest
@@ -76,19 +87,14 @@ class HealthMonitor:
             return Probe({}, f"the database is not writable: {type(exc).__name__}")
 
 
-async def health(request: Request) -> Response:
+async def live(_request: Request) -> Response:
+    """The process answers: nothing else is checked (see the module docstring)."""
+    return ApiJSONResponse({"status": "ok"})
+
+
+async def ready(request: Request) -> Response:
     worker = worker_of(request)
-    monitor: HealthMonitor = request.state.health
-    probe = await monitor.probe()
-    problems = [] if worker.running else ["the worker pool is stopped"]
-    if worker.failure is not None:
-        problems.append(str(worker.failure))
-    problems.extend(_outcome_problems(worker))
-    if is_draining(request):
-        problems.append("the service is draining")
-    if probe.problem is not None:
-        problems.append(probe.problem)
-    problems.extend(_loop_problem(request))
+    problems, depth = await _readiness(request, worker)
     status = 503 if problems else 200
     if not is_authenticated(request):
         return ApiJSONResponse({"status": "unavailable" if problems else "ok"}, status)
@@ -99,11 +105,30 @@ async def health(request: Request) -> Response:
             "max": pool.worker_count if pool else 0,
             "active": pool.active_count if pool else 0,
         },
-        "queue": probe.depth,
+        "queue": depth,
     }
     if problems:
         body["problems"] = problems
     return ApiJSONResponse(body, status)
+
+
+async def _readiness(request: Request, worker: AsyncTaskWorker) -> tuple[list[str], dict[str, int]]:
+    """What keeps the service from being ready, and the queue depth. While draining, the
+    drain is the answer (and why the writer died, when that started it): the pool is meant
+    to stop then, and the database is not probed again."""
+    monitor: HealthMonitor = request.state.health
+    failure = [] if worker.failure is None else [str(worker.failure)]
+    if is_draining(request):
+        latest = monitor.latest()
+        return ["the service is draining", *failure], latest.depth if latest else {}
+    probe = await monitor.probe()
+    problems = [] if worker.running else ["the worker pool is stopped"]
+    problems.extend(failure)
+    problems.extend(_outcome_problems(worker))
+    if probe.problem is not None:
+        problems.append(probe.problem)
+    problems.extend(_loop_problem(request))
+    return problems, probe.depth
 
 
 def _loop_problem(request: Request) -> list[str]:
@@ -125,4 +150,8 @@ def _outcome_problems(worker: AsyncTaskWorker) -> list[str]:
     return [f"{count} task outcomes are waiting for the database to take them ({reason})"]
 
 
-routes: list[BaseRoute] = [Route("/health", health, methods=["GET"])]
+routes: list[BaseRoute] = [
+    Route("/health/live", live, methods=["GET"]),
+    Route("/health/ready", ready, methods=["GET"]),
+    Route("/health", ready, methods=["GET"]),
+]

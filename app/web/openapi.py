@@ -71,6 +71,22 @@ def _query(name: str, schema: dict[str, Any]) -> dict[str, Any]:
     return {"name": name, "in": "query", "required": False, "schema": schema}
 
 
+def _readiness(operation_id: str, summary: str) -> dict[str, Any]:
+    health = {"content": {JSON: {"schema": _ref("Health")}}}
+    return {
+        "summary": summary,
+        "description": "Public. 503 while draining, stopped, lagging, or the database is "
+        "not writable. With LITETASK_API_TOKEN set, the worker and queue counts and the "
+        "problems are shown to authenticated callers only.",
+        "operationId": operation_id,
+        "security": [],
+        "responses": {
+            "200": {"description": "OK", **health},
+            "503": {"description": REASONS[503], **health},
+        },
+    }
+
+
 PATHS: dict[str, Any] = {
     "/tasks": {
         "post": {
@@ -120,19 +136,28 @@ PATHS: dict[str, Any] = {
             "responses": _responses({200: "TaskTypes"}, ()),
         }
     },
-    "/health": {
+    "/health": {"get": _readiness("health", "Readiness (the same answer as /health/ready)")},
+    "/health/ready": {"get": _readiness("ready", "Readiness: can take and run work now")},
+    "/health/live": {
         "get": {
-            "summary": "Liveness and readiness",
-            "description": "Public. With LITETASK_API_TOKEN set, the worker and queue counts "
-            "and the problems are shown to authenticated callers only.",
-            "operationId": "health",
+            "summary": "Liveness: the process answers (200 even while draining)",
+            "operationId": "live",
             "security": [],
             "responses": {
-                "200": {"description": "OK", "content": {JSON: {"schema": _ref("Health")}}},
-                "503": {
-                    "description": REASONS[503],
-                    "content": {JSON: {"schema": _ref("Health")}},
+                "200": {"description": "OK", "content": {JSON: {"schema": _ref("Live")}}}
+            },
+        }
+    },
+    "/metrics": {
+        "get": {
+            "summary": "Prometheus metrics (text exposition format; docs/operations.md)",
+            "operationId": "metrics",
+            "responses": {
+                "200": {
+                    "description": "OK",
+                    "content": {"text/plain": {"schema": {"type": "string"}}},
                 },
+                **_responses({}, ()),
             },
         }
     },

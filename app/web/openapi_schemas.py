@@ -166,6 +166,8 @@ HEALTH = _object(
     ["status"],  # workers, queue and problems: for authenticated callers only
 )
 
+LIVE = _object({"status": {"type": "string", "enum": ["ok"]}}, ["status"])
+
 WEBHOOK_ACCEPTED = _object(
     {
         "task_id": {"type": "string"},
@@ -212,6 +214,7 @@ SCHEMAS: dict[str, Any] = {
     "Parameter": PARAMETER,
     "TaskTypes": TASK_TYPES,
     "Health": HEALTH,
+    "Live": LIVE,
     "WebhookAccepted": WEBHOOK_ACCEPTED,
     "Session": SESSION,
     "CacheCleared": CACHE_CLEARED,

@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from app.watchdog import LoopWatchdog
     from app.web.health import HealthMonitor
     from app.web.login_throttle import LoginThrottle
+    from app.web.metrics import MetricsExporter
     from app.web.sessions import Sessions
     from app.web.streams import StreamLimits
 
@@ -24,7 +25,7 @@ class AppState(TypedDict):
     """The lifespan state: one worker, the settings it was built from, the event manager,
     an Event set when draining starts, the health monitor, the loop watchdog (None when
     turned off), the browser sessions (None without an API token), the failed-login
-    throttle and the event-stream limits."""
+    throttle, the event-stream limits and the metrics exporter."""
 
     worker: AsyncTaskWorker
     settings: Settings
@@ -35,6 +36,7 @@ class AppState(TypedDict):
     sessions: Sessions | None
     login_throttle: LoginThrottle
     streams: StreamLimits
+    metrics: MetricsExporter
 
 
 def worker_of(request: Request) -> AsyncTaskWorker:

@@ -181,6 +181,7 @@ def started_event(claimed: ClaimedTask) -> Any:
         group=claimed.group,
         status="running",
         attempt=claimed.attempt,
+        run_at=claimed.run_at,  # the queue wait ends here (metrics)
     )
 
 

@@ -22,7 +22,7 @@ from app.db.lock import ProcessLock
 from app.db.migrate import upgrade
 from app.db.mounts import check_local
 from app.db.owner import Owner
-from app.db.writer import DEFAULT_RETRY_SECONDS, GroupCommitWriter
+from app.db.writer import DEFAULT_RETRY_SECONDS, BatchHook, GroupCommitWriter
 from app.errors import (
     TaskNotFoundError,
     TaskStateError,
@@ -68,6 +68,7 @@ class AsyncTaskWorker:
         write_retry_seconds: float = DEFAULT_RETRY_SECONDS,
         reconcile_interval: float = 30.0,
         heartbeat_interval: float = 10.0,
+        commit_observer: BatchHook | None = None,
     ) -> None:
         self.database_url = database_url
         self.registry = registry if registry is not None else default_registry
@@ -77,6 +78,7 @@ class AsyncTaskWorker:
         # A new boot id on every start(): what a boot holds is told apart from the last's.
         self.boot_id = uuid.uuid4().hex
         self.event_sink = event_sink
+        self.commit_observer = commit_observer  # told each commit's size and seconds
         self.busy_timeout, self.write_retry_seconds = busy_timeout, write_retry_seconds
         self.cache_settings = cache if cache is not None else CacheSettings()
         self._cache: AsyncCacheAdapter | None = None
@@ -189,6 +191,7 @@ class AsyncTaskWorker:
             self._engines.writer,
             on_commit=self._on_commit,
             on_failure=self._fail_waiters,
+            on_batch=self.commit_observer,
             retry_seconds=self.write_retry_seconds,
         )
         await self._writer.start()

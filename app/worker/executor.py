@@ -181,7 +181,7 @@ class TaskExecutor:
             claimed.id,
             claimed.attempt,
             exc,
-            extra={"task_id": claimed.id},
+            extra=claimed.log_fields(),
         )
         trace = "".join(traceback.format_exception(exc)) if with_traceback else None
         return Failed(

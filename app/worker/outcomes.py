@@ -93,7 +93,7 @@ class OutcomeKeeper:
                     claimed.id,
                     exc.reason,
                     delay,
-                    extra={"task_id": claimed.id},
+                    extra=claimed.log_fields(),
                 )
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, MAX_DELAY)
@@ -119,7 +119,7 @@ def not_stored(claimed: ClaimedTask, cause: Exception) -> Failed:
         f"{type(cause).__name__}: {_first_line(cause)}",
         task_id=claimed.id,
     )
-    logger.error("%s (task %s)", error, claimed.id, extra={"task_id": claimed.id})
+    logger.error("%s (task %s)", error, claimed.id, extra=claimed.log_fields())
     return Failed(NOT_STORED, str(error), "".join(traceback.format_exception(cause)))
 
 
@@ -136,5 +136,5 @@ def _log_lost(claimed: ClaimedTask, why: str) -> None:
         claimed.id,
         claimed.attempt,
         why,
-        extra={"task_id": claimed.id},
+        extra=claimed.log_fields(),
     )

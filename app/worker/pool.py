@@ -298,7 +298,7 @@ class WorkerPool:
             logger.exception(
                 "the attempt of task %s failed unexpectedly",
                 claimed.id,
-                extra={"task_id": claimed.id},
+                extra=claimed.log_fields(),
             )
 
     async def _attempt(self, claimed: ClaimedTask) -> None:

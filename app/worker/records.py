@@ -93,6 +93,10 @@ class ClaimedTask:
     def key(self) -> AttemptKey:
         return (self.id, self.attempt)
 
+    def log_fields(self) -> dict[str, Any]:
+        """`extra=` for a log line about this attempt (JSON logs show them as fields)."""
+        return {"task_id": self.id, "attempt": self.attempt, "task_type": self.task_type}
+
 
 @dataclass(frozen=True, slots=True)
 class Completed:

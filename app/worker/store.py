@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from app.clock import datetime_to_us
 from app.db.tables import task_attempts, tasks, tasks_indexed_by
 from app.worker.rendering import to_task_info
-from app.worker.status import TaskInfo, TaskStatus
+from app.worker.status import ACTIVE, TaskInfo, TaskStatus
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,6 +84,18 @@ class TaskStore:
         async with self._engine.connect() as conn:
             rows = (await conn.execute(statement)).all()
         return [(row.id, TaskStatus(row.status), int(row.attempts)) for row in rows]
+
+    async def active_counts(self) -> Sequence[tuple[str, str, int]]:
+        """(status, task_type, count) of the active tasks (pending, running): an index
+        search over those rows only, never the finished history."""
+        statement = (
+            select(tasks.c.status, tasks.c.task_type, func.count())
+            .where(tasks.c.status.in_(sorted(s.value for s in ACTIVE)))
+            .group_by(tasks.c.status, tasks.c.task_type)
+        )
+        async with self._engine.connect() as conn:
+            rows = (await conn.execute(statement)).all()
+        return [(status, task_type, int(n)) for status, task_type, n in rows]
 
     async def next_due(self) -> int | None:
         """The earliest run_at among pending tasks (µs), or None when nothing is pending."""

@@ -1,7 +1,7 @@
 """service_state: small durable values of the service (the session version)
 
 Revision ID: 0005
-Revises: 0003
+Revises: 0004
 Create Date: 2026-12-10
 """
 

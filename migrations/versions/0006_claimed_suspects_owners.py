@@ -4,7 +4,7 @@
 time); `owners` holds the process that owns the database, with a heartbeat.
 
 Revision ID: 0006
-Revises: 0003
+Revises: 0005
 Create Date: 2026-12-02
 """
 

@@ -1,5 +1,4 @@
-"""events: an indexed task_group column (and a task_type index) for filtered replays; the
-event log's epoch in service_state
+"""events: indexed task_group and task_type for filtered replays; the log's epoch
 
 A filtered reconnect read the log's whole tail after its Last-Event-ID (the group was a JSON
 path in the payload, the task type had no index); now each reads only the rows it returns.
@@ -7,8 +6,8 @@ The epoch is a random id of this database's log, carried in every SSE id: an old
 restored in its place gets a new one (app/events/epoch.py), so old ids are not resumed.
 
 Revision ID: 0009
-Revises: 0005
-Create Date: 2026-12-14
+Revises: 0006
+Create Date: 2026-12-02
 """
 
 from __future__ import annotations

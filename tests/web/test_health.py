@@ -71,3 +71,36 @@ async def test_public_health_shows_status_only_when_a_token_is_set(tmp_path: Pat
         draining.set()
         down = await client.get("/health")
         assert down.status_code == 503 and down.json() == {"status": "unavailable"}
+
+
+async def test_liveness_stays_200_while_draining_and_readiness_turns_503(tmp_path: Path) -> None:
+    draining = asyncio.Event()
+    app = create_app(settings_for(tmp_path), draining=draining)
+    async with lifespan(app) as running, running.client() as client:
+        live, ready = await client.get("/health/live"), await client.get("/health/ready")
+        assert (live.status_code, live.json()) == (200, {"status": "ok"})
+        assert ready.status_code == 200 and ready.json()["status"] == "ok"
+        draining.set()
+        live, ready = await client.get("/health/live"), await client.get("/health/ready")
+        assert (live.status_code, live.json()) == (200, {"status": "ok"})
+        assert ready.status_code == 503
+        assert ready.json()["problems"] == ["the service is draining"]
+        assert (await client.get("/health")).json() == ready.json()
+
+
+async def test_readiness_is_what_health_always_answered(client: httpx.AsyncClient) -> None:
+    await submit(client, "demo.add", args=[1, 2], delay=60)
+    ready, health = await client.get("/health/ready"), await client.get("/health")
+    assert ready.status_code == health.status_code == 200
+    assert ready.json() == health.json()
+    assert ready.json()["queue"]["pending"] == 1 and ready.json()["workers"]["max"] == 10
+
+
+async def test_probes_are_public_and_say_status_only_without_the_token(tmp_path: Path) -> None:
+    app = create_app(settings_for(tmp_path, api_token=TOKEN))
+    async with lifespan(app) as running, running.client() as client:
+        for path in ("/health/live", "/health/ready"):
+            response = await client.get(path)
+            assert (response.status_code, response.json()) == (200, {"status": "ok"}), path
+        bearer = await client.get("/health/ready", headers={"Authorization": f"Bearer {TOKEN}"})
+        assert "queue" in bearer.json()
