@@ -9,6 +9,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
@@ -129,8 +130,10 @@ class ServerProcess:
             **env,
         }
         command = [sys.executable, "-m", "app", "serve", "--port", str(port), *args]
+        # A file, not a pipe: a chatty server must never block on a pipe nobody reads.
+        self._log = tempfile.TemporaryFile("w+", encoding="utf-8")  # noqa: SIM115
         self.proc = subprocess.Popen(
-            command, env=environ, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+            command, env=environ, stdout=subprocess.DEVNULL, stderr=self._log, text=True
         )
 
     def wait_ready(self, timeout: float = 20) -> None:
@@ -146,8 +149,11 @@ class ServerProcess:
         pytest.fail("server did not become healthy")
 
     def output(self) -> str:
-        assert self.proc.stderr is not None
-        return self.proc.stderr.read() if self.proc.poll() is not None else "(running)"
+        """What the server wrote to stderr, once it has exited."""
+        if self.proc.poll() is None:
+            return "(running)"
+        self._log.seek(0)
+        return self._log.read()
 
     def signal(self, signum: int) -> None:
         self.proc.send_signal(signum)
@@ -159,8 +165,7 @@ class ServerProcess:
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGKILL)
             self.proc.wait(10)
-        if self.proc.stderr is not None:
-            self.proc.stderr.close()
+        self._log.close()
 
 
 @pytest.fixture

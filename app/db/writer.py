@@ -40,7 +40,7 @@ from sqlalchemy.pool import NullPool
 
 from app.db.engine import TransactionRefused
 from app.db.write_op import WriteOp, by_type
-from app.errors import WriterFailedError
+from app.errors import WorkerNotRunningError, WriterFailedError
 from app.events.log import LAST_EVENT_ID, TaskEvent, append_events
 
 __all__ = ["GroupCommitWriter", "WriteOp"]
@@ -148,7 +148,9 @@ class GroupCommitWriter:
         if self._failure is not None:
             raise WriterFailedError(str(self._failure))
         if self._runner is None or self._runner.done():
-            raise RuntimeError("the database writer is not running")
+            # Stopped (the service is draining, or was never started): callers over HTTP
+            # get 503 and try again, by then on a restarted service.
+            raise WorkerNotRunningError("the database writer is not running (stopping?)")
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Any] = loop.create_future()
         self._queue.put_nowait(_Pending(op, future, loop.time() + self._retry_seconds))

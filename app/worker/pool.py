@@ -163,9 +163,8 @@ class WorkerPool:
         while not self._stopping:
             try:
                 delay = await self._fill_slots()
-            except Exception:
-                logger.exception("claiming tasks failed; trying again in 1 s")
-                self.queue.wake_before = WAKE_ALWAYS
+            except Exception as exc:
+                self._claim_failed(exc)
                 delay = 1.0
             if self._stopping:
                 break
@@ -174,6 +173,15 @@ class WorkerPool:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(delay):
                     await wake.wait()
+
+    def _claim_failed(self, exc: Exception) -> None:
+        """Log a failed claim (one line for the database's passing state, a traceback for
+        anything else); the dispatcher tries again in a second."""
+        self.queue.wake_before = WAKE_ALWAYS
+        if isinstance(exc, DatabaseUnavailableError):
+            logger.warning("claiming tasks failed (%s); trying again in 1 s", exc.reason)
+        else:
+            logger.error("claiming tasks failed; trying again in 1 s", exc_info=exc)
 
     async def _fill_slots(self) -> float | None:
         """Start claimed work in free slots and claim more; return how long to sleep

@@ -12,6 +12,7 @@ from sqlalchemy import Connection, text
 from app.db.engine import Engines, create_engines
 from app.db.migrate import upgrade
 from app.db.writer import GroupCommitWriter, WriteOp
+from app.errors import WorkerNotRunningError
 
 
 class InsertRow(WriteOp[int]):
@@ -72,5 +73,5 @@ async def test_stop_finishes_what_was_submitted(engines: Engines) -> None:
     pending = [writer.submit(InsertRow(i)) for i in range(100)]
     await writer.stop()
     assert [await p for p in pending] == list(range(100))
-    with pytest.raises(RuntimeError, match="not running"):
+    with pytest.raises(WorkerNotRunningError, match="not running"):
         writer.submit(InsertRow(1000))

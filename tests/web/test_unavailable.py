@@ -113,3 +113,16 @@ async def test_a_dead_writer_turns_readiness_503_and_submits_503(
     assert health.status_code == 503
     problems = health.json()["problems"]
     assert any("database writer stopped" in p for p in problems), problems
+
+
+async def test_a_submit_while_the_service_drains_is_503_not_500(tmp_path: Path) -> None:
+    """HTTP keeps answering while the worker drains; once the writer has stopped, a submit
+    is told to come back (503 + Retry-After), as the restarted service will take it."""
+    draining, drained = asyncio.Event(), asyncio.Event()
+    app = create_app(settings_for(tmp_path), draining=draining, drained=drained)
+    async with lifespan(app) as running, running.client() as client:
+        draining.set()
+        await asyncio.wait_for(drained.wait(), 10)
+        response = await client.post("/tasks", json={"task_type": "demo.add", "args": [1, 2]})
+        assert_problem(response, 503)
+        assert response.headers["retry-after"]
