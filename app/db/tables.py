@@ -73,6 +73,7 @@ tasks = Table(
     # Was `running` when its process died: runs only one at a time beside normal work
     # (cleared when it starts again). No Python-side default: bulk inserts name their columns.
     Column("suspect", Boolean, nullable=False, server_default=false()),
+    # Due tasks in claim order: every pending row is due (tasks for later are `scheduled`).
     Index(
         "ix_tasks_pending_order",
         "priority",
@@ -86,6 +87,13 @@ tasks = Table(
         "run_at",
         sqlite_where=text("status = 'pending'"),
         postgresql_where=text("status = 'pending'"),
+    ),
+    # Tasks for later, by time: the stager moves the due ones to pending (app/worker/stager.py).
+    Index(
+        "ix_tasks_scheduled",
+        "run_at",
+        sqlite_where=text("status = 'scheduled'"),
+        postgresql_where=text("status = 'scheduled'"),
     ),
     Index("ix_tasks_status_seq", "status", "seq"),
     Index(

@@ -17,7 +17,7 @@ from app.cache.jsonable import jsonable
 from app.cache.serialization import unpackb
 from app.clock import us_to_datetime
 from app.worker.records import NewTask
-from app.worker.status import AttemptError, TaskInfo, TaskStatus
+from app.worker.status import AttemptError, TaskInfo
 
 
 def inserted_task_info(task: NewTask) -> TaskInfo:
@@ -27,7 +27,7 @@ def inserted_task_info(task: NewTask) -> TaskInfo:
     return TaskInfo(
         id=task.id,
         task_type=task.task_type,
-        status=TaskStatus.PENDING,
+        status=task.status,
         priority=task.priority,
         args=list(unpackb(task.args)),
         kwargs=dict(unpackb(task.kwargs)),

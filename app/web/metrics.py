@@ -83,7 +83,7 @@ class MetricsExporter:
             async with asyncio.timeout(READ_TIMEOUT):
                 store = TaskStore(self.worker.engines.reader)
                 counts, active, due = await asyncio.gather(
-                    store.counts(), store.active_counts(), store.next_due()
+                    store.counts(), store.active_counts(), store.oldest_due()
                 )
         except (TimeoutError, SQLAlchemyError, OSError, TaskError) as exc:
             logger.warning("metrics: the task counts could not be read (%r)", exc)

@@ -116,7 +116,7 @@ PATHS: dict[str, Any] = {
             "responses": _responses({200: "Task"}, (404, 503)),
         },
         "delete": {
-            "summary": "Cancel a pending, claimed or running task",
+            "summary": "Cancel a scheduled, pending, claimed or running task",
             "operationId": "cancelTask",
             "responses": _responses({200: "Task"}, (404, 409, 503)),
         },

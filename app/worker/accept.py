@@ -45,14 +45,16 @@ class PutTask(WriteOp[Accepted]):
         if t.id in taken.ids:
             raise TaskAlreadyExistsError(f"task {t.id!r} already exists", task_id=t.id)
         taken.add(t)
+        later = {"run_at": t.run_at} if t.status is TaskStatus.SCHEDULED else {}
         self.events.append(
             task_event(
                 EventType.QUEUED,
                 t.id,
                 t.task_type,
                 group=group_of(t.metadata),
-                status="pending",
+                status=t.status.value,
                 priority=t.priority,
+                **later,
             )
         )
         return Accepted(t.id, created=True, task=t)
@@ -208,11 +210,12 @@ TASK_COLUMNS = (
 
 
 def _task_row(t: NewTask) -> Row:
-    """The new task's row for TASK_COLUMNS, in stored form: pending, no attempt yet."""
+    """The new task's row for TASK_COLUMNS, in stored form: pending (or scheduled, for
+    later), no attempt yet."""
     return (
         t.id,
         t.task_type,
-        TaskStatus.PENDING.value,
+        t.status.value,
         t.priority,
         t.args,
         t.kwargs,

@@ -55,11 +55,13 @@ class FinishTask(WriteOp[bool]):
             tasks.c.attempts == self.attempt,
             status_is(TaskStatus.RUNNING),
         )
-        result = conn.execute(update(tasks).where(fence).values(**_failed_values(outcome, now)))
+        status = _status_after(outcome, now)
+        values = _failed_values(outcome, status, now)
+        result = conn.execute(update(tasks).where(fence).values(**values))
         if result.rowcount != 1:
             return False
         conn.execute(task_attempts.insert(), [self._attempt_row(outcome, now)])
-        self._record_failed(outcome)
+        self._record_failed(outcome, status)
         return True
 
     def _attempt_row(self, outcome: Failed, now: int) -> dict[str, Any]:
@@ -89,10 +91,8 @@ class FinishTask(WriteOp[bool]):
             )
         )
 
-    def _record_failed(self, outcome: Failed) -> None:
-        retrying = outcome.retry_at is not None
-        kind = EventType.RETRYING if retrying else EventType.FAILED
-        status = TaskStatus.PENDING if retrying else TaskStatus.FAILED
+    def _record_failed(self, outcome: Failed, status: TaskStatus) -> None:
+        kind = EventType.FAILED if status is TaskStatus.FAILED else EventType.RETRYING
         self.events.append(
             task_event(
                 kind,
@@ -108,11 +108,18 @@ class FinishTask(WriteOp[bool]):
         )
 
 
-def _failed_values(outcome: Failed, now: int) -> dict[str, Any]:
+def _status_after(outcome: Failed, now: int) -> TaskStatus:
+    """failed, or retrying: scheduled until its retry_at (pending if that has passed)."""
+    if outcome.retry_at is None:
+        return TaskStatus.FAILED
+    return TaskStatus.SCHEDULED if outcome.retry_at > now else TaskStatus.PENDING
+
+
+def _failed_values(outcome: Failed, status: TaskStatus, now: int) -> dict[str, Any]:
     common = {"owner": None, "lease_expires_at": None, "error": outcome.message}
     if outcome.retry_at is not None:
-        return {**common, "status": TaskStatus.PENDING.value, "run_at": outcome.retry_at}
-    return {**common, "status": TaskStatus.FAILED.value, "completed_at": now}
+        return {**common, "status": status.value, "run_at": outcome.retry_at}
+    return {**common, "status": status.value, "completed_at": now}
 
 
 _COMPLETE = (

@@ -1,6 +1,8 @@
 """Taking due tasks and starting them.
 
-A claim takes the best due rows in one transaction: as many as there are free slots go
+A claim first stages the scheduled rows that have come due (app/worker/stager.py), so every
+pending row is due and it reads nothing else; then it takes the best pending rows in the
+same transaction: as many as there are free slots go
 straight to `running` (their functions start as soon as it commits), and, while tasks are
 short, a prefetch goes to `claimed` (taken, not started: shown as queued, never charged). A
 claimed row becomes `running` through StartTasks, one op for every task started together,
@@ -34,6 +36,7 @@ from app.db.tables import status_is, tasks, tasks_indexed_by
 from app.db.writer import WriteOp
 from app.events.log import EventType
 from app.worker.records import ClaimedTask, task_event
+from app.worker.stager import stage_due
 from app.worker.status import TaskStatus
 
 
@@ -80,15 +83,14 @@ _CLAIM_COLUMNS = (
 
 @functools.cache
 def _take_statement(index: str, condition: str, start: bool) -> Any:
-    """UPDATE the best `b_limit` due pending rows, read in order from a partial index, to
-    running (`start`) or claimed; RETURNING what the pool needs to run them."""
+    """UPDATE the best `b_limit` pending rows (all due), read in order from a partial index,
+    to running (`start`) or claimed; RETURNING what the pool needs to run them."""
     seq: ColumnElement[int] = literal_column("seq")
-    run_at: ColumnElement[int] = literal_column("run_at")
     due = (
         select(seq)
         .select_from(tasks_indexed_by(index))
-        .where(text(condition), run_at <= bindparam("b_now"))
-        .order_by(literal_column("priority"), run_at, seq)
+        .where(text(condition))
+        .order_by(literal_column("priority"), literal_column("run_at"), seq)
         .limit(bindparam("b_limit"))
         .scalar_subquery()
     )
@@ -120,7 +122,8 @@ _SUSPECT = ("ix_tasks_suspects", SUSPECT_WAITING)
 
 
 class ClaimTasks(WriteOp[Claim]):
-    """Give back, then take: suspect first, then the best due rows to run, then prefetch."""
+    """Give back, stage what came due, then take: suspect first, then the best rows to run,
+    then prefetch."""
 
     def __init__(self, request: ClaimRequest) -> None:
         super().__init__()
@@ -130,6 +133,7 @@ class ClaimTasks(WriteOp[Claim]):
         request, now = self.request, now_us()
         if request.give_back:
             _give_back(conn, request.owner, request.give_back)
+        stage_due(conn, now)
         claim = Claim()
         if request.suspect and request.start > 0:
             suspects = self._take(conn, _SUSPECT, 1, now, start=True)

@@ -17,7 +17,8 @@ from app.worker.store import read_task
 
 
 class CancelTask(WriteOp[TaskStatus]):
-    """Cancel a pending, claimed or running task; the result is the status it had."""
+    """Cancel a queued (scheduled, pending, claimed) or running task; the result is the
+    status it had."""
 
     def __init__(self, task_id: str) -> None:
         super().__init__()

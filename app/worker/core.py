@@ -320,7 +320,7 @@ class AsyncTaskWorker:
     # -- control -----------------------------------------------------------------------------
 
     async def cancel_task(self, task_id: str) -> bool:
-        """Cancel a pending, claimed or running task. False when it had already finished; raises
+        """Cancel a queued or running task. False when it had already finished; raises
         TaskNotFoundError for an unknown id."""
         queue = self._require_queue()
         try:

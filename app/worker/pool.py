@@ -1,10 +1,10 @@
 """WorkerPool: claims due tasks and runs them, at most `max_workers` at once.
 
-One dispatcher waits on a single wake-up event (set by a committed insert, a freed slot, a
-retry being scheduled, or stop) with a deadline at the next due time, so an idle pool makes
-no queries at all. A claim takes rows for the free slots straight to `running` and, while
-tasks are short, a prefetch as `claimed`; a prefetched task is marked `running` (one write
-for all tasks started together) before its function runs. Live attempts are tracked by
+One dispatcher waits on a single wake-up event (set by a committed due insert, a freed slot,
+the stager when scheduled tasks come due, or stop), so an idle pool makes no queries at all.
+A claim takes rows for the free slots straight to `running` and, while tasks are short, a
+prefetch as `claimed`; a prefetched task is marked `running` (one write for all tasks
+started together) before its function runs. Live attempts are tracked by
 (task id, attempt): an attempt that outlives its cancellation still holds its slot.
 """
 
@@ -18,7 +18,6 @@ import time
 from collections.abc import Awaitable
 from dataclasses import dataclass
 
-from app.clock import now_us
 from app.errors import DatabaseUnavailableError, TaskDefinitionError
 from app.worker.claims import Claim, ClaimRequest
 from app.worker.executor import TaskExecutor
@@ -185,11 +184,11 @@ class WorkerPool:
 
     async def _fill_slots(self) -> float | None:
         """Start claimed work in free slots and claim more; return how long to sleep
-        (None: until woken).
+        (0: claim again at once, None: until woken).
 
-        While it claims, puts do not wake the pool (each would cost one more claim and
-        next-due query): they are noted in `queue.earliest_put`, and the sleep that follows
-        ends by the earliest of those and the next due row."""
+        While it claims, puts do not wake the pool (each would cost one more claim): they
+        are noted in `queue.earliest_put`, and it claims again after. Tasks for later are
+        the stager's: it wakes the pool when they come due."""
         queue = self.queue
         queue.new_work.clear()
         queue.wake_before = WAKE_NEVER
@@ -203,12 +202,10 @@ class WorkerPool:
         self._take(request, claim)
         if claim.filled(request):
             return 0 if self._free_slots() > 0 else None
-        next_due = await self.store.next_due()
-        due = min(WAKE_ALWAYS if next_due is None else next_due, queue.earliest_put)
-        queue.wake_before = due
-        if due == WAKE_ALWAYS:
-            return None
-        return max(0.0, (due - now_us()) / 1_000_000)
+        if queue.earliest_put != WAKE_ALWAYS:  # put while it claimed: due now
+            return 0
+        queue.wake_before = WAKE_ALWAYS
+        return None
 
     def _free_slots(self) -> int:
         return self.settings.max_workers - len(self._executing)

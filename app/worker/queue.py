@@ -21,14 +21,15 @@ WAKE_NEVER = -1
 
 
 class TaskQueue:
-    """The durable queue: puts, claims and outcomes through the group-commit writer, and an
-    `asyncio.Event` that wakes the pool when new work is committed (no polling)."""
+    """The durable queue: puts, claims and outcomes through the group-commit writer, and
+    `asyncio.Event`s that wake the pool when due work is committed and the stager when a task
+    for later is (no polling)."""
 
     def __init__(self, writer: GroupCommitWriter) -> None:
         self.writer = writer
         self.new_work = asyncio.Event()
-        # The pool sets this before it sleeps: a new task due before it (µs) wakes the pool;
-        # one due later will be found when the pool wakes anyway. WAKE_ALWAYS while idle.
+        # WAKE_ALWAYS while the pool sleeps (a due put wakes it), WAKE_NEVER while it claims
+        # (puts are noted in earliest_put instead, and it claims again after).
         self.wake_before = WAKE_ALWAYS
         # The earliest run_at (µs) put since the pool last reset it to WAKE_ALWAYS: while it
         # claims (wake_before is WAKE_NEVER then), puts are noted here instead of waking it.
@@ -38,21 +39,37 @@ class TaskQueue:
         # prefetch back and claims again, so the new task is not stuck behind it.
         self.ready_floor: int | None = None
         self.preempt = False
+        # The stager sleeps until stage_at (µs), the earliest scheduled time it knows of; a
+        # task for earlier lowers it and sets stage_wake. 0: look at once (at start).
+        self.stage_at = 0
+        self.stage_wake = asyncio.Event()
 
     async def put(self, task: NewTask) -> Accepted:
         accepted = await self.writer.run(PutTask(task))
-        if accepted.created:
-            run_at = task.run_at
-            if run_at < self.earliest_put:
-                self.earliest_put = run_at
-            if run_at < self.wake_before:
-                self.new_work.set()
-            self._note_urgent(task)
+        if not accepted.created:
+            return accepted
+        if task.status is TaskStatus.SCHEDULED:
+            self.schedule(task.run_at)
+            return accepted
+        if task.run_at < self.earliest_put:
+            self.earliest_put = task.run_at
+        if task.run_at < self.wake_before:
+            self.new_work.set()
+        self.became_due(task.priority)
         return accepted
 
-    def _note_urgent(self, task: NewTask) -> None:
+    def schedule(self, run_at: int) -> None:
+        """A task waits for `run_at` as scheduled: the stager wakes by then."""
+        if run_at < self.stage_at:
+            self.stage_at = run_at
+            self.stage_wake.set()
+
+    def became_due(self, priority: int) -> None:
+        """Tasks of this (best) priority became pending. More urgent than what the pool holds
+        claimed ahead, they make it give that back and claim again (waking it), so they are
+        not stuck behind it."""
         floor = self.ready_floor
-        if floor is not None and task.priority < floor and task.run_at <= now_us():
+        if floor is not None and priority < floor:
             self.preempt = True
             self.new_work.set()
 
@@ -68,8 +85,11 @@ class TaskQueue:
 
     async def finish(self, claimed: ClaimedTask, outcome: Outcome) -> bool:
         finished = await self.writer.run(FinishTask(claimed, outcome))
-        if isinstance(outcome, Failed) and outcome.retry_at is not None:
-            self.new_work.set()
+        if isinstance(outcome, Failed) and outcome.retry_at is not None and finished:
+            if outcome.retry_at > now_us():
+                self.schedule(outcome.retry_at)
+            else:
+                self.new_work.set()
         return finished
 
     async def cancel(self, task_id: str) -> TaskStatus:

@@ -11,6 +11,7 @@ from typing import Any
 from app.cache.jsonable import jsonable
 from app.clock import now_us
 from app.events.log import EventType, TaskEvent
+from app.worker.status import TaskStatus
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,6 +36,11 @@ class NewTask:
     id_chosen: bool = True
     # With an idempotency key: what the request was (app/worker/idempotency.py).
     fingerprint: str | None = None
+
+    @property
+    def status(self) -> TaskStatus:
+        """`scheduled` when it is for later (the stager makes it pending at its time)."""
+        return TaskStatus.SCHEDULED if self.run_at > self.created_at else TaskStatus.PENDING
 
 
 @dataclass(frozen=True, slots=True)

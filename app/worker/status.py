@@ -9,10 +9,13 @@ from typing import Any
 
 
 class TaskStatus(StrEnum):
-    """pending -> claimed -> running -> completed | failed | cancelled. `claimed`: taken by a
-    process ahead of a free slot, not started (shown as queued); `running`: its function has
-    started (`started_at` and `attempts` are set then)."""
+    """[scheduled ->] pending -> claimed -> running -> completed | failed | cancelled.
+    `scheduled`: waiting for its run_at (submitted for later, or a retry's backoff), kept
+    apart so claims read due rows only; it becomes `pending` at its time. `claimed`: taken
+    by a process ahead of a free slot, not started. Both are shown as queued. `running`: its
+    function has started (`started_at` and `attempts` are set then)."""
 
+    SCHEDULED = "scheduled"
     PENDING = "pending"
     CLAIMED = "claimed"
     RUNNING = "running"
@@ -22,7 +25,7 @@ class TaskStatus(StrEnum):
 
 
 ACTIVE: frozenset[TaskStatus] = frozenset(
-    {TaskStatus.PENDING, TaskStatus.CLAIMED, TaskStatus.RUNNING}
+    {TaskStatus.SCHEDULED, TaskStatus.PENDING, TaskStatus.CLAIMED, TaskStatus.RUNNING}
 )
 TERMINAL: frozenset[TaskStatus] = frozenset(
     {TaskStatus.COMPLETED, TaskStatus.FAILED, TaskStatus.CANCELLED}

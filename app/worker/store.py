@@ -86,8 +86,8 @@ class TaskStore:
         return [(row.id, TaskStatus(row.status), int(row.attempts)) for row in rows]
 
     async def active_counts(self) -> Sequence[tuple[str, str, int]]:
-        """(status, task_type, count) of the active tasks (pending, running): an index
-        search over those rows only, never the finished history."""
+        """(status, task_type, count) of the active tasks (scheduled, pending, claimed,
+        running): an index search over those rows only, never the finished history."""
         statement = (
             select(tasks.c.status, tasks.c.task_type, func.count())
             .where(tasks.c.status.in_(sorted(s.value for s in ACTIVE)))
@@ -97,12 +97,21 @@ class TaskStore:
             rows = (await conn.execute(statement)).all()
         return [(status, task_type, int(n)) for status, task_type, n in rows]
 
-    async def next_due(self) -> int | None:
-        """The earliest run_at among pending tasks (µs), or None when nothing is pending."""
+    async def oldest_due(self) -> int | None:
+        """The earliest run_at among pending tasks (every one is due), µs; None when nothing
+        is pending."""
+        return await self._earliest_run_at("ix_tasks_pending_run_at", TaskStatus.PENDING)
+
+    async def next_scheduled(self) -> int | None:
+        """The earliest run_at among scheduled tasks (µs), or None when none is scheduled:
+        when the stager must next look."""
+        return await self._earliest_run_at("ix_tasks_scheduled", TaskStatus.SCHEDULED)
+
+    async def _earliest_run_at(self, index: str, status: TaskStatus) -> int | None:
         statement = (
             select(func.min(literal_column("run_at", Integer)))
-            .select_from(tasks_indexed_by("ix_tasks_pending_run_at"))
-            .where(text("status = 'pending'"))
+            .select_from(tasks_indexed_by(index))
+            .where(text(f"status = '{status.value}'"))
         )
         async with self._engine.connect() as conn:
             value = (await conn.execute(statement)).scalar()

@@ -1,4 +1,5 @@
-"""Upkeep while the process lives: the owner heartbeat and the reconciler.
+"""Upkeep while the process lives: the owner heartbeat, the reconciler, and the stager (tasks
+for later become pending at their time: app/worker/stager.py).
 
 The heartbeat keeps this process's owner row alive (app/db/owner.py); if the row is gone,
 another process has taken the database over, and this one stops working at once. The
@@ -22,6 +23,7 @@ from app.db.writer import GroupCommitWriter
 from app.worker.pool import WorkerPool
 from app.worker.records import AttemptKey
 from app.worker.recovery import PutBack, RecoverInterrupted
+from app.worker.stager import Stager
 from app.worker.status import TaskStatus
 from app.worker.store import TaskStore
 
@@ -47,9 +49,11 @@ class Upkeep:
         self._loops: list[asyncio.Task[None]] = []
 
     def start(self) -> None:
+        stager = Stager(self.pool.queue, self.store)
         self._loops = [
             asyncio.create_task(self._beat(), name="litetask-heartbeat"),
             asyncio.create_task(self._reconcile(), name="litetask-reconciler"),
+            asyncio.create_task(stager.run(), name="litetask-stager"),
         ]
 
     async def stop(self) -> None:

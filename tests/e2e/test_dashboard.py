@@ -42,7 +42,13 @@ def test_dashboard_shows_tasks_live_and_cancels(
 
     delayed = submit(server.url, {"task_type": "demo.sleep", "delay": 600})
     delayed_row = page.locator(f'tr[data-task-id="{delayed}"]')
+    # Scheduled for later: shown as queued, with the time it runs.
     expect(delayed_row.locator("td.status")).to_have_text("pending")
+    expect(delayed_row.locator("td.status")).to_have_attribute(
+        "title", re.compile("^scheduled: runs at .+")
+    )
+    expect(delayed_row.locator("td.summary")).to_have_text(re.compile("^runs at .+"))
+    expect(page.locator("#queue li[data-status=pending] b")).to_have_text("1")
     delayed_row.get_by_role("button", name="Cancel").click()
     expect(delayed_row.locator("td.status")).to_have_text("cancelled")
     expect(delayed_row.get_by_role("button", name="Retry")).to_be_visible()

@@ -225,3 +225,28 @@ def test_kill_9_charges_only_the_tasks_really_running(database: Path) -> None:
         charged = conn.execute("select count(*) from tasks where interruptions > 0").fetchone()
         extra = conn.execute("select count(*) from tasks where attempts > 1").fetchone()
     assert charged[0] <= 4 and extra[0] == charged[0]
+
+
+def test_kill_9_leaves_scheduled_tasks_for_their_time(database: Path) -> None:
+    """Tasks for later survive a crash as they were (scheduled, never charged) and, after
+    the restart, run no earlier than their time, in (run_at, submission) order."""
+    proc = WorkerProcess(
+        database, "--enqueue", "20", "--arg", "500", "--later", "30", "--delay", "2"
+    )
+    proc.wait_for("ENQUEUED")
+    time.sleep(0.2)
+    proc.kill9()
+    state = counts(database)
+    assert state.get("scheduled") == 30 and state.get("running", 0) > 0, state
+    last = WorkerProcess(database, "--until-done")
+    assert last.finish() == 0, last.stderr()
+    assert counts(database) == {"completed": 50}
+    with closing(sqlite3.connect(database)) as conn:
+        later = conn.execute(
+            "select run_at, started_at, attempts, interruptions from tasks"
+            " where priority = -1 order by run_at, seq"
+        ).fetchall()
+    assert len(later) == 30
+    assert all(started >= run_at for run_at, started, _, _ in later)
+    assert [started for _, started, _, _ in later] == sorted(s for _, s, _, _ in later)
+    assert {(attempts, interruptions) for _, _, attempts, interruptions in later} == {(1, 0)}

@@ -1,6 +1,7 @@
 """A real worker process for the recovery tests: run with the repo root on PYTHONPATH.
 
     python tests/e2e/worker_process.py DB [--enqueue N --task work --arg MS] [--until-done]
+        [--later N --delay S]   (N quick tasks due in S seconds, at priority -1)
 
 Prints READY once started and ENQUEUED after the enqueue; SIGTERM/SIGINT stop it gracefully
 (stop timeout from --stop-timeout) with exit code 0.
@@ -79,6 +80,8 @@ async def enqueue(worker: AsyncTaskWorker, options: argparse.Namespace) -> None:
         await asyncio.gather(
             *[worker.add_task(options.task, *task_args(options, i)) for i in batch]
         )
+    for i in range(options.later):  # quick tasks for later, at a better priority
+        await worker.add_task("work", i, 0, delay=options.delay, priority=-1)
 
 
 def task_args(options: argparse.Namespace, i: int) -> tuple[float | str, ...]:
@@ -110,6 +113,8 @@ def parse(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--until-done", action="store_true")
     parser.add_argument("--fast", action="store_true")
     parser.add_argument("--file", default="")
+    parser.add_argument("--later", type=int, default=0)
+    parser.add_argument("--delay", type=float, default=2.0)
     return parser.parse_args(argv)
 
 

@@ -66,7 +66,7 @@ async def test_run_at_at_the_edges_is_accepted(client: httpx.AsyncClient) -> Non
     assert early["run_at"] == "1970-01-01T00:00:00.000000Z"
     assert (await wait_done(client, early["id"]))["status"] == "completed"
     tasks = await assert_reads_work(client)
-    assert tasks[late["id"]]["status"] == "pending"
+    assert tasks[late["id"]]["status"] == "scheduled"
 
 
 @pytest.mark.parametrize("depth", [65, 100, 600, 990])

@@ -44,7 +44,7 @@ async def test_cross_site_writes_with_the_cookie_are_403(
     assert body["type"].endswith(":cross-site-request")
     task = (await browser.post("/tasks", json=TASK, headers=BEARER)).json()
     assert_problem(await browser.delete(f"/tasks/{task['id']}", headers=headers), 403)
-    assert (await browser.get(f"/tasks/{task['id']}")).json()["status"] == "pending"
+    assert (await browser.get(f"/tasks/{task['id']}")).json()["status"] == "scheduled"
     assert await task_count(browser) == 1
 
 
@@ -78,7 +78,7 @@ async def test_cookie_writes_must_be_json(
     assert_problem(await browser.delete(f"/tasks/{task['id']}", headers=headers), 415)
     retry = await browser.post(f"/tasks/{task['id']}/retry", headers=headers)
     assert_problem(retry, 415)
-    assert (await browser.get(f"/tasks/{task['id']}")).json()["status"] == "pending"
+    assert (await browser.get(f"/tasks/{task['id']}")).json()["status"] == "scheduled"
     json_header = {"content-type": "application/json"}
     assert (await browser.delete(f"/tasks/{task['id']}", headers=json_header)).status_code == 200
 

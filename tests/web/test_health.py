@@ -20,7 +20,8 @@ async def test_health_reports_workers_and_queue(client: httpx.AsyncClient) -> No
     body = response.json()
     assert body["status"] == "ok"
     assert body["workers"] == {"max": 10, "active": 0}
-    assert body["queue"]["pending"] == 1 and set(body["queue"]) >= {"running", "failed"}
+    assert (body["queue"]["scheduled"], body["queue"]["pending"]) == (1, 0)
+    assert set(body["queue"]) >= {"running", "failed"}
 
 
 async def test_lifespan_state_reaches_handlers(tmp_path: Path) -> None:
@@ -93,7 +94,7 @@ async def test_readiness_is_what_health_always_answered(client: httpx.AsyncClien
     ready, health = await client.get("/health/ready"), await client.get("/health")
     assert ready.status_code == health.status_code == 200
     assert ready.json() == health.json()
-    assert ready.json()["queue"]["pending"] == 1 and ready.json()["workers"]["max"] == 10
+    assert ready.json()["queue"]["scheduled"] == 1 and ready.json()["workers"]["max"] == 10
 
 
 async def test_probes_are_public_and_say_status_only_without_the_token(tmp_path: Path) -> None:

@@ -59,6 +59,7 @@ async def test_metrics_count_what_tasks_did(tmp_path: Path) -> None:
         long = await submit(client, "demo.sleep", kwargs={"seconds": 30, "steps": 1})
         await wait_status(client, long["id"], "running")
         waiting = await submit(client, "demo.add", args=[1, 1])
+        await submit(client, "demo.add", args=[2, 2], delay=3600)
         await asyncio.sleep(0.3)
         samples = await scrape(client)
         assert slow.reason is not None
@@ -77,9 +78,11 @@ async def test_metrics_count_what_tasks_did(tmp_path: Path) -> None:
     assert value(samples, "litetask_tasks", status="failed") == 1
     assert value(samples, "litetask_tasks", status="running") == 1
     assert value(samples, "litetask_tasks", status="pending") == 1
+    assert value(samples, "litetask_tasks", status="scheduled") == 1
     active = "litetask_tasks_active"
     assert value(samples, active, status="running", task_type="demo.sleep") == 1
     assert value(samples, active, status="pending", task_type="demo.add") == 1
+    assert value(samples, active, status="scheduled", task_type="demo.add") == 1
     assert waiting["status"] == "pending"
     assert 0.25 <= value(samples, "litetask_oldest_pending_seconds") < 30
 

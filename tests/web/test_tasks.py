@@ -52,7 +52,8 @@ async def test_options_are_stored(client: httpx.AsyncClient) -> None:
     assert (task["priority"], task["max_attempts"], task["timeout"]) == (-5, 3, 30.0)
     assert task["metadata"] == {"owner": "me"}
     assert abs(datetime.fromisoformat(task["run_at"]) - run_at) < timedelta(seconds=1)
-    assert (await client.get("/tasks/my-id")).json()["status"] == "pending"
+    assert task["status"] == "scheduled"  # until its run_at: then pending
+    assert (await client.get("/tasks/my-id")).json()["status"] == "scheduled"
 
 
 async def test_failures_keep_each_attempt(make_client: ClientFactory) -> None:
@@ -105,6 +106,7 @@ async def test_get_unknown_task_is_404(client: httpx.AsyncClient) -> None:
 
 async def test_cancel_then_conflict_then_retry(client: httpx.AsyncClient) -> None:
     task = await submit(client, "demo.add", args=[1, 1], delay=3600)
+    assert task["status"] == "scheduled"
     cancelled = await client.delete(f"/tasks/{task['id']}")
     assert cancelled.status_code == 200 and cancelled.json()["status"] == "cancelled"
     again = assert_problem(await client.delete(f"/tasks/{task['id']}"), 409)
@@ -115,9 +117,10 @@ async def test_cancel_then_conflict_then_retry(client: httpx.AsyncClient) -> Non
     assert (await wait_done(client, task["id"]))["result"] == 2
 
 
-async def test_retry_of_a_pending_task_is_a_conflict(client: httpx.AsyncClient) -> None:
+async def test_retry_of_a_queued_task_is_a_conflict(client: httpx.AsyncClient) -> None:
     task = await submit(client, "demo.add", args=[1, 1], delay=3600)
-    assert_problem(await client.post(f"/tasks/{task['id']}/retry"), 409)
+    problem = assert_problem(await client.post(f"/tasks/{task['id']}/retry"), 409)
+    assert "is scheduled" in problem["detail"]
     assert_problem(await client.post("/tasks/nope/retry"), 404)
 
 
@@ -138,8 +141,9 @@ async def test_list_pages_newest_first(client: httpx.AsyncClient) -> None:
     )
     assert [t["id"] for t in rest.json()["tasks"]] == ids[::-1][2:]
     assert rest.json()["next_cursor"] is None
-    pending = (await client.get("/tasks", params={"status": "pending"})).json()["tasks"]
-    assert len(pending) == 6
+    scheduled = (await client.get("/tasks", params={"status": "scheduled"})).json()["tasks"]
+    assert len(scheduled) == 6
+    assert (await client.get("/tasks", params={"status": "pending"})).json()["tasks"] == []
 
 
 async def test_list_rejects_bad_query(client: httpx.AsyncClient) -> None:

@@ -107,7 +107,7 @@ async def test_a_task_type_missing_at_run_time_retries_later(
             return info if info is not None and info.errors else None
 
         info = await eventually(failed_once)
-    assert (info.status, info.attempts, info.progress) == (TaskStatus.PENDING, 1, 0.0)
+    assert (info.status, info.attempts, info.progress) == (TaskStatus.SCHEDULED, 1, 0.0)
     [error] = info.errors
     assert error.error_type == "UnknownTaskTypeError"
     assert "'record'" in error.message and "not registered" in error.message

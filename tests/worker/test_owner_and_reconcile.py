@@ -101,7 +101,7 @@ async def test_an_owner_on_another_host_is_refused_while_its_heartbeat_is_fresh(
     sql(database_url, f"update owners set expires_at = {now_us - 1}")  # it stopped beating
     async with AsyncTaskWorker(database_url, registry=registry) as taken_over:
         info = await taken_over.get_task_info(task_id)
-        assert info is not None and info.status is TaskStatus.PENDING
+        assert info is not None and info.status is TaskStatus.SCHEDULED
 
 
 async def test_a_worker_whose_ownership_was_taken_over_stops_running_tasks(

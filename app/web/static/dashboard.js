@@ -15,10 +15,11 @@
   const RETRY_FIRST_MS = 1000;
   const RETRY_MAX_MS = 15000;
   const STATUSES = ["pending", "running", "completed", "failed", "cancelled"];
-  // A claimed task is taken by the worker pool ahead of a free slot but not started: to a
-  // user it is still queued, so it shows (and counts) as pending.
-  const SHOWN_AS = { claimed: "pending" };
-  const CANCELLABLE = new Set(["pending", "claimed", "running"]);
+  // A scheduled task waits for its run_at; a claimed one is taken by the worker pool ahead
+  // of a free slot but not started: to a user both are still queued, so they show (and
+  // count) as pending (a scheduled one says when it runs).
+  const SHOWN_AS = { scheduled: "pending", claimed: "pending" };
+  const CANCELLABLE = new Set(["scheduled", "pending", "claimed", "running"]);
   const RETRYABLE = new Set(["failed", "cancelled"]);
 
   const tasks = new Map(); // task id -> task, in the API's JSON shape
@@ -219,6 +220,8 @@
     if (event.type === "task.progress") return;
     if (event.status) task.status = event.status;
     if (event.attempt !== null && event.attempt !== undefined) task.attempts = event.attempt;
+    const runAt = event.run_at ?? event.retry_at; // µs: when it runs (a retry's time)
+    if (Number.isFinite(runAt)) task.run_at = new Date(runAt / 1000).toISOString();
     applyOutcome(task, event);
   }
 
@@ -312,7 +315,7 @@
     const shown = SHOWN_AS[task.status] || task.status;
     cells[2].textContent = shown;
     cells[2].dataset.status = shown;
-    cells[2].title = shown === task.status ? "" : `${task.status}: starts when a worker is free`;
+    cells[2].title = statusNote(task, shown);
     cells[2].classList.add("status");
     fillProgress(cells[3], task.progress);
     cells[4].textContent = String(task.attempts);
@@ -348,11 +351,27 @@
     cell.append(button);
   }
 
+  function statusNote(task, shown) {
+    if (task.status === "scheduled") return `scheduled: runs at ${formatWhen(task.run_at)}`;
+    return shown === task.status ? "" : `${task.status}: starts when a worker is free`;
+  }
+
   function summary(task) {
     let text = "";
     if (task.status === "completed") text = JSON.stringify(task.result) ?? "";
     else if (task.error) text = task.error;
+    if (task.status === "scheduled" && task.run_at) {
+      text = `runs at ${formatWhen(task.run_at)}` + (text ? ` · ${text}` : "");
+    }
     return text.length > SUMMARY_CHARS ? `${text.slice(0, SUMMARY_CHARS)}…` : text;
+  }
+
+  // A time to come: the date too unless it is today.
+  function formatWhen(iso) {
+    const date = new Date(iso);
+    if (Number.isNaN(date.getTime())) return iso || "";
+    const today = date.toDateString() === new Date().toDateString();
+    return today ? date.toLocaleTimeString() : date.toLocaleString();
   }
 
   function formatTime(iso) {
