@@ -3,8 +3,9 @@
 The lifespan imports the task modules, starts the metrics port (when configured) and the
 worker (lock, migrate, recover, pool) and yields the state handlers read
 (`request.state.worker`, `.settings`, `.events`, `.draining`, `.metrics`...). Draining (SIGTERM,
-or a dead writer) ends event streams and stops the worker within settings.stop_timeout while
-HTTP still answers; the server closes after that.
+or a dead writer) ends event streams and stops the worker within settings.stop_timeout (cut
+short by a second signal) while HTTP still answers; the server closes after that. Every step
+of it is bounded (`longest_stop`), and so is Hypercorn's wait for the lifespan's end.
 """
 
 from __future__ import annotations
@@ -13,9 +14,9 @@ import asyncio
 import contextlib
 import importlib
 import logging
-import signal
 from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass
 from typing import Any
 
 from hypercorn.asyncio import serve as hypercorn_serve
@@ -32,6 +33,7 @@ from app.events.log import TaskEvent
 from app.events.manager import EventManager
 from app.events.retention import prune_periodically
 from app.metrics import ServiceMetrics, TaskMetrics
+from app.shutdown import StopRequests
 from app.watchdog import LoopWatchdog
 from app.web import auth, cache, dashboard, health, openapi, task_types, tasks, webhooks
 from app.web import events as event_routes
@@ -46,11 +48,22 @@ from app.web.perimeter import perimeter
 from app.web.sessions import Sessions
 from app.web.state import AppState
 from app.web.streams import StreamLimits
-from app.worker.core import AsyncTaskWorker
+from app.worker.core import AsyncTaskWorker, longest_stop
 from app.worker.registry import default_registry
 
 logger = logging.getLogger(__name__)
 METRICS_SETTINGS = "LITETASK_METRICS_HOST/LITETASK_METRICS_PORT"
+LIFESPAN_MARGIN = 5.0  # seconds Hypercorn waits for the lifespan's end past the longest stop
+
+
+@dataclass(frozen=True, slots=True)
+class Drain:
+    """The events of a graceful stop: `draining` starts it, `cut` stops waiting for running
+    tasks, `drained` says the worker has stopped (the server may close)."""
+
+    draining: asyncio.Event
+    drained: asyncio.Event
+    cut: asyncio.Event
 
 
 def load_task_modules(names: tuple[str, ...]) -> None:
@@ -100,12 +113,17 @@ def create_app(
     *,
     draining: asyncio.Event | None = None,
     drained: asyncio.Event | None = None,
+    cut: asyncio.Event | None = None,
 ) -> Starlette:
     """The whole service as one ASGI app. Set `draining` to start a graceful stop: readiness
     turns 503, event streams end and the worker drains while HTTP still answers (liveness
-    stays 200); `drained` is set once the worker has stopped, when the server may close."""
-    drain = draining if draining is not None else asyncio.Event()
-    done = drained if drained is not None else asyncio.Event()
+    stays 200); set `cut` too to cut running tasks at once; `drained` is set once the worker
+    has stopped, when the server may close."""
+    drain = Drain(
+        draining if draining is not None else asyncio.Event(),
+        drained if drained is not None else asyncio.Event(),
+        cut if cut is not None else asyncio.Event(),
+    )
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[AppState]:
@@ -127,14 +145,14 @@ def create_app(
                 app.state.startup_error = exc
                 raise
             drainer = asyncio.create_task(
-                _serve_until_drained(app, worker, events, settings, drain, done), name="drainer"
+                _serve_until_drained(app, worker, events, settings, drain), name="drainer"
             )
-            stack.push_async_callback(_finish_draining, drain, drainer)
+            stack.push_async_callback(_finish_draining, drain.draining, drainer)
             yield {
                 "worker": worker,
                 "settings": settings,
                 "events": events,
-                "draining": drain,
+                "draining": drain.draining,
                 "health": HealthMonitor(worker, settings.health_interval),
                 "watchdog": watchdog,
                 "sessions": await _open_sessions(settings, worker),
@@ -185,17 +203,18 @@ async def _serve_until_drained(
     worker: AsyncTaskWorker,
     events: EventManager,
     settings: Settings,
-    drain: asyncio.Event,
-    drained: asyncio.Event,
+    drain: Drain,
 ) -> None:
     """Run the side tasks until draining starts; then end the event streams, stop the side
     tasks and the worker (running tasks get settings.stop_timeout), and set `drained`."""
-    guard = asyncio.create_task(_drain_if_writer_dies(worker, drain, app), name="writer-guard")
+    guard = asyncio.create_task(
+        _drain_if_writer_dies(worker, drain.draining, app), name="writer-guard"
+    )
     pruner = asyncio.create_task(
         prune_periodically(worker.writer, settings.event_retention()), name="event-pruner"
     )
     try:
-        await drain.wait()
+        await drain.draining.wait()
         events.close()
     finally:
         for side in (pruner, guard):
@@ -203,9 +222,20 @@ async def _serve_until_drained(
             with contextlib.suppress(asyncio.CancelledError):
                 await side
         try:
-            await worker.stop(settings.stop_timeout)
+            await _stop_worker(worker, settings, drain.cut)
         finally:
-            drained.set()
+            drain.drained.set()
+
+
+async def _stop_worker(worker: AsyncTaskWorker, settings: Settings, cut: asyncio.Event) -> None:
+    """Stop the worker within its longest stop; past that (only a disk that hangs can make
+    it so) the service closes all the same: the next start recovers what was left."""
+    bound = longest_stop(settings.stop_timeout, settings.write_retry_seconds)
+    try:
+        async with asyncio.timeout(bound):
+            await worker.stop(settings.stop_timeout, cut=cut)
+    except TimeoutError:
+        logger.error("the worker did not stop within %.0f s; closing the service anyway", bound)
 
 
 async def _finish_draining(drain: asyncio.Event, drainer: asyncio.Task[None]) -> None:
@@ -256,7 +286,12 @@ def hypercorn_config(settings: Settings) -> HypercornConfig:
     # Hypercorn's messages go through our logging setup once, not also its own handler.
     config.errorlog = logging.getLogger("hypercorn.error")
     config.loglevel = settings.log_level.upper()
+    # Open connections get this long to finish once the worker has stopped.
     config.graceful_timeout = min(settings.stop_timeout, 5.0)
+    # Hypercorn's wait for the lifespan to end (60 s by default, then LifespanTimeoutError
+    # and exit 1): if the server ends otherwise than by `drained`, that end drains.
+    stop = longest_stop(settings.stop_timeout, settings.write_retry_seconds)
+    config.shutdown_timeout = stop + LIFESPAN_MARGIN
     # A client silent this long mid-request is cut; event streams end themselves before it.
     config.read_timeout = settings.read_timeout  # type: ignore[assignment]  # int | None
     return config
@@ -275,8 +310,9 @@ def check_bind(config: HypercornConfig, setting: str = "LITETASK_HOST/LITETASK_P
         sock.close()
 
 
-async def serve(settings: Settings) -> None:
-    """Serve until SIGTERM or SIGINT, then drain (still answering), stop accepting and
+async def serve(settings: Settings, stop: StopRequests | None = None) -> None:
+    """Serve until `stop.drain` is set (the first SIGTERM or SIGINT: app/shutdown.py), then
+    drain (still answering; `stop.cut` cuts running tasks at once), stop accepting and
     return. Refuses (ConfigError) to serve off loopback without a token unless opted out.
     If the service had to stop itself (its database writer died), raise why once drained
     (WriterFailedError): `litetask serve` then exits 1, so a supervisor restarts it."""
@@ -289,11 +325,10 @@ async def serve(settings: Settings) -> None:
     if settings.metrics_port is not None:
         metrics_bind = bind_address(settings.metrics_host, settings.metrics_port)
         check_bind(HypercornConfig.from_mapping(bind=[metrics_bind]), METRICS_SETTINGS)
-    draining, drained = asyncio.Event(), asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, draining.set)
-    app: Any = create_app(settings, draining=draining, drained=drained)  # Hypercorn's typing
+    stop = stop if stop is not None else StopRequests()
+    drained = asyncio.Event()
+    # Hypercorn's typing
+    app: Any = create_app(settings, draining=stop.drain, drained=drained, cut=stop.cut)
     try:
         # HTTP answers while the worker drains (liveness 200, readiness 503), closes after.
         await hypercorn_serve(app, config, shutdown_trigger=drained.wait)
@@ -302,10 +337,6 @@ async def serve(settings: Settings) -> None:
         if startup_error is not None:
             raise startup_error from None  # one line from the CLI, not a traceback
         raise
-    finally:
-        for signum in (signal.SIGTERM, signal.SIGINT):
-            with contextlib.suppress(ValueError, RuntimeError):
-                loop.remove_signal_handler(signum)
     failure: WriterFailedError | None = getattr(app.state, "failure", None)
     if failure is not None:
         raise failure

@@ -22,7 +22,12 @@ from app.db.lock import ProcessLock
 from app.db.migrate import upgrade
 from app.db.mounts import check_local
 from app.db.owner import Owner
-from app.db.writer import DEFAULT_RETRY_SECONDS, BatchHook, GroupCommitWriter
+from app.db.writer import (
+    DEFAULT_RETRY_SECONDS,
+    TRANSACTION_SLACK,
+    BatchHook,
+    GroupCommitWriter,
+)
 from app.errors import (
     TaskNotFoundError,
     TaskStateError,
@@ -33,7 +38,7 @@ from app.events.epoch import EnsureEpoch
 from app.events.log import TERMINAL_EVENT_TYPES, EventType, TaskEvent
 from app.worker.executor import RetryPolicy, TaskExecutor
 from app.worker.options import TaskOptions, build_new_task
-from app.worker.pool import PoolSettings, WorkerPool
+from app.worker.pool import CUT_GRACE, PoolSettings, WorkerPool
 from app.worker.progress import ProgressGate
 from app.worker.queue import TaskQueue
 from app.worker.records import Accepted, ClaimedTask, task_event
@@ -46,6 +51,14 @@ from app.worker.waiters import TaskWaiters
 
 logger = logging.getLogger(__name__)
 EventSink = Callable[[list[TaskEvent]], None]
+
+
+def longest_stop(timeout: float, write_retry_seconds: float) -> float:
+    """The longest `stop(timeout)` takes, whatever the tasks and the database do: the
+    timeout, a grace for the dispatcher and one for cut tasks to unwind, then the last
+    writes, which the writer gives up after its retry budget (each of the four steps that
+    wait on it may add a second for a transaction in progress)."""
+    return timeout + 2 * CUT_GRACE + write_retry_seconds + 4 * TRANSACTION_SLACK
 
 
 class AsyncTaskWorker:
@@ -201,21 +214,27 @@ class AsyncTaskWorker:
         self._queue = TaskQueue(self._writer)
         self._store = TaskStore(self._engines.reader)
 
-    async def stop(self, timeout: float = 5.0) -> None:
-        """Stop claiming, let running tasks finish within `timeout`, put the rest back to
-        `pending`, give up ownership, then close the database."""
+    async def stop(self, timeout: float = 5.0, *, cut: asyncio.Event | None = None) -> None:
+        """Stop claiming, let running tasks finish within `timeout` (or until `cut` is set),
+        put the rest back to `pending`, give up ownership, then close the database. Bounded
+        whatever tasks and the database do (`longest_stop`): a task that ignores its
+        cancellation is put back all the same, and a write the database does not take in
+        time is given up (the next start recovers what it concerned)."""
         pool, self._pool = self._pool, None
         upkeep, self._upkeep = self._upkeep, None
+        if self._writer is not None and pool is not None:
+            last_write = asyncio.get_running_loop().time() + timeout + 2 * CUT_GRACE
+            self._writer.finish_by(last_write + self.write_retry_seconds)
         try:
             if upkeep is not None:
                 await upkeep.stop()
             if pool is not None:
-                await pool.stop(timeout)
+                await pool.stop(timeout, cut)
             if upkeep is not None:
                 await upkeep.release()
         finally:
             if self._side_tasks:
-                await asyncio.gather(*self._side_tasks, return_exceptions=True)
+                await asyncio.wait(self._side_tasks, timeout=CUT_GRACE)
             self._waiters.fail_all()
             await self._close_database()
 
@@ -225,7 +244,7 @@ class AsyncTaskWorker:
             cache, self._cache = self._cache, None
             self.executor.cache = None
             if cache is not None:
-                await cache.close()  # flushes what it batches through the writer
+                await self._close_cache(cache)
             if self._writer is not None:
                 await self._writer.stop()
                 self._writer = None
@@ -239,6 +258,16 @@ class AsyncTaskWorker:
                 self._lock.release()
                 self._lock = None
             self._queue = self._store = None
+
+    async def _close_cache(self, cache: AsyncCacheAdapter) -> None:
+        """Close the cache, which flushes what it batches through the writer, within the
+        writer's budget (a Redis that does not answer cannot hold the stop either)."""
+        try:
+            assert self._writer is not None
+            async with asyncio.timeout(self._writer.longest_wait()):
+                await cache.close()
+        except TimeoutError:
+            logger.error("the result cache did not close in time; closing the database anyway")
 
     # -- submitting ------------------------------------------------------------------------
 

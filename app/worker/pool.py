@@ -6,6 +6,12 @@ no queries at all. A claim takes rows for the free slots straight to `running` a
 tasks are short, a prefetch as `claimed`; a prefetched task is marked `running` (one write
 for all tasks started together) before its function runs. Live attempts are tracked by
 (task id, attempt): an attempt that outlives its cancellation still holds its slot.
+
+A stop is bounded whatever a task does. Nothing starts once it begins: a claim or start still
+in flight then takes nothing (`queue.no_new_starts`), and what was taken before is put back,
+not run. Running attempts get the stop timeout (less when the stop is cut short); then they
+are cancelled, and those still alive CUT_GRACE seconds later are put back all the same
+(whatever they write later is fenced off by their attempt number).
 """
 
 from __future__ import annotations
@@ -15,8 +21,10 @@ import contextlib
 import functools
 import logging
 import time
-from collections.abc import Awaitable
+from asyncio import FIRST_COMPLETED
+from collections.abc import Awaitable, Collection
 from dataclasses import dataclass
+from typing import Any
 
 from app.clock import now_us
 from app.errors import DatabaseUnavailableError, TaskDefinitionError
@@ -34,6 +42,7 @@ from app.worker.store import TaskStore
 logger = logging.getLogger(__name__)
 PREFETCH_FACTOR = 4
 SHORT_TASK_SECONDS = 0.02
+CUT_GRACE = 1.0  # seconds a cancelled attempt gets to unwind before its row is put back
 Started = Awaitable[set[str]]
 
 
@@ -65,6 +74,7 @@ class WorkerPool:
         self._running: dict[AttemptKey, asyncio.Task[None]] = {}
         self._executing: set[AttemptKey] = set()
         self._ready = ReadyTasks()  # claimed (status `claimed`), not started yet
+        self._held_back: list[ClaimedTask] = []  # taken, then not run: the pool was stopping
         self._suspect: AttemptKey | None = None  # the suspect attempt running here
         # Set when recovery left suspects; cleared once a claim finds none.
         self.suspects_waiting = False
@@ -107,55 +117,86 @@ class WorkerPool:
     def halt(self) -> None:
         """Stop claiming and cancel every attempt now: another process owns the database
         (stop() still follows, and its writes are fenced out)."""
-        self._stopping = True
-        self.queue.new_work.set()
+        self._stop_starting()
         for attempt in self._running.values():
             attempt.cancel()
 
-    async def stop(self, timeout: float = 5.0) -> None:
-        """Stop claiming; let running attempts finish within `timeout`, then cancel the rest
-        and put them back to `pending` so they run again after a restart."""
+    def _stop_starting(self) -> None:
+        self._stopping = True
+        self.queue.no_new_starts.set()
+        self.queue.new_work.set()
+
+    async def stop(self, timeout: float = 5.0, cut: asyncio.Event | None = None) -> None:
+        """Stop claiming; let running attempts finish within `timeout` (or until `cut` is
+        set), then cancel the rest and put them back to `pending` so they run again after a
+        restart, with whatever was taken and not started. Returns within about `timeout` +
+        2 * CUT_GRACE and the writer's budget (see the module docstring)."""
         if self._dispatcher is None:
             return
-        self._stopping = True
+        self._stop_starting()
         self.outcomes.stopping = True
-        self.queue.new_work.set()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self._dispatcher
-        self._dispatcher = None
-        unstarted = [claimed.id for claimed in self._ready.drain()]
+        cut = cut if cut is not None else asyncio.Event()
+        deadline = asyncio.get_running_loop().time() + timeout
+        dispatcher, self._dispatcher = self._dispatcher, None
+        await _end_within({dispatcher}, deadline, cut)
+        ready = self._ready.drain()
         self._note_ready()
-        cut = await self._finish_or_cut(timeout)
-        # Attempts cut while their outcome waited for the database get one last try at it;
-        # the others, and those the database still refuses, are put back to run again.
+        cut_short = await self._finish_or_cut(deadline, cut)
+        held, self._held_back = [*ready, *self._held_back], []
+        budget = self.queue.writer.longest_wait()
+        try:
+            async with asyncio.timeout(budget):
+                await self._write_last(held, cut_short)
+        except TimeoutError:
+            logger.error(
+                "stop: the database did not take the last writes within %.1f s; the next "
+                "start recovers the tasks they concerned",
+                budget,
+            )
+        finally:
+            self.outcomes.closed = True
+
+    async def _write_last(self, held: list[ClaimedTask], cut: list[AttemptKey]) -> None:
+        """Attempts cut while their outcome waited for the database get one last try at it;
+        the others, and those the database still refuses, are put back to run again."""
         unsaved = self.outcomes.take_unsaved()
         known = {claimed.key for claimed, _ in unsaved}
         lost = await self.outcomes.last_try(unsaved) if unsaved else []
-        await self._put_back(unstarted, [k for k in cut if k not in known] + lost)
+        await self._put_back(held, [k for k in cut if k not in known] + lost)
 
-    async def _put_back(self, unstarted: list[str], cut: list[AttemptKey]) -> None:
-        if not unstarted and not cut:
+    async def _put_back(self, held: list[ClaimedTask], cut: list[AttemptKey]) -> None:
+        """Back to pending: `held` (taken, never run: `claimed` as they were, or `running`
+        with the attempt given back if a start committed) and the attempts `cut`, whose row
+        is still `claimed` if their start never committed."""
+        if not held and not cut:
             return
+        ids = [c.id for c in held] + [task_id for task_id, _ in cut]
+        keys = [c.key for c in held] + cut
         try:
-            returned = await self.queue.writer.run(PutBack(self.settings.owner, unstarted, cut))
+            returned = await self.queue.writer.run(PutBack(self.settings.owner, ids, keys))
         except DatabaseUnavailableError as exc:
             logger.error(
                 "stop: %s tasks could not be put back (%s); the next start recovers them",
-                len(unstarted) + len(cut),
+                len(ids),
                 exc,
             )
         else:
             logger.info("stop: %s claimed or cut tasks put back to pending", returned)
 
-    async def _finish_or_cut(self, timeout: float) -> list[AttemptKey]:
-        """Wait up to `timeout` for running attempts; cancel the rest and return them."""
+    async def _finish_or_cut(self, deadline: float, cut: asyncio.Event) -> list[AttemptKey]:
+        """Wait until `deadline` (or `cut`) for running attempts; cancel the rest and return
+        them, also those that do not end within CUT_GRACE of their cancellation."""
         running = dict(self._running)
-        if not running:
-            return []
-        _done, late = await asyncio.wait(running.values(), timeout=timeout)
-        for attempt in late:
-            attempt.cancel()
-        await asyncio.gather(*late, return_exceptions=True)
+        late = await _end_within(set(running.values()), deadline, cut)
+        stubborn = [key for key, t in running.items() if t in late and not t.done()]
+        if stubborn:
+            logger.error(
+                "stop: %s tasks ignored their cancellation for %s s; they go back to pending "
+                "all the same (what they write later is fenced off): %s",
+                len(stubborn),
+                CUT_GRACE,
+                ", ".join(task_id for task_id, _ in stubborn),
+            )
         return [key for key, t in running.items() if t in late]
 
     async def _dispatch(self) -> None:
@@ -192,6 +233,9 @@ class WorkerPool:
         if request is None:  # slots and prefetch are full: a finishing task wakes us
             return None
         claim = await queue.claim(request)
+        if self._stopping:  # the stop began while the claim was in flight: run none of it
+            self._held_back += [*claim.started, *claim.claimed]
+            return None
         self._take(request, claim)
         if claim.filled(request):
             return 0 if self._free_slots() > 0 else None
@@ -271,7 +315,9 @@ class WorkerPool:
             # The row stays claimed under this boot: the reconciler puts it back.
             logger.exception("starting task %s failed", claimed.id, extra={"task_id": claimed.id})
             return
-        if claimed.id in ids:  # else it was cancelled while claimed
+        if self._stopping:  # its start was in flight when the stop began: it does not run
+            self._held_back.append(claimed)
+        elif claimed.id in ids:  # else it was cancelled while claimed
             await self._run(claimed)
 
     def _observe(self, seconds: float) -> None:
@@ -322,3 +368,25 @@ class WorkerPool:
         self._free_slot(claimed.key)
         await reporter.flush()
         await self.outcomes.record(claimed, outcome)
+
+
+async def _end_within(
+    tasks: Collection[asyncio.Task[Any]], deadline: float, cut: asyncio.Event
+) -> set[asyncio.Task[Any]]:
+    """Wait for `tasks` until the loop time `deadline` or until `cut` is set; cancel those
+    still running and give them CUT_GRACE seconds to end. Returns the ones that were cut."""
+    if tasks and not cut.is_set():
+        every = asyncio.ensure_future(asyncio.wait(tasks))
+        cutting = asyncio.ensure_future(cut.wait())
+        timeout = max(0.0, deadline - asyncio.get_running_loop().time())
+        try:
+            await asyncio.wait({every, cutting}, timeout=timeout, return_when=FIRST_COMPLETED)
+        finally:
+            every.cancel()
+            cutting.cancel()
+    late = {t for t in tasks if not t.done()}
+    for task in late:
+        task.cancel()
+    if late:
+        await asyncio.wait(late, timeout=CUT_GRACE)
+    return late
