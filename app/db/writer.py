@@ -155,7 +155,7 @@ class GroupCommitWriter:
 
     def _abandon(self, runner: asyncio.Task[None], limit: float) -> None:
         """The transaction in the writer's thread did not return (a hung disk): fail what
-        waits and leave the thread and its connection to the process's exit."""
+        waits; the thread closes its connection if the transaction ever returns."""
         logger.error("the database writer did not finish within %.1f s; writes given up", limit)
         runner.cancel()
         for pending in [*self._inflight, *self._drain_rest()]:
@@ -163,9 +163,12 @@ class GroupCommitWriter:
                 pending.future.set_exception(
                     DatabaseUnavailableError("the database did not take this write before the stop")
                 )
-        self._inflight, self._conn = [], None
+        self._inflight = []
+        conn, self._conn = self._conn, None
         thread, self._thread = self._thread, None
         if thread is not None:
+            if conn is not None:
+                thread.submit(conn.close)
             thread.shutdown(wait=False)
 
     async def _release(self) -> None:
