@@ -3,20 +3,17 @@
 The lifespan imports the task modules, starts the metrics port (when configured) and the
 worker (lock, migrate, recover, pool) and yields the state handlers read
 (`request.state.worker`, `.settings`, `.events`, `.draining`, `.metrics`...). Draining (SIGTERM,
-or a dead writer) ends event streams and stops the worker within settings.stop_timeout (cut
-short by a second signal) while HTTP still answers; the server closes after that. Every step
-of it is bounded (`longest_stop`), and so is Hypercorn's wait for the lifespan's end.
+or a dead writer: app/draining.py) stops the worker while HTTP still answers; the server
+closes after that. Signals and the process's exit: app/shutdown.py.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import importlib
 import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
-from dataclasses import dataclass
 from typing import Any
 
 from hypercorn.asyncio import serve as hypercorn_serve
@@ -28,10 +25,10 @@ from starlette.types import ASGIApp
 
 from app.access import exposure_problem, warn_if_open
 from app.config import ConfigError, Settings
+from app.draining import Drain, finish_draining, serve_until_drained
 from app.errors import TaskError, WriterFailedError
 from app.events.log import TaskEvent
 from app.events.manager import EventManager
-from app.events.retention import prune_periodically
 from app.metrics import ServiceMetrics, TaskMetrics
 from app.shutdown import StopRequests
 from app.watchdog import LoopWatchdog
@@ -48,22 +45,13 @@ from app.web.perimeter import perimeter
 from app.web.sessions import Sessions
 from app.web.state import AppState
 from app.web.streams import StreamLimits
-from app.worker.core import AsyncTaskWorker, longest_stop
+from app.worker.core import AsyncTaskWorker
 from app.worker.registry import default_registry
+from app.worker.stopping import longest_stop
 
 logger = logging.getLogger(__name__)
 METRICS_SETTINGS = "LITETASK_METRICS_HOST/LITETASK_METRICS_PORT"
 LIFESPAN_MARGIN = 5.0  # seconds Hypercorn waits for the lifespan's end past the longest stop
-
-
-@dataclass(frozen=True, slots=True)
-class Drain:
-    """The events of a graceful stop: `draining` starts it, `cut` stops waiting for running
-    tasks, `drained` says the worker has stopped (the server may close)."""
-
-    draining: asyncio.Event
-    drained: asyncio.Event
-    cut: asyncio.Event
 
 
 def load_task_modules(names: tuple[str, ...]) -> None:
@@ -145,9 +133,9 @@ def create_app(
                 app.state.startup_error = exc
                 raise
             drainer = asyncio.create_task(
-                _serve_until_drained(app, worker, events, settings, drain), name="drainer"
+                serve_until_drained(app, worker, events, settings, drain), name="drainer"
             )
-            stack.push_async_callback(_finish_draining, drain.draining, drainer)
+            stack.push_async_callback(finish_draining, drain.draining, drainer)
             yield {
                 "worker": worker,
                 "settings": settings,
@@ -196,62 +184,6 @@ async def _open_sessions(settings: Settings, worker: AsyncTaskWorker) -> Session
     if settings.api_token is None:
         return None
     return await Sessions.open(settings.api_token, settings.session_ttl, worker.writer)
-
-
-async def _serve_until_drained(
-    app: Starlette,
-    worker: AsyncTaskWorker,
-    events: EventManager,
-    settings: Settings,
-    drain: Drain,
-) -> None:
-    """Run the side tasks until draining starts; then end the event streams, stop the side
-    tasks and the worker (running tasks get settings.stop_timeout), and set `drained`."""
-    guard = asyncio.create_task(
-        _drain_if_writer_dies(worker, drain.draining, app), name="writer-guard"
-    )
-    pruner = asyncio.create_task(
-        prune_periodically(worker.writer, settings.event_retention()), name="event-pruner"
-    )
-    try:
-        await drain.draining.wait()
-        events.close()
-    finally:
-        for side in (pruner, guard):
-            side.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await side
-        try:
-            await _stop_worker(worker, settings, drain.cut)
-        finally:
-            drain.drained.set()
-
-
-async def _stop_worker(worker: AsyncTaskWorker, settings: Settings, cut: asyncio.Event) -> None:
-    """Stop the worker within its longest stop; past that (only a disk that hangs can make
-    it so) the service closes all the same: the next start recovers what was left."""
-    bound = longest_stop(settings.stop_timeout, settings.write_retry_seconds)
-    try:
-        async with asyncio.timeout(bound):
-            await worker.stop(settings.stop_timeout, cut=cut)
-    except TimeoutError:
-        logger.error("the worker did not stop within %.0f s; closing the service anyway", bound)
-
-
-async def _finish_draining(drain: asyncio.Event, drainer: asyncio.Task[None]) -> None:
-    drain.set()
-    await drainer
-
-
-async def _drain_if_writer_dies(
-    worker: AsyncTaskWorker, drain: asyncio.Event, app: Starlette
-) -> None:
-    """A dead writer cannot be mended in place: note why on `app.state.failure` (serve exits
-    non-zero on it, so the supervisor restarts the service) and start draining."""
-    failure = await worker.writer.wait_failed()
-    logger.critical("%s; stopping the service", failure)
-    app.state.failure = failure
-    drain.set()
 
 
 def all_routes() -> list[BaseRoute]:

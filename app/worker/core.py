@@ -22,12 +22,7 @@ from app.db.lock import ProcessLock
 from app.db.migrate import upgrade
 from app.db.mounts import check_local
 from app.db.owner import Owner
-from app.db.writer import (
-    DEFAULT_RETRY_SECONDS,
-    TRANSACTION_SLACK,
-    BatchHook,
-    GroupCommitWriter,
-)
+from app.db.writer import DEFAULT_RETRY_SECONDS, BatchHook, GroupCommitWriter
 from app.errors import (
     TaskNotFoundError,
     TaskStateError,
@@ -38,27 +33,20 @@ from app.events.epoch import EnsureEpoch
 from app.events.log import TERMINAL_EVENT_TYPES, EventType, TaskEvent
 from app.worker.executor import RetryPolicy, TaskExecutor
 from app.worker.options import TaskOptions, build_new_task
-from app.worker.pool import CUT_GRACE, PoolSettings, WorkerPool
+from app.worker.pool import PoolSettings, WorkerPool
 from app.worker.progress import ProgressGate
 from app.worker.queue import TaskQueue
 from app.worker.records import Accepted, ClaimedTask, task_event
 from app.worker.recovery import RecoverInterrupted
 from app.worker.registry import TaskFunction, TaskRegistry, default_registry
 from app.worker.status import TaskInfo, TaskStatus
+from app.worker.stopping import CUT_GRACE
 from app.worker.store import TaskPage, TaskStore
 from app.worker.upkeep import Upkeep, start_pool
 from app.worker.waiters import TaskWaiters
 
 logger = logging.getLogger(__name__)
 EventSink = Callable[[list[TaskEvent]], None]
-
-
-def longest_stop(timeout: float, write_retry_seconds: float) -> float:
-    """The longest `stop(timeout)` takes, whatever the tasks and the database do: the
-    timeout, a grace for the dispatcher and one for cut tasks to unwind, then the last
-    writes, which the writer gives up after its retry budget (each of the four steps that
-    wait on it may add a second for a transaction in progress)."""
-    return timeout + 2 * CUT_GRACE + write_retry_seconds + 4 * TRANSACTION_SLACK
 
 
 class AsyncTaskWorker:

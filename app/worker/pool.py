@@ -7,11 +7,9 @@ tasks are short, a prefetch as `claimed`; a prefetched task is marked `running` 
 for all tasks started together) before its function runs. Live attempts are tracked by
 (task id, attempt): an attempt that outlives its cancellation still holds its slot.
 
-A stop is bounded whatever a task does. Nothing starts once it begins: a claim or start still
-in flight then takes nothing (`queue.no_new_starts`), and what was taken before is put back,
-not run. Running attempts get the stop timeout (less when the stop is cut short); then they
-are cancelled, and those still alive CUT_GRACE seconds later are put back all the same
-(whatever they write later is fenced off by their attempt number).
+A stop is bounded whatever a task does (app/worker/stopping.py). Nothing starts once it
+begins: a claim or start still in flight then takes nothing (`queue.no_new_starts`), and what
+was taken before is put back, not run.
 """
 
 from __future__ import annotations
@@ -21,13 +19,11 @@ import contextlib
 import functools
 import logging
 import time
-from asyncio import FIRST_COMPLETED
-from collections.abc import Awaitable, Collection
+from collections.abc import Awaitable
 from dataclasses import dataclass
-from typing import Any
 
 from app.clock import now_us
-from app.errors import DatabaseUnavailableError, TaskDefinitionError
+from app.errors import TaskDefinitionError
 from app.worker.claims import Claim, ClaimRequest
 from app.worker.executor import TaskExecutor
 from app.worker.outcomes import OutcomeKeeper, not_stored
@@ -35,14 +31,13 @@ from app.worker.progress import ProgressPublisher, ProgressReporter
 from app.worker.queue import WAKE_ALWAYS, WAKE_NEVER, TaskQueue
 from app.worker.ready import ReadyTasks
 from app.worker.records import AttemptKey, ClaimedTask, Outcome
-from app.worker.recovery import PutBack
 from app.worker.registry import TaskRegistry
+from app.worker.stopping import end_within, write_last
 from app.worker.store import TaskStore
 
 logger = logging.getLogger(__name__)
 PREFETCH_FACTOR = 4
 SHORT_TASK_SECONDS = 0.02
-CUT_GRACE = 1.0  # seconds a cancelled attempt gets to unwind before its row is put back
 Started = Awaitable[set[str]]
 
 
@@ -138,66 +133,14 @@ class WorkerPool:
         cut = cut if cut is not None else asyncio.Event()
         deadline = asyncio.get_running_loop().time() + timeout
         dispatcher, self._dispatcher = self._dispatcher, None
-        await _end_within({dispatcher}, deadline, cut)
+        await end_within({dispatcher}, deadline, cut)
         ready = self._ready.drain()
         self._note_ready()
-        cut_short = await self._finish_or_cut(deadline, cut)
-        held, self._held_back = [*ready, *self._held_back], []
-        budget = self.queue.writer.longest_wait()
-        try:
-            async with asyncio.timeout(budget):
-                await self._write_last(held, cut_short)
-        except TimeoutError:
-            logger.error(
-                "stop: the database did not take the last writes within %.1f s; the next "
-                "start recovers the tasks they concerned",
-                budget,
-            )
-        finally:
-            self.outcomes.closed = True
-
-    async def _write_last(self, held: list[ClaimedTask], cut: list[AttemptKey]) -> None:
-        """Attempts cut while their outcome waited for the database get one last try at it;
-        the others, and those the database still refuses, are put back to run again."""
-        unsaved = self.outcomes.take_unsaved()
-        known = {claimed.key for claimed, _ in unsaved}
-        lost = await self.outcomes.last_try(unsaved) if unsaved else []
-        await self._put_back(held, [k for k in cut if k not in known] + lost)
-
-    async def _put_back(self, held: list[ClaimedTask], cut: list[AttemptKey]) -> None:
-        """Back to pending: `held` (taken, never run: `claimed` as they were, or `running`
-        with the attempt given back if a start committed) and the attempts `cut`, whose row
-        is still `claimed` if their start never committed."""
-        if not held and not cut:
-            return
-        ids = [c.id for c in held] + [task_id for task_id, _ in cut]
-        keys = [c.key for c in held] + cut
-        try:
-            returned = await self.queue.writer.run(PutBack(self.settings.owner, ids, keys))
-        except DatabaseUnavailableError as exc:
-            logger.error(
-                "stop: %s tasks could not be put back (%s); the next start recovers them",
-                len(ids),
-                exc,
-            )
-        else:
-            logger.info("stop: %s claimed or cut tasks put back to pending", returned)
-
-    async def _finish_or_cut(self, deadline: float, cut: asyncio.Event) -> list[AttemptKey]:
-        """Wait until `deadline` (or `cut`) for running attempts; cancel the rest and return
-        them, also those that do not end within CUT_GRACE of their cancellation."""
         running = dict(self._running)
-        late = await _end_within(set(running.values()), deadline, cut)
-        stubborn = [key for key, t in running.items() if t in late and not t.done()]
-        if stubborn:
-            logger.error(
-                "stop: %s tasks ignored their cancellation for %s s; they go back to pending "
-                "all the same (what they write later is fenced off): %s",
-                len(stubborn),
-                CUT_GRACE,
-                ", ".join(task_id for task_id, _ in stubborn),
-            )
-        return [key for key, t in running.items() if t in late]
+        late = await end_within(set(running.values()), deadline, cut)
+        held, self._held_back = [*ready, *self._held_back], []
+        cut_short = [key for key, attempt in running.items() if attempt in late]
+        await write_last(self.outcomes, self.settings.owner, held, cut_short)
 
     async def _dispatch(self) -> None:
         wake = self.queue.new_work
@@ -368,25 +311,3 @@ class WorkerPool:
         self._free_slot(claimed.key)
         await reporter.flush()
         await self.outcomes.record(claimed, outcome)
-
-
-async def _end_within(
-    tasks: Collection[asyncio.Task[Any]], deadline: float, cut: asyncio.Event
-) -> set[asyncio.Task[Any]]:
-    """Wait for `tasks` until the loop time `deadline` or until `cut` is set; cancel those
-    still running and give them CUT_GRACE seconds to end. Returns the ones that were cut."""
-    if tasks and not cut.is_set():
-        every = asyncio.ensure_future(asyncio.wait(tasks))
-        cutting = asyncio.ensure_future(cut.wait())
-        timeout = max(0.0, deadline - asyncio.get_running_loop().time())
-        try:
-            await asyncio.wait({every, cutting}, timeout=timeout, return_when=FIRST_COMPLETED)
-        finally:
-            every.cancel()
-            cutting.cancel()
-    late = {t for t in tasks if not t.done()}
-    for task in late:
-        task.cancel()
-    if late:
-        await asyncio.wait(late, timeout=CUT_GRACE)
-    return late

@@ -34,6 +34,14 @@ async def raise_base(kind: str) -> None:
     raise RAISED[kind]
 
 
+@task("shutdown.raise_aside")
+async def raise_aside(kind: str) -> str:
+    """Start a helper task of its own that raises the BaseException named `kind` (asyncio
+    lets SystemExit and KeyboardInterrupt out of any task, stopping the loop)."""
+    asyncio.get_running_loop().create_task(raise_base(kind))
+    return "started"
+
+
 @task("shutdown.block_loop")
 async def block_loop(flag: str, seconds: float) -> str:
     """The first run (no `flag` file yet) blocks the event loop for `seconds`, as a task

@@ -156,6 +156,9 @@ def test_system_exit_and_keyboard_interrupt_fail_their_task_and_the_service_goes
         assert failed["status"] == "failed", failed
         assert [e["error_type"] for e in failed["errors"]] == [kind]
         assert server.proc.poll() is None
+    for kind in ("SystemExit", "KeyboardInterrupt"):  # out of a helper task the task started
+        task_id = submit(server.url, "shutdown.raise_aside", kind=kind)
+        assert wait_status(server.url, task_id, TERMINAL)["result"] == "started"
     after = submit(server.url, "demo.add", a=2, b=3)
     assert wait_status(server.url, after, TERMINAL)["result"] == 5
     assert httpx.get(server.url + "/health/ready", timeout=5).status_code == 200
