@@ -133,11 +133,16 @@ class WorkerPool:
         cut = cut if cut is not None else asyncio.Event()
         deadline = asyncio.get_running_loop().time() + timeout
         dispatcher, self._dispatcher = self._dispatcher, None
-        await end_within({dispatcher}, deadline, cut)
+        running = dict(self._running)  # complete: nothing is launched once stopping
+        # The dispatcher ends at once unless the database holds its claim: it is never cut
+        # (a claim it took before the stop must come back to be put back).
+        late: set[asyncio.Task[None]]
+        _, late = await asyncio.gather(
+            end_within({dispatcher}, deadline, asyncio.Event()),
+            end_within(set(running.values()), deadline, cut),
+        )
         ready = self._ready.drain()
         self._note_ready()
-        running = dict(self._running)
-        late = await end_within(set(running.values()), deadline, cut)
         held, self._held_back = [*ready, *self._held_back], []
         cut_short = [key for key, attempt in running.items() if attempt in late]
         await write_last(self.outcomes, self.settings.owner, held, cut_short)
