@@ -51,6 +51,7 @@ async def serve_until_drained(
     )
     try:
         await drain.draining.wait()
+        worker.stop_starting()
         events.close()
     finally:
         for side in (pruner, guard):

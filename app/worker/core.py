@@ -210,6 +210,8 @@ class AsyncTaskWorker:
         time is given up (the next start recovers what it concerned)."""
         pool, self._pool = self._pool, None
         upkeep, self._upkeep = self._upkeep, None
+        if pool is not None:
+            pool.stop_starting()
         if self._writer is not None and pool is not None:
             last_write = asyncio.get_running_loop().time() + timeout + 2 * CUT_GRACE
             self._writer.finish_by(last_write + self.write_retry_seconds)
@@ -246,6 +248,12 @@ class AsyncTaskWorker:
                 self._lock.release()
                 self._lock = None
             self._queue = self._store = None
+
+    def stop_starting(self) -> None:
+        """Start no task from now on (a stop follows): the first thing a drain does, so that
+        nothing starts while the rest of the service winds down."""
+        if self._pool is not None:
+            self._pool.stop_starting()
 
     async def _close_cache(self, cache: AsyncCacheAdapter) -> None:
         """Close the cache, which flushes what it batches through the writer, within the

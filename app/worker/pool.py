@@ -112,11 +112,13 @@ class WorkerPool:
     def halt(self) -> None:
         """Stop claiming and cancel every attempt now: another process owns the database
         (stop() still follows, and its writes are fenced out)."""
-        self._stop_starting()
+        self.stop_starting()
         for attempt in self._running.values():
             attempt.cancel()
 
-    def _stop_starting(self) -> None:
+    def stop_starting(self) -> None:
+        """Claim and start nothing from now on (a stop follows): a claim or start the
+        database has not applied yet takes nothing."""
         self._stopping = True
         self.queue.no_new_starts.set()
         self.queue.new_work.set()
@@ -128,7 +130,7 @@ class WorkerPool:
         2 * CUT_GRACE and the writer's budget (see the module docstring)."""
         if self._dispatcher is None:
             return
-        self._stop_starting()
+        self.stop_starting()
         self.outcomes.stopping = True
         cut = cut if cut is not None else asyncio.Event()
         deadline = asyncio.get_running_loop().time() + timeout
