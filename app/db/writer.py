@@ -20,7 +20,8 @@ When a transaction fails, the writer asks why (`database_state_error` in app/db/
   transactions, not n; it fails with its error and the others commit.
 A stop is bounded whatever the database does: `finish_by` gives every write still waiting
 a last moment (writes in the retry loop give up then), and `stop` abandons, after its
-timeout, a transaction that never returns (the thread is left to the process's exit).
+timeout, a transaction that does not return (a hung disk): what waits fails, and the thread
+closes the connection if the transaction ever returns.
 Only events of committed transactions reach the commit hook; a hook that raises is logged,
 never fatal. A batch hook, when given, learns the size and latency of every committed
 transaction (for the metrics); it runs on the event loop after the commit, never inside it.
