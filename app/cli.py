@@ -14,6 +14,7 @@ import json
 import logging
 import os
 import sys
+import traceback
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from types import MappingProxyType
@@ -90,12 +91,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     configure_logging()
     try:
         return COMMANDS[args.command](args)
-    except ConfigError as exc:
+    except (ConfigError, TaskError, OSError) as exc:  # OSError: a backup cannot write
+        return failure_code(exc)
+
+
+def failure_code(exc: Exception) -> int:
+    """Say what failed on stderr (one line for what the user can act on, a traceback for
+    a bug) and return the exit code."""
+    if isinstance(exc, ConfigError):
         print(f"litetask: configuration error: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    except (TaskError, OSError) as exc:  # OSError: a file backup or restore cannot write
+    if isinstance(exc, (TaskError, OSError)):
         print(f"litetask: {exc}", file=sys.stderr)
-        return EXIT_FAILED
+    else:
+        traceback.print_exception(exc)
+    return EXIT_FAILED
 
 
 def settings_from(args: argparse.Namespace) -> Settings:
@@ -107,20 +117,27 @@ def settings_from(args: argparse.Namespace) -> Settings:
 
 
 def run_serve(args: argparse.Namespace) -> int:
-    from hypercorn.utils import LifespanFailureError
-
-    from app.main import ServeError, serve
+    """Serve until stopped: exit 0 after a stop by signal, 1 when it could not start or had
+    to stop itself, 128 + the signal's number on a third stop signal (app/shutdown.py)."""
+    from app.main import serve
+    from app.shutdown import run_service
 
     settings = settings_from(args)
     configure_logging(settings.log_level, settings.log_format, access_log=settings.access_log)
     logger.debug("settings: %r", settings)  # secrets masked (Settings.__repr__)
     os.umask(SERVICE_UMASK)
-    try:
-        asyncio.run(serve(settings))
-    except (LifespanFailureError, ServeError) as exc:
+    return run_service(lambda stop: serve(settings, stop), _serve_failure_code)
+
+
+def _serve_failure_code(exc: Exception) -> int:
+    from hypercorn.utils import LifespanFailureError
+
+    from app.main import ServeError
+
+    if isinstance(exc, (LifespanFailureError, ServeError)):
         print(f"litetask: could not start: {exc}", file=sys.stderr)
         return EXIT_FAILED
-    return EXIT_OK
+    return failure_code(exc)
 
 
 def run_token(_args: argparse.Namespace) -> int:

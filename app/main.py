@@ -3,17 +3,15 @@
 The lifespan imports the task modules, starts the metrics port (when configured) and the
 worker (lock, migrate, recover, pool) and yields the state handlers read
 (`request.state.worker`, `.settings`, `.events`, `.draining`, `.metrics`...). Draining (SIGTERM,
-or a dead writer) ends event streams and stops the worker within settings.stop_timeout while
-HTTP still answers; the server closes after that.
+or a dead writer: app/draining.py) stops the worker while HTTP still answers; the server
+closes after that. Signals and the process's exit: app/shutdown.py.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import importlib
 import logging
-import signal
 from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any
@@ -27,11 +25,12 @@ from starlette.types import ASGIApp
 
 from app.access import exposure_problem, warn_if_open
 from app.config import ConfigError, Settings
+from app.draining import Drain, finish_draining, serve_until_drained
 from app.errors import TaskError, WriterFailedError
 from app.events.log import TaskEvent
 from app.events.manager import EventManager
-from app.events.retention import prune_periodically
 from app.metrics import ServiceMetrics, TaskMetrics
+from app.shutdown import StopRequests
 from app.watchdog import LoopWatchdog
 from app.web import auth, cache, dashboard, health, openapi, task_types, tasks, webhooks
 from app.web import events as event_routes
@@ -48,9 +47,11 @@ from app.web.state import AppState
 from app.web.streams import StreamLimits
 from app.worker.core import AsyncTaskWorker
 from app.worker.registry import default_registry
+from app.worker.stopping import longest_stop
 
 logger = logging.getLogger(__name__)
 METRICS_SETTINGS = "LITETASK_METRICS_HOST/LITETASK_METRICS_PORT"
+LIFESPAN_MARGIN = 5.0  # seconds Hypercorn waits for the lifespan's end past the longest stop
 
 
 def load_task_modules(names: tuple[str, ...]) -> None:
@@ -100,12 +101,17 @@ def create_app(
     *,
     draining: asyncio.Event | None = None,
     drained: asyncio.Event | None = None,
+    cut: asyncio.Event | None = None,
 ) -> Starlette:
     """The whole service as one ASGI app. Set `draining` to start a graceful stop: readiness
     turns 503, event streams end and the worker drains while HTTP still answers (liveness
-    stays 200); `drained` is set once the worker has stopped, when the server may close."""
-    drain = draining if draining is not None else asyncio.Event()
-    done = drained if drained is not None else asyncio.Event()
+    stays 200); set `cut` too to cut running tasks at once; `drained` is set once the worker
+    has stopped, when the server may close."""
+    drain = Drain(
+        draining if draining is not None else asyncio.Event(),
+        drained if drained is not None else asyncio.Event(),
+        cut if cut is not None else asyncio.Event(),
+    )
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[AppState]:
@@ -127,14 +133,14 @@ def create_app(
                 app.state.startup_error = exc
                 raise
             drainer = asyncio.create_task(
-                _serve_until_drained(app, worker, events, settings, drain, done), name="drainer"
+                serve_until_drained(app, worker, events, settings, drain), name="drainer"
             )
-            stack.push_async_callback(_finish_draining, drain, drainer)
+            stack.push_async_callback(finish_draining, drain.draining, drainer)
             yield {
                 "worker": worker,
                 "settings": settings,
                 "events": events,
-                "draining": drain,
+                "draining": drain.draining,
                 "health": HealthMonitor(worker, settings.health_interval),
                 "watchdog": watchdog,
                 "sessions": await _open_sessions(settings, worker),
@@ -180,50 +186,6 @@ async def _open_sessions(settings: Settings, worker: AsyncTaskWorker) -> Session
     return await Sessions.open(settings.api_token, settings.session_ttl, worker.writer)
 
 
-async def _serve_until_drained(
-    app: Starlette,
-    worker: AsyncTaskWorker,
-    events: EventManager,
-    settings: Settings,
-    drain: asyncio.Event,
-    drained: asyncio.Event,
-) -> None:
-    """Run the side tasks until draining starts; then end the event streams, stop the side
-    tasks and the worker (running tasks get settings.stop_timeout), and set `drained`."""
-    guard = asyncio.create_task(_drain_if_writer_dies(worker, drain, app), name="writer-guard")
-    pruner = asyncio.create_task(
-        prune_periodically(worker.writer, settings.event_retention()), name="event-pruner"
-    )
-    try:
-        await drain.wait()
-        events.close()
-    finally:
-        for side in (pruner, guard):
-            side.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await side
-        try:
-            await worker.stop(settings.stop_timeout)
-        finally:
-            drained.set()
-
-
-async def _finish_draining(drain: asyncio.Event, drainer: asyncio.Task[None]) -> None:
-    drain.set()
-    await drainer
-
-
-async def _drain_if_writer_dies(
-    worker: AsyncTaskWorker, drain: asyncio.Event, app: Starlette
-) -> None:
-    """A dead writer cannot be mended in place: note why on `app.state.failure` (serve exits
-    non-zero on it, so the supervisor restarts the service) and start draining."""
-    failure = await worker.writer.wait_failed()
-    logger.critical("%s; stopping the service", failure)
-    app.state.failure = failure
-    drain.set()
-
-
 def all_routes() -> list[BaseRoute]:
     return [
         *tasks.routes,
@@ -256,7 +218,12 @@ def hypercorn_config(settings: Settings) -> HypercornConfig:
     # Hypercorn's messages go through our logging setup once, not also its own handler.
     config.errorlog = logging.getLogger("hypercorn.error")
     config.loglevel = settings.log_level.upper()
+    # Open connections get this long to finish once the worker has stopped.
     config.graceful_timeout = min(settings.stop_timeout, 5.0)
+    # Hypercorn's wait for the lifespan to end (60 s by default, then LifespanTimeoutError
+    # and exit 1): if the server ends otherwise than by `drained`, that end drains.
+    stop = longest_stop(settings.stop_timeout, settings.write_retry_seconds)
+    config.shutdown_timeout = stop + LIFESPAN_MARGIN
     # A client silent this long mid-request is cut; event streams end themselves before it.
     config.read_timeout = settings.read_timeout  # type: ignore[assignment]  # int | None
     return config
@@ -275,8 +242,9 @@ def check_bind(config: HypercornConfig, setting: str = "LITETASK_HOST/LITETASK_P
         sock.close()
 
 
-async def serve(settings: Settings) -> None:
-    """Serve until SIGTERM or SIGINT, then drain (still answering), stop accepting and
+async def serve(settings: Settings, stop: StopRequests | None = None) -> None:
+    """Serve until `stop.drain` is set (the first SIGTERM or SIGINT: app/shutdown.py), then
+    drain (still answering; `stop.cut` cuts running tasks at once), stop accepting and
     return. Refuses (ConfigError) to serve off loopback without a token unless opted out.
     If the service had to stop itself (its database writer died), raise why once drained
     (WriterFailedError): `litetask serve` then exits 1, so a supervisor restarts it."""
@@ -289,11 +257,10 @@ async def serve(settings: Settings) -> None:
     if settings.metrics_port is not None:
         metrics_bind = bind_address(settings.metrics_host, settings.metrics_port)
         check_bind(HypercornConfig.from_mapping(bind=[metrics_bind]), METRICS_SETTINGS)
-    draining, drained = asyncio.Event(), asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, draining.set)
-    app: Any = create_app(settings, draining=draining, drained=drained)  # Hypercorn's typing
+    stop = stop if stop is not None else StopRequests()
+    drained = asyncio.Event()
+    # Hypercorn's typing
+    app: Any = create_app(settings, draining=stop.drain, drained=drained, cut=stop.cut)
     try:
         # HTTP answers while the worker drains (liveness 200, readiness 503), closes after.
         await hypercorn_serve(app, config, shutdown_trigger=drained.wait)
@@ -302,10 +269,6 @@ async def serve(settings: Settings) -> None:
         if startup_error is not None:
             raise startup_error from None  # one line from the CLI, not a traceback
         raise
-    finally:
-        for signum in (signal.SIGTERM, signal.SIGINT):
-            with contextlib.suppress(ValueError, RuntimeError):
-                loop.remove_signal_handler(signum)
     failure: WriterFailedError | None = getattr(app.state, "failure", None)
     if failure is not None:
         raise failure

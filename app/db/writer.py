@@ -18,6 +18,10 @@ When a transaction fails, the writer asks why (`database_state_error` in app/db/
 - One write's own fault (a constraint, a trigger, a value SQLite cannot hold): the batch is
   split in halves until that write is alone, so one bad write costs about 2·log2(n)
   transactions, not n; it fails with its error and the others commit.
+A stop is bounded whatever the database does: `finish_by` gives every write still waiting
+a last moment (writes in the retry loop give up then), and `stop` abandons, after its
+timeout, a transaction that does not return (a hung disk): what waits fails, and the thread
+closes the connection if the transaction ever returns.
 Only events of committed transactions reach the commit hook; a hook that raises is logged,
 never fatal. A batch hook, when given, learns the size and latency of every committed
 transaction (for the metrics); it runs on the event loop after the commit, never inside it.
@@ -40,7 +44,7 @@ from sqlalchemy.pool import NullPool
 
 from app.db.engine import TransactionRefused
 from app.db.write_op import WriteOp, by_type
-from app.errors import WorkerNotRunningError, WriterFailedError
+from app.errors import DatabaseUnavailableError, WorkerNotRunningError, WriterFailedError
 from app.events.log import LAST_EVENT_ID, TaskEvent, append_events
 
 __all__ = ["GroupCommitWriter", "WriteOp"]
@@ -53,6 +57,7 @@ BatchHook = Callable[[int, float], None]  # (writes committed together, seconds 
 DEFAULT_RETRY_SECONDS = 5.0
 FIRST_RETRY_DELAY = 0.01
 MAX_RETRY_DELAY = 0.5
+TRANSACTION_SLACK = 1.0  # seconds past a write's deadline that a stop still waits for it
 
 
 class _Pending:
@@ -89,7 +94,16 @@ class GroupCommitWriter:
         self._inflight: list[_Pending] = []
         self._failure: WriterFailedError | None = None
         self._failed = asyncio.Event()
+        self._finish_by = float("inf")  # event-loop time by which every write gives up
         self.commits = 0  # transactions attempted
+
+    def longest_wait(self) -> float:
+        """The longest a write submitted now can wait: until it is given up (the retry
+        budget, or less once `finish_by` is nearer) and TRANSACTION_SLACK for a transaction
+        in progress. What waits on writes at a stop waits no longer."""
+        loop = asyncio.get_running_loop()
+        give_up = min(self._finish_by, loop.time() + self._retry_seconds)
+        return max(0.0, give_up - loop.time()) + TRANSACTION_SLACK
 
     @property
     def failure(self) -> WriterFailedError | None:
@@ -120,16 +134,43 @@ class GroupCommitWriter:
             self._conn = await self._in_thread(self._engine.connect)
             self._runner = asyncio.create_task(self._run(), name="litetask-writer")
 
-    async def stop(self) -> None:
-        """Finish every op already submitted, then release the connection and the thread."""
-        if self._runner is None:
+    def finish_by(self, deadline: float) -> None:
+        """Give up (DatabaseUnavailableError) every write not committed by `deadline`, in
+        event-loop time, however recently it was submitted: the last writes of a stop."""
+        self._finish_by = min(self._finish_by, deadline)
+
+    async def stop(self, timeout: float | None = None) -> None:
+        """Finish every op already submitted, then release the connection and the thread.
+        After `timeout` seconds (default: until `finish_by`, or the retry budget, and one
+        more) a transaction that has not returned is abandoned and its writes fail."""
+        runner, self._runner = self._runner, None
+        if runner is None:
             return
         self._queue.put_nowait(None)
-        try:
-            await self._runner
-        finally:
-            self._runner = None
+        limit = self.longest_wait() if timeout is None else timeout
+        finished, _ = await asyncio.wait({runner}, timeout=limit)
+        if finished:
             await self._release()
+        else:
+            self._abandon(runner, limit)
+
+    def _abandon(self, runner: asyncio.Task[None], limit: float) -> None:
+        """The transaction in the writer's thread did not return (a hung disk): fail what
+        waits; the thread closes its connection if the transaction ever returns."""
+        logger.error("the database writer did not finish within %.1f s; writes given up", limit)
+        runner.cancel()
+        for pending in [*self._inflight, *self._drain_rest()]:
+            if not pending.future.done():
+                pending.future.set_exception(
+                    DatabaseUnavailableError("the database did not take this write before the stop")
+                )
+        self._inflight = []
+        conn, self._conn = self._conn, None
+        thread, self._thread = self._thread, None
+        if thread is not None:
+            if conn is not None:
+                thread.submit(conn.close)
+            thread.shutdown(wait=False)
 
     async def _release(self) -> None:
         conn, self._conn = self._conn, None
@@ -153,7 +194,8 @@ class GroupCommitWriter:
             raise WorkerNotRunningError("the database writer is not running (stopping?)")
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Any] = loop.create_future()
-        self._queue.put_nowait(_Pending(op, future, loop.time() + self._retry_seconds))
+        deadline = min(loop.time() + self._retry_seconds, self._finish_by)
+        self._queue.put_nowait(_Pending(op, future, deadline))
         return future
 
     async def run(self, op: WriteOp[T]) -> T:
@@ -248,7 +290,7 @@ class GroupCommitWriter:
         """Fail the writes whose retry time is spent; return the ones still worth trying."""
         now = asyncio.get_running_loop().time()
         live = [p for p in group if not p.future.cancelled()]
-        expired = [p for p in live if p.deadline <= now]
+        expired = [p for p in live if min(p.deadline, self._finish_by) <= now]
         if expired:
             logger.warning(
                 "%s writes given up after %s s: the database is unavailable (%s: %s)",
@@ -260,7 +302,7 @@ class GroupCommitWriter:
             for pending in expired:
                 pending.op.set_error(refused.unavailable())
             self._resolve(expired)
-        return [p for p in live if p.deadline > now]
+        return [p for p in live if min(p.deadline, self._finish_by) > now]
 
     def _transaction(self, ops: list[WriteOp[Any]]) -> None:
         """Runs in the writer thread: every op, then their events, in one transaction. A

@@ -8,7 +8,8 @@ short, a prefetch goes to `claimed` (taken, not started: shown as queued, never 
 claimed row becomes `running` through StartTasks, one op for every task started together,
 committed before any of their functions runs, so a crash always finds the tasks that had
 really started `running` and nothing else. Suspects (rows that were running when their
-process died) are taken one at a time, only into a free slot.
+process died) are taken one at a time, only into a free slot. Once the pool's stop has begun
+(`stopping`, set from the event loop, read here in the writer's thread), both take nothing.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import json
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -125,9 +127,9 @@ class ClaimTasks(WriteOp[Claim]):
     """Give back, stage what came due, then take: suspect first, then the best rows to run,
     then prefetch."""
 
-    def __init__(self, request: ClaimRequest) -> None:
+    def __init__(self, request: ClaimRequest, stopping: threading.Event | None = None) -> None:
         super().__init__()
-        self.request = request
+        self.request, self.stopping = request, stopping
 
     def apply(self, conn: Connection) -> Claim:
         request, now = self.request, now_us()
@@ -135,6 +137,8 @@ class ClaimTasks(WriteOp[Claim]):
             _give_back(conn, request.owner, request.give_back)
         stage_due(conn, now)
         claim = Claim()
+        if self.stopping is not None and self.stopping.is_set():
+            return claim
         if request.suspect and request.start > 0:
             suspects = self._take(conn, _SUSPECT, 1, now, start=True)
             claim.started += [dataclasses.replace(c, suspect=True) for c in suspects]
@@ -224,11 +228,20 @@ class StartTasks(WriteOp[set[str]]):
     """Mark claimed tasks `running` (attempt, started_at, progress 0) before their functions
     run; the result is the ids that were still claimed by us (a cancel may have come first)."""
 
-    def __init__(self, claimed: Sequence[ClaimedTask], owner: str, lease_seconds: float) -> None:
+    def __init__(
+        self,
+        claimed: Sequence[ClaimedTask],
+        owner: str,
+        lease_seconds: float,
+        stopping: threading.Event | None = None,
+    ) -> None:
         super().__init__()
         self.claimed, self.owner, self.lease_seconds = list(claimed), owner, lease_seconds
+        self.stopping = stopping
 
     def apply(self, conn: Connection) -> set[str]:
+        if self.stopping is not None and self.stopping.is_set():
+            return set()
         now = now_us()
         lease = now + seconds_to_us(self.lease_seconds)
         params = [

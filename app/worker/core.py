@@ -40,6 +40,7 @@ from app.worker.records import Accepted, ClaimedTask, task_event
 from app.worker.recovery import RecoverInterrupted
 from app.worker.registry import TaskFunction, TaskRegistry, default_registry
 from app.worker.status import TaskInfo, TaskStatus
+from app.worker.stopping import CUT_GRACE, Stragglers
 from app.worker.store import TaskPage, TaskStore
 from app.worker.upkeep import Upkeep, start_pool
 from app.worker.waiters import TaskWaiters
@@ -89,6 +90,8 @@ class AsyncTaskWorker:
             max_workers=max_workers, owner=self.boot_id, lease_seconds=lease_seconds
         )
         self._waiters = TaskWaiters()
+        # Attempts that outlived a stop (they ignored cancellation), kept across restarts.
+        self._stragglers = Stragglers()
         self._progress_gate = ProgressGate()
         self._log_epoch: str | None = None
         self._side_tasks: set[asyncio.Task[Any]] = set()
@@ -173,6 +176,7 @@ class AsyncTaskWorker:
             self.registry,
             self._pool_settings,
             publish_progress=self._publish_progress,
+            stragglers=self._stragglers,
         )
         where = str(sqlite_path(self.database_url) or self.database_url)
         recovery = RecoverInterrupted(me, where, self.max_interruptions)
@@ -201,21 +205,29 @@ class AsyncTaskWorker:
         self._queue = TaskQueue(self._writer)
         self._store = TaskStore(self._engines.reader)
 
-    async def stop(self, timeout: float = 5.0) -> None:
-        """Stop claiming, let running tasks finish within `timeout`, put the rest back to
-        `pending`, give up ownership, then close the database."""
+    async def stop(self, timeout: float = 5.0, *, cut: asyncio.Event | None = None) -> None:
+        """Stop claiming, let running tasks finish within `timeout` (or until `cut` is set),
+        put the rest back to `pending`, give up ownership, then close the database. Bounded
+        whatever tasks and the database do (`longest_stop`): a task that ignores its
+        cancellation is put back all the same, and a write the database does not take in
+        time is given up (the next start recovers what it concerned)."""
         pool, self._pool = self._pool, None
         upkeep, self._upkeep = self._upkeep, None
+        if pool is not None:
+            pool.stop_starting()
+        if self._writer is not None and pool is not None:
+            last_write = asyncio.get_running_loop().time() + timeout + 2 * CUT_GRACE
+            self._writer.finish_by(last_write + self.write_retry_seconds)
         try:
             if upkeep is not None:
                 await upkeep.stop()
             if pool is not None:
-                await pool.stop(timeout)
+                await pool.stop(timeout, cut)
             if upkeep is not None:
                 await upkeep.release()
         finally:
             if self._side_tasks:
-                await asyncio.gather(*self._side_tasks, return_exceptions=True)
+                await asyncio.wait(self._side_tasks, timeout=CUT_GRACE)
             self._waiters.fail_all()
             await self._close_database()
 
@@ -225,7 +237,7 @@ class AsyncTaskWorker:
             cache, self._cache = self._cache, None
             self.executor.cache = None
             if cache is not None:
-                await cache.close()  # flushes what it batches through the writer
+                await self._close_cache(cache)
             if self._writer is not None:
                 await self._writer.stop()
                 self._writer = None
@@ -239,6 +251,22 @@ class AsyncTaskWorker:
                 self._lock.release()
                 self._lock = None
             self._queue = self._store = None
+
+    def stop_starting(self) -> None:
+        """Start no task from now on (a stop follows): the first thing a drain does, so that
+        nothing starts while the rest of the service winds down."""
+        if self._pool is not None:
+            self._pool.stop_starting()
+
+    async def _close_cache(self, cache: AsyncCacheAdapter) -> None:
+        """Close the cache, which flushes what it batches through the writer, within the
+        writer's budget (a Redis that does not answer cannot hold the stop either)."""
+        try:
+            assert self._writer is not None
+            async with asyncio.timeout(self._writer.longest_wait()):
+                await cache.close()
+        except TimeoutError:
+            logger.error("the result cache did not close in time; closing the database anyway")
 
     # -- submitting ------------------------------------------------------------------------
 

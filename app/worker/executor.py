@@ -1,8 +1,10 @@
 """TaskExecutor: runs one attempt of a task and turns whatever happens into an Outcome.
 
 Cancellation is not an outcome: a CancelledError (user cancel, shutdown) propagates and the
-caller decides what the row becomes. Everything the function raises becomes a `Failed`, with
-its traceback kept, and a retry time while attempts remain.
+caller decides what the row becomes. Everything else the function raises becomes a `Failed`,
+with its traceback kept, and a retry time while attempts remain: BaseExceptions too
+(SystemExit, KeyboardInterrupt, GeneratorExit), which would otherwise stop the event loop
+(asyncio lets the first two out of a task) or leave the row running.
 """
 
 from __future__ import annotations
@@ -131,7 +133,9 @@ class TaskExecutor:
             return self._timed_out(claimed)
         except SerializationError as exc:
             return self._failed(claimed, exc, retryable=False)
-        except Exception as exc:
+        except asyncio.CancelledError:
+            raise
+        except BaseException as exc:  # SystemExit, KeyboardInterrupt...: the task's failure
             return self._failed(claimed, exc)
         return self._stored(claimed, result)
 

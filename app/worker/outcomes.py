@@ -31,6 +31,9 @@ class OutcomeKeeper:
         # Set by the pool's stop: an outcome whose recording is cancelled then is kept for
         # `take_unsaved` (any other cancellation, e.g. the task's, forgets it).
         self.stopping = False
+        # Set once the stop has put back what it cut: an outcome that comes later (from a
+        # task that ignored its cancellation) is dropped; its row already went back.
+        self.closed = False
         self._unsaved: dict[AttemptKey, tuple[ClaimedTask, Outcome]] = {}
         # Outcomes the database has refused for now (retried), with what it said.
         self._refused: dict[AttemptKey, str | None] = {}
@@ -43,6 +46,15 @@ class OutcomeKeeper:
 
     async def record(self, claimed: ClaimedTask, outcome: Outcome) -> None:
         """Commit `outcome`, however long the database takes (until cancelled)."""
+        if self.closed:
+            logger.warning(
+                "task %s attempt %s ended after the stop had put it back to pending; its "
+                "outcome is dropped and the task runs again",
+                claimed.id,
+                claimed.attempt,
+                extra=claimed.log_fields(),
+            )
+            return
         key = (claimed.id, claimed.attempt)
         self._unsaved[key] = (claimed, outcome)
         kept = False

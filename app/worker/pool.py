@@ -6,6 +6,10 @@ A claim takes rows for the free slots straight to `running` and, while tasks are
 prefetch as `claimed`; a prefetched task is marked `running` (one write for all tasks
 started together) before its function runs. Live attempts are tracked by
 (task id, attempt): an attempt that outlives its cancellation still holds its slot.
+
+A stop is bounded whatever a task does (app/worker/stopping.py). Nothing starts once it
+begins: a claim or start still in flight then takes nothing (`queue.no_new_starts`), and what
+was taken before is put back, not run.
 """
 
 from __future__ import annotations
@@ -15,8 +19,9 @@ import contextlib
 import functools
 import logging
 import time
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Coroutine
 from dataclasses import dataclass
+from typing import Any
 
 from app.errors import DatabaseUnavailableError, TaskDefinitionError
 from app.worker.claims import Claim, ClaimRequest
@@ -26,8 +31,8 @@ from app.worker.progress import ProgressPublisher, ProgressReporter
 from app.worker.queue import WAKE_ALWAYS, WAKE_NEVER, TaskQueue
 from app.worker.ready import ReadyTasks
 from app.worker.records import AttemptKey, ClaimedTask, Outcome
-from app.worker.recovery import PutBack
 from app.worker.registry import TaskRegistry
+from app.worker.stopping import Stragglers, end_within, write_last
 from app.worker.store import TaskStore
 
 logger = logging.getLogger(__name__)
@@ -53,8 +58,10 @@ class WorkerPool:
         registry: TaskRegistry,
         settings: PoolSettings,
         publish_progress: ProgressPublisher | None = None,
+        stragglers: Stragglers | None = None,
     ) -> None:
         self.queue, self.store, self.executor, self.registry = queue, store, executor, registry
+        self.stragglers = stragglers if stragglers is not None else Stragglers()
         self.settings = settings
         self._publish_progress = publish_progress
         self.outcomes = OutcomeKeeper(queue)
@@ -64,6 +71,7 @@ class WorkerPool:
         self._running: dict[AttemptKey, asyncio.Task[None]] = {}
         self._executing: set[AttemptKey] = set()
         self._ready = ReadyTasks()  # claimed (status `claimed`), not started yet
+        self._held_back: list[ClaimedTask] = []  # taken, then not run: the pool was stopping
         self._suspect: AttemptKey | None = None  # the suspect attempt running here
         # Set when recovery left suspects; cleared once a claim finds none.
         self.suspects_waiting = False
@@ -106,56 +114,45 @@ class WorkerPool:
     def halt(self) -> None:
         """Stop claiming and cancel every attempt now: another process owns the database
         (stop() still follows, and its writes are fenced out)."""
-        self._stopping = True
-        self.queue.new_work.set()
+        self.stop_starting()
         for attempt in self._running.values():
             attempt.cancel()
 
-    async def stop(self, timeout: float = 5.0) -> None:
-        """Stop claiming; let running attempts finish within `timeout`, then cancel the rest
-        and put them back to `pending` so they run again after a restart."""
+    def stop_starting(self) -> None:
+        """Claim and start nothing from now on (a stop follows): a claim or start the
+        database has not applied yet takes nothing."""
+        self._stopping = True
+        self.queue.no_new_starts.set()
+        self.queue.new_work.set()
+
+    async def stop(self, timeout: float = 5.0, cut: asyncio.Event | None = None) -> None:
+        """Stop claiming; let running attempts finish within `timeout` (or until `cut` is
+        set), then cancel the rest and put them back to `pending` so they run again after a
+        restart, with whatever was taken and not started. Returns within about `timeout` +
+        2 * CUT_GRACE and the writer's budget (see the module docstring)."""
         if self._dispatcher is None:
             return
-        self._stopping = True
+        self.stop_starting()
         self.outcomes.stopping = True
-        self.queue.new_work.set()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self._dispatcher
-        self._dispatcher = None
-        unstarted = [claimed.id for claimed in self._ready.drain()]
+        cut = cut if cut is not None else asyncio.Event()
+        deadline = asyncio.get_running_loop().time() + timeout
+        dispatcher, self._dispatcher = self._dispatcher, None
+        running = dict(self._running)  # complete: nothing is launched once stopping
+        # The dispatcher ends at once unless the database holds its claim: it is never cut
+        # (a claim it took before the stop must come back to be put back).
+        late: set[asyncio.Task[None]]
+        _, late = await asyncio.gather(
+            end_within({dispatcher}, deadline, asyncio.Event()),
+            end_within(set(running.values()), deadline, cut),
+        )
+        ready = self._ready.drain()
         self._note_ready()
-        cut = await self._finish_or_cut(timeout)
-        # Attempts cut while their outcome waited for the database get one last try at it;
-        # the others, and those the database still refuses, are put back to run again.
-        unsaved = self.outcomes.take_unsaved()
-        known = {claimed.key for claimed, _ in unsaved}
-        lost = await self.outcomes.last_try(unsaved) if unsaved else []
-        await self._put_back(unstarted, [k for k in cut if k not in known] + lost)
-
-    async def _put_back(self, unstarted: list[str], cut: list[AttemptKey]) -> None:
-        if not unstarted and not cut:
-            return
-        try:
-            returned = await self.queue.writer.run(PutBack(self.settings.owner, unstarted, cut))
-        except DatabaseUnavailableError as exc:
-            logger.error(
-                "stop: %s tasks could not be put back (%s); the next start recovers them",
-                len(unstarted) + len(cut),
-                exc,
-            )
-        else:
-            logger.info("stop: %s claimed or cut tasks put back to pending", returned)
-
-    async def _finish_or_cut(self, timeout: float) -> list[AttemptKey]:
-        """Wait up to `timeout` for running attempts; cancel the rest and return them."""
-        running = dict(self._running)
-        if not running:
-            return []
-        _done, late = await asyncio.wait(running.values(), timeout=timeout)
-        for attempt in late:
-            attempt.cancel()
-        await asyncio.gather(*late, return_exceptions=True)
-        return [key for key, t in running.items() if t in late]
+        held, self._held_back = [*ready, *self._held_back], []
+        cut_short = [key for key, attempt in running.items() if attempt in late]
+        for (task_id, _), attempt in running.items():
+            if not attempt.done():
+                self.stragglers.add(task_id, attempt)
+        await write_last(self.outcomes, self.settings.owner, held, cut_short)
 
     async def _dispatch(self) -> None:
         wake = self.queue.new_work
@@ -199,6 +196,9 @@ class WorkerPool:
         if request is None:  # slots and prefetch are full: a finishing task wakes us
             return None
         claim = await queue.claim(request)
+        if self._stopping:  # the stop began while the claim was in flight: run none of it
+            self._held_back += [*claim.started, *claim.claimed]
+            return None
         self._take(request, claim)
         if claim.filled(request):
             return 0 if self._free_slots() > 0 else None
@@ -263,10 +263,19 @@ class WorkerPool:
     def _launch(self, claimed: ClaimedTask, started: Started | None) -> None:
         key = claimed.key
         run = self._run(claimed) if started is None else self._begin(claimed, started)
+        earlier = self._earlier_attempts(claimed.id)
+        if earlier:
+            run = _after(earlier, run)
         attempt = asyncio.create_task(run, name=f"litetask-task-{claimed.id}")
         self._running[key] = attempt
         self._executing.add(key)
         attempt.add_done_callback(functools.partial(self._forget, key))
+
+    def _earlier_attempts(self, task_id: str) -> set[asyncio.Task[Any]]:
+        """Attempts of this task still alive here: one cancelled but still unwinding (then
+        retried), or one that outlived an earlier stop of this worker."""
+        here = {t for (i, _), t in self._running.items() if i == task_id and not t.done()}
+        return here | self.stragglers.of(task_id)
 
     async def _begin(self, claimed: ClaimedTask, started: Started) -> None:
         """Run a claimed attempt once the start write has made its row `running`."""
@@ -276,7 +285,9 @@ class WorkerPool:
             # The row stays claimed under this boot: the reconciler puts it back.
             logger.exception("starting task %s failed", claimed.id, extra={"task_id": claimed.id})
             return
-        if claimed.id in ids:  # else it was cancelled while claimed
+        if self._stopping:  # its start was in flight when the stop began: it does not run
+            self._held_back.append(claimed)
+        elif claimed.id in ids:  # else it was cancelled while claimed
             await self._run(claimed)
 
     def _observe(self, seconds: float) -> None:
@@ -327,3 +338,14 @@ class WorkerPool:
         self._free_slot(claimed.key)
         await reporter.flush()
         await self.outcomes.record(claimed, outcome)
+
+
+async def _after(earlier: set[asyncio.Task[Any]], run: Coroutine[Any, Any, None]) -> None:
+    """`run` once every earlier attempt of the same task has returned: one attempt of a
+    task at a time in this process, even when an earlier one ignores its cancellation."""
+    try:
+        await asyncio.wait(earlier)
+    except BaseException:
+        run.close()  # never started: nothing to unwind
+        raise
+    await run

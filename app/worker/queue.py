@@ -5,6 +5,7 @@ writer together with its event rows; nothing about a task lives only in memory.
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections.abc import Awaitable, Sequence
 
 from app.clock import now_us
@@ -43,6 +44,9 @@ class TaskQueue:
         # task for earlier lowers it and sets stage_wake. 0: look at once (at start).
         self.stage_at = 0
         self.stage_wake = asyncio.Event()
+        # Set when the pool stops: a claim or start the writer applies after it takes
+        # nothing, so no task starts once a stop has begun (read in the writer's thread).
+        self.no_new_starts = threading.Event()
 
     async def put(self, task: NewTask) -> Accepted:
         accepted = await self.writer.run(PutTask(task))
@@ -74,14 +78,14 @@ class TaskQueue:
             self.new_work.set()
 
     async def claim(self, request: ClaimRequest) -> Claim:
-        return await self.writer.run(ClaimTasks(request))
+        return await self.writer.run(ClaimTasks(request, self.no_new_starts))
 
     def start(
         self, claimed: Sequence[ClaimedTask], owner: str, lease_seconds: float
     ) -> Awaitable[set[str]]:
         """Mark claimed tasks running; the awaitable gives the ids that started (one op,
         and one future, for all of them)."""
-        return self.writer.submit(StartTasks(claimed, owner, lease_seconds))
+        return self.writer.submit(StartTasks(claimed, owner, lease_seconds, self.no_new_starts))
 
     async def finish(self, claimed: ClaimedTask, outcome: Outcome) -> bool:
         finished = await self.writer.run(FinishTask(claimed, outcome))

@@ -69,10 +69,11 @@ class Upkeep:
         process still lives (through a connection of its own if the writer died)."""
         release = ReleaseOwnership(self.owner.boot_id)
         try:
-            if self.writer.failure is None:
-                await self.writer.run(release)
-            else:
-                await asyncio.to_thread(self.writer.run_aside, release)
+            async with asyncio.timeout(self.writer.longest_wait()):
+                if self.writer.failure is None:
+                    await self.writer.run(release)
+                else:
+                    await asyncio.to_thread(self.writer.run_aside, release)
         except Exception:
             logger.exception("could not release the database's owner row")
 

@@ -67,15 +67,22 @@ async def status_of(worker: AsyncTaskWorker, task_id: str) -> TaskStatus:
 
 async def cancel_then_retry(worker: AsyncTaskWorker, tasks: Stubborn, task_id: str) -> None:
     """Cancel the first attempt (it keeps running) and queue the task again until its second
-    run has started."""
+    attempt is taken: it waits, without running, for the first to return (one attempt of a
+    task at a time in a process)."""
 
     async def runs(n: int) -> bool:
         return tasks.runs >= n
 
+    async def second_attempt_taken() -> bool:
+        info = await worker.get_task_info(task_id)
+        return info is not None and (info.status, info.attempts) == (TaskStatus.RUNNING, 2)
+
     await eventually(lambda: runs(1))
     assert await worker.cancel_task(task_id)
     await worker.retry_task(task_id)
-    await eventually(lambda: runs(2))
+    await eventually(second_attempt_taken)
+    await asyncio.sleep(0.2)
+    assert tasks.runs == 1, "the second attempt ran beside the first"
 
 
 async def test_a_cancelled_attempt_that_finishes_late_cannot_complete_the_retried_one(
@@ -88,6 +95,7 @@ async def test_a_cancelled_attempt_that_finishes_late_cannot_complete_the_retrie
         await cancel_then_retry(worker, tasks, task_id)
         tasks.release_old.set()
         await asyncio.wait_for(tasks.old_returned.wait(), 5)
+        await eventually(lambda: runs_at_least(tasks, 2))
 
         async def left_running() -> bool:
             return await status_of(worker, task_id) is not TaskStatus.RUNNING
@@ -100,6 +108,10 @@ async def test_a_cancelled_attempt_that_finishes_late_cannot_complete_the_retrie
         assert await worker.wait_for_tasks([task_id], timeout=5) == ["fresh"]
         info = await worker.get_task_info(task_id)
     assert info is not None and info.attempts == 2
+
+
+async def runs_at_least(tasks: Stubborn, n: int) -> bool:
+    return tasks.runs >= n
 
 
 async def test_never_more_than_max_workers_functions_run_at_once(database_url: str) -> None:

@@ -28,7 +28,7 @@ from app import (
     WorkerNotRunningError,
 )
 from app.events.log import TaskEvent
-from tests.faults import disk_full, write_lock_held
+from tests.faults import DiskFull, page_count, write_lock_held
 from tests.worker.conftest import sql
 
 CHAOS_SECONDS = float(os.environ.get("LITETASK_CHAOS_SECONDS", "15"))
@@ -75,7 +75,7 @@ def chaos_registry(journal: Journal) -> TaskRegistry:
             try:
                 await asyncio.sleep(seconds)
             except asyncio.CancelledError:
-                await asyncio.sleep(2)
+                await asyncio.sleep(5)
         finally:
             run[1] = time.monotonic()
         return n
@@ -102,6 +102,9 @@ class Run:
     worker: AsyncTaskWorker
     rng: random.Random
     database_url: str
+    # One fault for the whole run: each transaction applies its current cap, so freeing it
+    # uncaps the very next one (a cap lives on a connection until a transaction resets it).
+    disk: DiskFull
     accepted: dict[int, str] = field(default_factory=dict)
     done: list[str] = field(default_factory=list)
 
@@ -125,8 +128,9 @@ async def fault(run: Run) -> str:
     """One fault, chosen at random; returns its name."""
     action = run.rng.choice(["full", "lock", "restart", "cancel", "retry", "nothing"])
     if action == "full":
-        with disk_full(run.database_url):
-            await asyncio.sleep(run.rng.uniform(0.3, 1.5))
+        run.disk.max_pages = page_count(run.database_url)
+        await asyncio.sleep(run.rng.uniform(0.3, 1.5))
+        run.disk.free()
     elif action == "lock":
         with write_lock_held(run.database_url):
             await asyncio.sleep(run.rng.uniform(0.3, 1.5))
@@ -180,7 +184,9 @@ async def test_faults_in_process_lose_nothing(database_url: str) -> None:
         max_interruptions=50,
     )
     await worker.start()
-    run, stop = Run(worker, rng, database_url), asyncio.Event()
+    disk = DiskFull(database_url)
+    disk.free()
+    run, stop = Run(worker, rng, database_url, disk), asyncio.Event()
     adder = asyncio.create_task(keep_adding(run, stop))
     try:
         until = time.monotonic() + CHAOS_SECONDS
@@ -193,6 +199,7 @@ async def test_faults_in_process_lose_nothing(database_url: str) -> None:
     finally:
         stop.set()
         await worker.stop(timeout=0.3)
+        disk.close()
     context = f"seed {seed}: {run.done}"
     assert len(run.accepted) > 20 and subscriber.raised > 0, context
     rows = sql(database_url, "SELECT id, attempts, max_attempts, interruptions FROM tasks")

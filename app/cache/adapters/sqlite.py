@@ -36,7 +36,7 @@ from app.cache.errors import CacheUnavailableError
 from app.clock import now_us, seconds_to_us
 from app.db.tables import cache_entries
 from app.db.writer import GroupCommitWriter
-from app.errors import DatabaseUnavailableError
+from app.errors import DatabaseUnavailableError, WorkerNotRunningError
 
 logger = logging.getLogger(__name__)
 DEFAULT_READ_FLUSH_INTERVAL = 1.0
@@ -127,7 +127,7 @@ class SQLiteCacheAdapter(CacheAdapter):
                 continue
             try:
                 await self._writer.run(TouchEntries(touches))
-            except (RuntimeError, SQLAlchemyError, DatabaseUnavailableError):
+            except (SQLAlchemyError, DatabaseUnavailableError, WorkerNotRunningError):
                 logger.warning("could not record %s cache reads", len(touches), exc_info=True)
 
 
@@ -135,5 +135,5 @@ class SQLiteCacheAdapter(CacheAdapter):
 async def _backend_errors() -> AsyncIterator[None]:
     try:
         yield
-    except (SQLAlchemyError, DatabaseUnavailableError) as exc:
+    except (SQLAlchemyError, DatabaseUnavailableError, WorkerNotRunningError) as exc:
         raise CacheUnavailableError(f"SQLite cache failed: {exc}", backend="sqlite") from exc
