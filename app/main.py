@@ -33,7 +33,7 @@ from app.events.manager import EventManager
 from app.events.retention import prune_periodically
 from app.metrics import ServiceMetrics, TaskMetrics
 from app.watchdog import LoopWatchdog
-from app.web import auth, cache, dashboard, health, openapi, task_types, tasks, webhooks
+from app.web import auth, bulk, cache, dashboard, health, openapi, task_types, tasks, webhooks
 from app.web import events as event_routes
 from app.web import metrics as metrics_routes
 from app.web.access_log import AccessLog
@@ -226,6 +226,7 @@ async def _drain_if_writer_dies(
 
 def all_routes() -> list[BaseRoute]:
     return [
+        *bulk.routes,
         *tasks.routes,
         *event_routes.routes,
         *task_types.routes,

@@ -87,6 +87,20 @@ def _readiness(operation_id: str, summary: str) -> dict[str, Any]:
     }
 
 
+def _bulk(operation_id: str, summary: str, request: str) -> dict[str, Any]:
+    return {
+        "post": {
+            "summary": summary + " (by ids, or by a filter)",
+            "description": "Each task is handled on its own, fenced by its state; the answer "
+            "lists each task's outcome. A filter takes at most `limit` tasks per call, oldest "
+            "first: pass `next_cursor` back as `cursor` until it is null. See docs/api.md.",
+            "operationId": operation_id,
+            "requestBody": _json_body(_ref(request)),
+            "responses": _responses({200: "BulkResult"}, ERRORS_BODY),
+        }
+    }
+
+
 PATHS: dict[str, Any] = {
     "/tasks": {
         "post": {
@@ -129,6 +143,12 @@ PATHS: dict[str, Any] = {
             "responses": _responses({202: "Task"}, (404, 409, 503)),
         },
     },
+    "/tasks/retry": _bulk(
+        "retryTasks", "Queue many failed or cancelled tasks again", "BulkRetryRequest"
+    ),
+    "/tasks/cancel": _bulk(
+        "cancelTasks", "Cancel many pending, claimed or running tasks", "BulkCancelRequest"
+    ),
     "/task-types": {
         "get": {
             "summary": "The registered task types",
