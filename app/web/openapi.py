@@ -114,7 +114,15 @@ PATHS: dict[str, Any] = {
             "summary": "List tasks, newest first",
             "operationId": "listTasks",
             "parameters": [
-                _query("status", {"type": "string", "enum": STATUS_VALUES}),
+                {
+                    **_query(
+                        "status",
+                        {"type": "array", "items": {"type": "string", "enum": STATUS_VALUES}},
+                    ),
+                    "style": "form",
+                    "explode": True,
+                    "description": "Repeat for tasks in any of several statuses.",
+                },
                 _query("task_type", {"type": "string"}),
                 _query("limit", {"type": "integer", "minimum": 1, "maximum": MAX_PAGE}),
                 _query("cursor", {"type": "integer", "minimum": 1, "maximum": 2**63 - 1}),
