@@ -189,6 +189,16 @@ PATHS: dict[str, Any] = {
             },
         }
     },
+    "/stats/throughput": {
+        "get": {
+            "summary": "Completed and failed tasks per minute over the last hour",
+            "description": "Sixty minutes, oldest first; the last is the current minute. "
+            "Counted from committed events, plus what finished in that hour before the "
+            "service started (read once from an index).",
+            "operationId": "throughput",
+            "responses": _responses({200: "Throughput"}, ()),
+        }
+    },
     "/webhooks/{task_type}": {
         "post": {
             "summary": "Receive a signed webhook delivery as a task",

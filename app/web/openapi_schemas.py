@@ -244,6 +244,29 @@ BULK_RESULT = _object(
     ["action", "tasks", "counts", "next_cursor"],
 )
 
+THROUGHPUT = _object(
+    {
+        "bucket_seconds": {"type": "integer", "enum": [60]},
+        "now": {"type": "string", "format": "date-time"},
+        "minutes": {
+            "type": "array",
+            "minItems": 60,
+            "maxItems": 60,
+            "items": _object(
+                {
+                    "start": {"type": "string", "format": "date-time"},
+                    "completed": {"type": "integer", "minimum": 0},
+                    "failed": {"type": "integer", "minimum": 0},
+                },
+                ["start", "completed", "failed"],
+            ),
+        },
+        "completed": {"type": "integer", "minimum": 0},
+        "failed": {"type": "integer", "minimum": 0},
+    },
+    ["bucket_seconds", "now", "minutes", "completed", "failed"],
+)
+
 PROBLEM = {
     **_object(
         {
@@ -280,4 +303,5 @@ SCHEMAS: dict[str, Any] = {
     "BulkRetryRequest": _bulk_request(RETRYABLE),
     "BulkCancelRequest": _bulk_request(ACTIVE),
     "BulkResult": BULK_RESULT,
+    "Throughput": THROUGHPUT,
 }
