@@ -13,6 +13,7 @@ export async function openDetail(taskId) {
   current = taskId;
   $("detail").hidden = false;
   await readDetail();
+  $("detail").scrollIntoView({ block: "nearest" });
 }
 
 export function closeDetail() {
