@@ -2,7 +2,7 @@
 // then kept current by the live events: rows change in place, a task that stops matching
 // leaves, one that starts matching comes in at its place (newest first).
 import { $, api, formatTime, showMessage, taskPath } from "./common.js";
-import { isFiltered, listPath, matches } from "./filters.js";
+import { filter, listPath, matches } from "./filters.js";
 import { shown, vocabulary } from "./vocabulary.js";
 
 const MAX_ROWS = 50;
@@ -10,6 +10,10 @@ const SUMMARY_CHARS = 120;
 // Events kept while the task list loads; past this the list is loaded again instead.
 const MAX_BUFFERED = 1000;
 const CELLS = ["id", "type", "status", "progress", "attempts", "created", "summary", "actions"];
+// Tasks that start to match the filter are read one by one, this many at a time; past that
+// (a busy service) the whole list is read again instead, at most once a second.
+const MAX_ADOPTING = 4;
+const RELOAD_AFTER_MS = 1000;
 
 const tasks = new Map(); // task id -> task, in the API's JSON shape
 const rows = new Map(); // task id -> <tr>
@@ -18,6 +22,7 @@ let order = []; // task ids shown, newest first
 let buffered = null; // events that arrive while the task list loads, else null
 let reloading = null; // the task list load in progress, else null
 let reloadAgain = false; // a reset (or a full buffer, or a new filter) came while it loaded
+let reloadTimer = null; // a reload asked for by too many tasks to read one by one
 
 // Loads the newest tasks; events that arrive meanwhile are applied on top, in order. A
 // reset (or too many events) while it loads makes it load again before it finishes.
@@ -70,16 +75,24 @@ function applyEvent(event) {
   else if (task === undefined) adopt(event);
 }
 
-// A task not shown: a new one goes on top; with a filter, one that now matches is loaded
-// and put in its place. Without a filter a retried one goes on top (it runs again now).
+// A task not shown. A new one goes on top (so does a retried one, unless a status is
+// filtered). Under a status filter one whose status now matches is read and put in its
+// place; otherwise it matched all along, so it is older than the tasks shown.
 function adopt(event) {
   if (!event.status || !matches({ status: event.status, task_type: event.task_type })) return;
-  if (event.type === "task.queued" && !(event.retried && isFiltered())) {
+  if (event.type === "task.queued" && !(event.retried && filter.status)) {
     const task = newTaskFrom(event);
     tasks.set(task.id, task);
     order.unshift(task.id);
-  } else if (isFiltered()) {
+  } else if (!filter.status) {
+    return;
+  } else if (adopting.size < MAX_ADOPTING) {
     loadInto(event.task_id);
+  } else if (reloadTimer === null) {
+    reloadTimer = setTimeout(() => {
+      reloadTimer = null;
+      reloadTasks().catch((error) => showMessage(error.message, true));
+    }, RELOAD_AFTER_MS);
   }
 }
 
