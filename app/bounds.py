@@ -31,6 +31,7 @@ MAX_SECONDS = 10 * 365 * 24 * 3600.0  # timeout, delay, cache_ttl
 EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)  # run_at, and every stored time
 LATEST = datetime(9999, 12, 30, tzinfo=UTC)
 MAX_ERROR_CHARS = 64 * 1024  # an attempt's error message, and its traceback, as kept
+MAX_BULK_TASKS = 1000  # tasks one bulk retry or cancel takes (ids given, or a filter's page)
 
 ONE_US = timedelta(microseconds=1)
 CONTAINERS = (dict, list, tuple, set, frozenset)

@@ -1,4 +1,5 @@
-"""The `litetask` command: serve, migrate, backup, restore, token, submit and status.
+"""The `litetask` command: serve, migrate, backup, restore, token, submit and status; the
+operator's `tasks` and `watch` (app/cli_tasks.py).
 
 `serve`, `migrate`, `backup` and `restore` read settings from LITETASK_* variables, flags
 overriding them;
@@ -22,6 +23,7 @@ from typing import Any
 
 import httpx
 
+from app import cli_tasks
 from app.access import new_token
 from app.config import ConfigError, Settings
 from app.errors import TaskError
@@ -74,6 +76,7 @@ def build_parser() -> argparse.ArgumentParser:
     status = commands.add_parser("status", help="show a task of a running server")
     status.add_argument("task_id")
     _url_flag(status)
+    cli_tasks.add_parsers(commands)
     return parser
 
 
@@ -253,5 +256,6 @@ COMMANDS: Mapping[str, Callable[[argparse.Namespace], int]] = MappingProxyType(
         "token": run_token,
         "submit": run_submit,
         "status": run_status,
+        **cli_tasks.COMMANDS,
     }
 )

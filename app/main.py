@@ -32,7 +32,18 @@ from app.events.manager import EventManager
 from app.metrics import ServiceMetrics, TaskMetrics
 from app.shutdown import StopRequests
 from app.watchdog import LoopWatchdog
-from app.web import auth, cache, dashboard, health, openapi, task_types, tasks, webhooks
+from app.web import (
+    auth,
+    bulk,
+    cache,
+    dashboard,
+    health,
+    openapi,
+    stats,
+    task_types,
+    tasks,
+    webhooks,
+)
 from app.web import events as event_routes
 from app.web import metrics as metrics_routes
 from app.web.access_log import AccessLog
@@ -48,6 +59,7 @@ from app.web.streams import StreamLimits
 from app.worker.core import AsyncTaskWorker
 from app.worker.registry import default_registry
 from app.worker.stopping import longest_stop
+from app.worker.throughput import Throughput
 
 logger = logging.getLogger(__name__)
 METRICS_SETTINGS = "LITETASK_METRICS_HOST/LITETASK_METRICS_PORT"
@@ -67,7 +79,9 @@ def load_task_modules(names: tuple[str, ...]) -> None:
             ) from exc
 
 
-def build_worker(settings: Settings, events: EventManager, metrics: TaskMetrics) -> AsyncTaskWorker:
+def build_worker(
+    settings: Settings, events: EventManager, metrics: TaskMetrics, throughput: Throughput
+) -> AsyncTaskWorker:
     return AsyncTaskWorker(
         settings.database_url,
         max_workers=settings.max_workers,
@@ -78,7 +92,7 @@ def build_worker(settings: Settings, events: EventManager, metrics: TaskMetrics)
         max_interruptions=settings.max_interruptions,
         reconcile_interval=settings.reconcile_interval,
         heartbeat_interval=settings.heartbeat_interval,
-        event_sink=_both(events, metrics),
+        event_sink=_sink(events, metrics, throughput),
         cache=settings.cache(),
         busy_timeout=settings.busy_timeout,
         write_retry_seconds=settings.write_retry_seconds,
@@ -86,12 +100,15 @@ def build_worker(settings: Settings, events: EventManager, metrics: TaskMetrics)
     )
 
 
-def _both(events: EventManager, metrics: TaskMetrics) -> Callable[[list[TaskEvent]], None]:
-    """The worker's event sink: subscribers first, then the metrics (neither raises)."""
+def _sink(
+    events: EventManager, metrics: TaskMetrics, throughput: Throughput
+) -> Callable[[list[TaskEvent]], None]:
+    """The worker's event sink: subscribers first, then the counters (none raises)."""
 
     def publish(batch: list[TaskEvent]) -> None:
         events.publish(batch)
         metrics.observe_events(batch)
+        throughput.observe(batch)
 
     return publish
 
@@ -116,8 +133,8 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[AppState]:
         load_task_modules(settings.modules)
-        events, metrics = EventManager(), ServiceMetrics.build()
-        worker = build_worker(settings, events, metrics.tasks)
+        events, metrics, throughput = EventManager(), ServiceMetrics.build(), Throughput()
+        worker = build_worker(settings, events, metrics.tasks, throughput)
         streams = StreamLimits.from_settings(settings)
         async with AsyncExitStack() as stack:
             watchdog = start_watchdog(settings)
@@ -147,6 +164,7 @@ def create_app(
                 "login_throttle": LoginThrottle(),
                 "streams": streams,
                 "metrics": exporter,
+                "throughput": throughput,
             }
 
     return Service(
@@ -188,11 +206,13 @@ async def _open_sessions(settings: Settings, worker: AsyncTaskWorker) -> Session
 
 def all_routes() -> list[BaseRoute]:
     return [
+        *bulk.routes,
         *tasks.routes,
         *event_routes.routes,
         *task_types.routes,
         *health.routes,
         *metrics_routes.routes,
+        *stats.routes,
         *webhooks.routes,
         *auth.routes,
         *openapi.routes,

@@ -12,7 +12,7 @@ import sys
 import tempfile
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -166,6 +166,18 @@ class ServerProcess:
             self.proc.send_signal(signal.SIGKILL)
             self.proc.wait(10)
         self._log.close()
+
+
+@contextmanager
+def running_server(directory: Path, **env: str) -> Iterator[ServerProcess]:
+    """A healthy `litetask serve` on a database in `directory` (for module-scoped fixtures:
+    one server for many tests), killed on exit."""
+    process = ServerProcess(directory / "litetask.db", free_loopback_port(), **env)
+    try:
+        process.wait_ready()
+        yield process
+    finally:
+        process.close()
 
 
 @pytest.fixture

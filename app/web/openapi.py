@@ -87,6 +87,20 @@ def _readiness(operation_id: str, summary: str) -> dict[str, Any]:
     }
 
 
+def _bulk(operation_id: str, summary: str, request: str) -> dict[str, Any]:
+    return {
+        "post": {
+            "summary": summary + " (by ids, or by a filter)",
+            "description": "Each task is handled on its own, fenced by its state; the answer "
+            "lists each task's outcome. A filter takes at most `limit` tasks per call, oldest "
+            "first: pass `next_cursor` back as `cursor` until it is null. See docs/api.md.",
+            "operationId": operation_id,
+            "requestBody": _json_body(_ref(request)),
+            "responses": _responses({200: "BulkResult"}, ERRORS_BODY),
+        }
+    }
+
+
 PATHS: dict[str, Any] = {
     "/tasks": {
         "post": {
@@ -100,7 +114,15 @@ PATHS: dict[str, Any] = {
             "summary": "List tasks, newest first",
             "operationId": "listTasks",
             "parameters": [
-                _query("status", {"type": "string", "enum": STATUS_VALUES}),
+                {
+                    **_query(
+                        "status",
+                        {"type": "array", "items": {"type": "string", "enum": STATUS_VALUES}},
+                    ),
+                    "style": "form",
+                    "explode": True,
+                    "description": "Repeat for tasks in any of several statuses.",
+                },
                 _query("task_type", {"type": "string"}),
                 _query("limit", {"type": "integer", "minimum": 1, "maximum": MAX_PAGE}),
                 _query("cursor", {"type": "integer", "minimum": 1, "maximum": 2**63 - 1}),
@@ -129,6 +151,12 @@ PATHS: dict[str, Any] = {
             "responses": _responses({202: "Task"}, (404, 409, 503)),
         },
     },
+    "/tasks/retry": _bulk(
+        "retryTasks", "Queue many failed or cancelled tasks again", "BulkRetryRequest"
+    ),
+    "/tasks/cancel": _bulk(
+        "cancelTasks", "Cancel many pending, claimed or running tasks", "BulkCancelRequest"
+    ),
     "/task-types": {
         "get": {
             "summary": "The registered task types",
@@ -159,6 +187,16 @@ PATHS: dict[str, Any] = {
                 },
                 **_responses({}, ()),
             },
+        }
+    },
+    "/stats/throughput": {
+        "get": {
+            "summary": "Completed and failed tasks per minute over the last hour",
+            "description": "Sixty minutes, oldest first; the last is the current minute. "
+            "Counted from committed events, plus what finished in that hour before the "
+            "service started (read once from an index).",
+            "operationId": "throughput",
+            "responses": _responses({200: "Throughput"}, ()),
         }
     },
     "/webhooks/{task_type}": {

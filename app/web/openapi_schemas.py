@@ -6,13 +6,14 @@ from typing import Any
 
 from app.bounds import (
     MAX_ATTEMPTS_LIMIT,
+    MAX_BULK_TASKS,
     MAX_SECONDS,
     MAX_TASK_ID_LENGTH,
     MAX_TASK_TYPE_LENGTH,
     PRIORITY_MAX,
     PRIORITY_MIN,
 )
-from app.worker.status import TaskStatus
+from app.worker.status import ACTIVE, RETRYABLE, TaskStatus
 
 STATUS_VALUES = [s.value for s in TaskStatus]
 ANY: dict[str, Any] = {}
@@ -186,6 +187,86 @@ CACHE_CLEARED = _object(
     {"cleared": {"type": "boolean"}, "backend": {"type": "string"}}, ["cleared", "backend"]
 )
 
+
+def _bulk_request(applies_to: frozenset[TaskStatus]) -> dict[str, Any]:
+    """A bulk body: `ids` alone, or a filter (status and/or task_type, limit, cursor)."""
+    status = {"type": "string", "enum": sorted(s.value for s in applies_to)}
+    by_ids = _object(
+        {
+            "ids": {
+                "type": "array",
+                "items": {"type": "string", "minLength": 1, "maxLength": MAX_TASK_ID_LENGTH},
+                "minItems": 1,
+                "maxItems": MAX_BULK_TASKS,
+            }
+        },
+        ["ids"],
+    )
+    by_filter = _object(
+        {
+            "status": {"anyOf": [status, {"type": "array", "items": status, "minItems": 1}]},
+            "task_type": {"type": "string", "minLength": 1, "maxLength": MAX_TASK_TYPE_LENGTH},
+            "limit": {"type": "integer", "minimum": 1, "maximum": MAX_BULK_TASKS},
+            "cursor": {"type": "integer", "minimum": 1, "maximum": 2**63 - 1},
+        }
+    )
+    by_filter["anyOf"] = [{"required": ["status"]}, {"required": ["task_type"]}]
+    return {
+        "oneOf": [
+            {**by_ids, "additionalProperties": False},
+            {**by_filter, "additionalProperties": False},
+        ],
+        "description": f"At most {MAX_BULK_TASKS} tasks per call: `ids`, or a filter's page.",
+    }
+
+
+BULK_RESULT = _object(
+    {
+        "action": {"type": "string", "enum": ["retry", "cancel"]},
+        "tasks": {
+            "type": "array",
+            "items": _object(
+                {
+                    "id": {"type": "string"},
+                    "outcome": {
+                        "type": "string",
+                        "enum": ["retried", "cancelled", "skipped", "not_found"],
+                    },
+                    "status": {"type": ["string", "null"], "enum": [*STATUS_VALUES, None]},
+                    "detail": {"type": "string"},
+                },
+                ["id", "outcome", "status"],
+            ),
+        },
+        "counts": {"type": "object", "additionalProperties": {"type": "integer", "minimum": 0}},
+        "next_cursor": {"type": ["integer", "null"]},
+    },
+    ["action", "tasks", "counts", "next_cursor"],
+)
+
+THROUGHPUT = _object(
+    {
+        "bucket_seconds": {"type": "integer", "enum": [60]},
+        "now": {"type": "string", "format": "date-time"},
+        "minutes": {
+            "type": "array",
+            "minItems": 60,
+            "maxItems": 60,
+            "items": _object(
+                {
+                    "start": {"type": "string", "format": "date-time"},
+                    "completed": {"type": "integer", "minimum": 0},
+                    "failed": {"type": "integer", "minimum": 0},
+                },
+                ["start", "completed", "failed"],
+            ),
+        },
+        "completed": {"type": "integer", "minimum": 0},
+        "failed": {"type": "integer", "minimum": 0},
+    },
+    ["bucket_seconds", "now", "minutes", "completed", "failed"],
+)
+
 PROBLEM = {
     **_object(
         {
@@ -219,4 +300,8 @@ SCHEMAS: dict[str, Any] = {
     "Session": SESSION,
     "CacheCleared": CACHE_CLEARED,
     "Problem": PROBLEM,
+    "BulkRetryRequest": _bulk_request(RETRYABLE),
+    "BulkCancelRequest": _bulk_request(ACTIVE),
+    "BulkResult": BULK_RESULT,
+    "Throughput": THROUGHPUT,
 }

@@ -19,13 +19,14 @@ if TYPE_CHECKING:
     from app.web.metrics import MetricsExporter
     from app.web.sessions import Sessions
     from app.web.streams import StreamLimits
+    from app.worker.throughput import Throughput
 
 
 class AppState(TypedDict):
     """The lifespan state: one worker, the settings it was built from, the event manager,
     an Event set when draining starts, the health monitor, the loop watchdog (None when
     turned off), the browser sessions (None without an API token), the failed-login
-    throttle, the event-stream limits and the metrics exporter."""
+    throttle, the event-stream limits, the metrics exporter and the throughput counts."""
 
     worker: AsyncTaskWorker
     settings: Settings
@@ -37,6 +38,7 @@ class AppState(TypedDict):
     login_throttle: LoginThrottle
     streams: StreamLimits
     metrics: MetricsExporter
+    throughput: Throughput
 
 
 def worker_of(request: Request) -> AsyncTaskWorker:
@@ -57,6 +59,11 @@ def sessions_of(conn: HTTPConnection) -> Sessions | None:
 def throttle_of(conn: HTTPConnection) -> LoginThrottle:
     throttle: LoginThrottle = conn.state.login_throttle
     return throttle
+
+
+def throughput_of(request: Request) -> Throughput:
+    throughput: Throughput = request.state.throughput
+    return throughput
 
 
 def is_draining(request: Request) -> bool:

@@ -64,11 +64,11 @@ async def retry_task(request: Request) -> Response:
 
 
 async def list_tasks(request: Request) -> Response:
-    """Newest first; pass `next_cursor` back as `cursor` for the next page."""
+    """Newest first; pass `next_cursor` back as `cursor` for the next page. `status` may be
+    given several times (tasks in any of them)."""
     query = Fields(dict(request.query_params), what="the query string")
-    status = query.get("status", one_of(STATUSES))
     filters: dict[str, Any] = {
-        "status": TaskStatus(status) if status is not None else None,
+        "status": _statuses(query, request.query_params.getlist("status")),
         "task_type": query.get("task_type", lambda v: str(v)),
         "limit": query.get("limit", integer_text(1, MAX_PAGE)) or 100,
         "cursor": query.get("cursor", integer_text(1, 2**63 - 1)),
@@ -79,6 +79,13 @@ async def list_tasks(request: Request) -> Response:
     return ApiJSONResponse(
         {"tasks": [task_json(t) for t in page.tasks], "next_cursor": page.next_cursor}
     )
+
+
+def _statuses(query: Fields, given: list[str]) -> list[TaskStatus] | None:
+    """`?status=` may be repeated (tasks in any of them); each value is checked."""
+    query.get("status", str)  # a known field
+    checked = [query.check("status", value, one_of(STATUSES)) for value in given]
+    return [TaskStatus(s) for s in checked if s is not None] or None
 
 
 async def accepted_info(worker: AsyncTaskWorker, accepted: Accepted) -> TaskInfo:

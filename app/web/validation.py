@@ -76,7 +76,11 @@ class Fields:
 
 
 def integer(low: int, high: int) -> Callable[[Any], int]:
+    """An integer as JSON Schema counts them: `3`, or `3.0`."""
+
     def check(value: Any) -> int:
+        if isinstance(value, float) and value.is_integer():
+            value = int(value)
         if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
             raise Invalid(f"must be an integer from {low} to {high}")
         return value

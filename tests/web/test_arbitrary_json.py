@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from datetime import UTC
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -16,7 +15,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.conftest import ServerProcess, free_loopback_port
+from tests.conftest import ServerProcess, running_server
 
 WEBHOOKS = {"demo.echo": {"scheme": "none"}}
 TASK_TYPES = ["demo.echo", "demo.add", "demo.fail", "no.such.type"]
@@ -109,14 +108,9 @@ DELIVERY_IDS = st.none() | st.sampled_from(["d1", "d2"]) | st.text("abc-_", max_
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    database: Path = tmp_path_factory.mktemp("arbitrary") / "litetask.db"
     env = {"LITETASK_WEBHOOKS": json.dumps(WEBHOOKS), "LITETASK_MAX_WORKERS": "4"}
-    process = ServerProcess(database, free_loopback_port(), **env)
-    try:
-        process.wait_ready()
+    with running_server(tmp_path_factory.mktemp("arbitrary"), **env) as process:
         yield process
-    finally:
-        process.close()
 
 
 def examples(count: int) -> settings:

@@ -4,7 +4,6 @@ generated (valid and invalid) requests; no 5xx, and every response conforms."""
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import pytest
@@ -16,7 +15,7 @@ from starlette.routing import Route
 from app.main import all_routes
 from app.web import dashboard
 from app.web.openapi import document
-from tests.conftest import ServerProcess, free_loopback_port
+from tests.conftest import ServerProcess, running_server
 
 TOKEN = "schemathesis-token-" + "x" * 20
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -25,18 +24,13 @@ REGISTRY_DEPENDENT = {("POST", "/tasks"), ("POST", "/webhooks/{task_type}")}
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    database: Path = tmp_path_factory.mktemp("openapi") / "litetask.db"
     env = {
         "LITETASK_API_TOKEN": TOKEN,
         "LITETASK_WEBHOOK_SECRET": "whsec_c2VjcmV0",
         "LITETASK_WEBHOOK_TYPES": "demo.echo",
     }
-    process = ServerProcess(database, free_loopback_port(), **env)
-    try:
-        process.wait_ready()
+    with running_server(tmp_path_factory.mktemp("openapi"), **env) as process:
         yield process
-    finally:
-        process.close()
 
 
 # The same document the server serves (test_the_document_is_served checks that).
