@@ -28,6 +28,8 @@ from app.env_values import (
     parse_value,
 )
 from app.events.retention import Retention
+from app.worker.pruner import PrunePolicy
+from app.worker.retention import WEEK, TaskRetention
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./litetask.db"
 ENV_PREFIX = "LITETASK_"
@@ -108,6 +110,15 @@ class Settings:
     cache_timeout: float = DEFAULT_CACHE_TIMEOUT
     event_retention_seconds: float = 7 * 24 * 3600.0
     event_retention_count: int = 1_000_000
+    # Retention of finished tasks (docs/operations.md): 0 keeps them forever; a status's
+    # own setting, when set, replaces LITETASK_TASK_RETENTION_SECONDS for that status.
+    task_retention_seconds: float = WEEK
+    completed_retention_seconds: float | None = None
+    failed_retention_seconds: float | None = None
+    cancelled_retention_seconds: float | None = None
+    webhook_dedupe_seconds: float = WEEK
+    prune_interval: float = 60.0
+    prune_batch: int = 500
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
@@ -264,10 +275,32 @@ class Settings:
                 "LITETASK_EVENT_RETENTION_SECONDS and _COUNT must be positive",
             ),
             (
+                min(self._task_retentions()) < 0,
+                "LITETASK_TASK_RETENTION_SECONDS and LITETASK_<STATUS>_RETENTION_SECONDS must "
+                "not be negative (0 keeps those tasks forever)",
+            ),
+            (
+                not 0 < self.prune_interval <= MAX_SECONDS,
+                "LITETASK_PRUNE_INTERVAL must be a positive number of seconds",
+            ),
+            (not 1 <= self.prune_batch <= 10_000, "LITETASK_PRUNE_BATCH must be 1 to 10000"),
+            (
+                self.webhook_dedupe_seconds < self.webhook_replay_window,
+                "LITETASK_WEBHOOK_DEDUPE_SECONDS must be at least LITETASK_WEBHOOK_REPLAY_WINDOW",
+            ),
+            (
                 self.webhook_scheme not in WEBHOOK_SCHEMES,
                 f"LITETASK_WEBHOOK_SCHEME must be one of {', '.join(WEBHOOK_SCHEMES)}",
             ),
         ]
+
+    def _task_retentions(self) -> list[float]:
+        given = (
+            self.completed_retention_seconds,
+            self.failed_retention_seconds,
+            self.cancelled_retention_seconds,
+        )
+        return [self.task_retention_seconds, *(v for v in given if v is not None)]
 
     def cache(self) -> CacheSettings:
         """The worker's result-cache settings."""
@@ -279,8 +312,24 @@ class Settings:
             timeout=self.cache_timeout,
         )
 
-    def event_retention(self) -> Retention:
-        return Retention(max_age=self.event_retention_seconds, max_count=self.event_retention_count)
+    def prune_policy(self) -> PrunePolicy:
+        """What the background pruner keeps (0 seconds: a status kept forever)."""
+        by_status = {
+            "completed": self.completed_retention_seconds,
+            "failed": self.failed_retention_seconds,
+            "cancelled": self.cancelled_retention_seconds,
+        }
+        tasks = TaskRetention(
+            _forever_if_zero(self.task_retention_seconds),
+            {s: _forever_if_zero(v) for s, v in by_status.items() if v is not None},
+        )
+        return PrunePolicy(
+            tasks=tasks,
+            events=Retention(self.event_retention_seconds, self.event_retention_count),
+            webhook_dedupe=self.webhook_dedupe_seconds,
+            interval=self.prune_interval,
+            batch=self.prune_batch,
+        )
 
     def webhook_endpoint(self, task_type: str) -> WebhookEndpoint | None:
         """The endpoint configured for `task_type` (in LITETASK_WEBHOOKS, or listed in
@@ -384,6 +433,10 @@ def _check_allowed_hosts(values: tuple[str, ...]) -> None:
             raise ConfigError(
                 f"LITETASK_ALLOWED_HOSTS: {value!r} is not a host name, *.domain or *"
             )
+
+
+def _forever_if_zero(seconds: float) -> float | None:
+    return None if seconds == 0 else seconds
 
 
 def _seconds_in_bounds(value: float | None) -> bool:

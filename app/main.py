@@ -30,7 +30,6 @@ from app.config import ConfigError, Settings
 from app.errors import TaskError, WriterFailedError
 from app.events.log import TaskEvent
 from app.events.manager import EventManager
-from app.events.retention import prune_periodically
 from app.metrics import ServiceMetrics, TaskMetrics
 from app.watchdog import LoopWatchdog
 from app.web import auth, cache, dashboard, health, openapi, task_types, tasks, webhooks
@@ -47,6 +46,7 @@ from app.web.sessions import Sessions
 from app.web.state import AppState
 from app.web.streams import StreamLimits
 from app.worker.core import AsyncTaskWorker
+from app.worker.pruner import Pruner
 from app.worker.registry import default_registry
 
 logger = logging.getLogger(__name__)
@@ -188,11 +188,12 @@ async def _serve_until_drained(
     drain: asyncio.Event,
     drained: asyncio.Event,
 ) -> None:
-    """Run the side tasks until draining starts; then end the event streams, stop the side
-    tasks and the worker (running tasks get settings.stop_timeout), and set `drained`."""
+    """Run the side tasks (the writer guard, the pruner) until draining starts; then end the
+    event streams, stop the side tasks and the worker (running tasks get
+    settings.stop_timeout), and set `drained`."""
     guard = asyncio.create_task(_drain_if_writer_dies(worker, drain, app), name="writer-guard")
     pruner = asyncio.create_task(
-        prune_periodically(worker.writer, settings.event_retention()), name="event-pruner"
+        Pruner(worker.writer, settings.prune_policy()).run(), name="pruner"
     )
     try:
         await drain.wait()

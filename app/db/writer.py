@@ -39,11 +39,11 @@ from sqlalchemy import Connection, Engine, create_engine
 from sqlalchemy.pool import NullPool
 
 from app.db.engine import TransactionRefused
-from app.db.write_op import WriteOp, by_type
+from app.db.write_op import QuietOp, WriteOp, by_type
 from app.errors import WriterFailedError
 from app.events.log import LAST_EVENT_ID, TaskEvent, append_events
 
-__all__ = ["GroupCommitWriter", "WriteOp"]
+__all__ = ["GroupCommitWriter", "QuietOp", "WriteOp"]
 
 T = TypeVar("T")
 logger = logging.getLogger(__name__)
@@ -172,8 +172,27 @@ class GroupCommitWriter:
         while not stopping:
             batch, stopping = await self._take_batch()
             self._inflight = batch
-            await self._commit([p for p in batch if not p.future.cancelled()])
+            live = [p for p in batch if not p.future.cancelled()]
+            await self._commit([p for p in live if not isinstance(p.op, QuietOp)])
+            await self._run_quiet([p for p in live if isinstance(p.op, QuietOp)])
             self._inflight = []
+
+    async def _run_quiet(self, group: list[_Pending]) -> None:
+        """Each QuietOp alone, between transactions, while no write waits (else skipped)."""
+        for pending in group:
+            op: QuietOp[Any] = pending.op  # type: ignore[assignment]  # sorted by _serve
+            if self._queue.empty():
+                await self._in_thread(self._alone, op)
+            else:
+                op.set_result(None)
+            self._resolve([pending])
+
+    def _alone(self, op: QuietOp[Any]) -> None:
+        conn = self._conn
+        assert conn is not None and not conn.in_transaction()
+        raw = conn.connection.driver_connection
+        assert raw is not None
+        op.run_alone(raw)
 
     async def _take_batch(self) -> tuple[list[_Pending], bool]:
         first = await self._queue.get()
@@ -317,3 +336,18 @@ class GroupCommitWriter:
                 self._on_failure(self._failure)
             except Exception:
                 logger.exception("a failure hook raised")
+
+
+async def run_in_batches(
+    writer: GroupCommitWriter, make: Callable[[], WriteOp[int]], batch: int
+) -> int:
+    """Run `make()` ops one after another until one does fewer than `batch` rows (each op
+    deletes up to `batch` and says how many it did): many short transactions instead of a
+    long one, with other writes in between. Returns the rows done in all."""
+    total = 0
+    while True:
+        done = await writer.run(make())
+        total += done
+        if done < batch:
+            return total
+        await asyncio.sleep(0)  # let other writes in between batches
