@@ -274,11 +274,7 @@ class Settings:
                 self.event_retention_seconds <= 0 or self.event_retention_count < 1,
                 "LITETASK_EVENT_RETENTION_SECONDS and _COUNT must be positive",
             ),
-            (
-                min(self._task_retentions()) < 0,
-                "LITETASK_TASK_RETENTION_SECONDS and LITETASK_<STATUS>_RETENTION_SECONDS must "
-                "not be negative (0 keeps those tasks forever)",
-            ),
+            *self._retention_problems(),
             (
                 not 0 < self.prune_interval <= MAX_SECONDS,
                 "LITETASK_PRUNE_INTERVAL must be a positive number of seconds",
@@ -294,13 +290,25 @@ class Settings:
             ),
         ]
 
-    def _task_retentions(self) -> list[float]:
-        given = (
-            self.completed_retention_seconds,
-            self.failed_retention_seconds,
-            self.cancelled_retention_seconds,
-        )
-        return [self.task_retention_seconds, *(v for v in given if v is not None)]
+    def _retentions(self) -> dict[str, float | None]:
+        """LITETASK_<NAME>_RETENTION_SECONDS by lower-case name: "task" (the default for
+        every finished status) and the statuses' own (None: unset)."""
+        return {
+            "task": self.task_retention_seconds,
+            "completed": self.completed_retention_seconds,
+            "failed": self.failed_retention_seconds,
+            "cancelled": self.cancelled_retention_seconds,
+        }
+
+    def _retention_problems(self) -> list[tuple[bool, str]]:
+        return [
+            (
+                seconds is not None and not 0 <= seconds <= MAX_SECONDS,
+                f"LITETASK_{name.upper()}_RETENTION_SECONDS must be 0 (keep forever) or "
+                f"positive seconds, at most {MAX_SECONDS:.0f}",
+            )
+            for name, seconds in self._retentions().items()
+        ]
 
     def cache(self) -> CacheSettings:
         """The worker's result-cache settings."""
@@ -314,17 +322,11 @@ class Settings:
 
     def prune_policy(self) -> PrunePolicy:
         """What the background pruner keeps (0 seconds: a status kept forever)."""
-        by_status = {
-            "completed": self.completed_retention_seconds,
-            "failed": self.failed_retention_seconds,
-            "cancelled": self.cancelled_retention_seconds,
-        }
-        tasks = TaskRetention(
-            _forever_if_zero(self.task_retention_seconds),
-            {s: _forever_if_zero(v) for s, v in by_status.items() if v is not None},
-        )
+        given = self._retentions()
+        default = _forever_if_zero(given.pop("task"))
+        by_status = {s: _forever_if_zero(v) for s, v in given.items() if v is not None}
         return PrunePolicy(
-            tasks=tasks,
+            tasks=TaskRetention(default, by_status),
             events=Retention(self.event_retention_seconds, self.event_retention_count),
             webhook_dedupe=self.webhook_dedupe_seconds,
             interval=self.prune_interval,
@@ -435,7 +437,7 @@ def _check_allowed_hosts(values: tuple[str, ...]) -> None:
             )
 
 
-def _forever_if_zero(seconds: float) -> float | None:
+def _forever_if_zero(seconds: float | None) -> float | None:
     return None if seconds == 0 else seconds
 
 

@@ -18,6 +18,9 @@ When a transaction fails, the writer asks why (`database_state_error` in app/db/
 - One write's own fault (a constraint, a trigger, a value SQLite cannot hold): the batch is
   split in halves until that write is alone, so one bad write costs about 2·log2(n)
   transactions, not n; it fails with its error and the others commit.
+A QuietOp (a WAL checkpoint) is no write: it runs alone on the writer's connection after
+the batch it came with has committed, outside any transaction, and only when no other write
+waits at that moment; otherwise it is skipped (its outcome is None).
 Only events of committed transactions reach the commit hook; a hook that raises is logged,
 never fatal. A batch hook, when given, learns the size and latency of every committed
 transaction (for the metrics); it runs on the event loop after the commit, never inside it.
