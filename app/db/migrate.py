@@ -74,16 +74,16 @@ def upgrade_sync(
     back_up_first: bool = True,
     scripts: Path | None = None,
 ) -> None:
-    """Bring the schema to `revision`, in one transaction (SQLite has transactional DDL),
-    after a backup of a database that holds rows (unless `back_up_first` is False); then
-    convert a database without auto_vacuum=INCREMENTAL (once, app/db/space.py).
-    `scripts`: another migrations directory than litetask's own."""
-    with engine.connect() as connection, _foreign_keys_off(connection):
-        _migrate(connection, revision, back_up_first, scripts)
+    """Put the database in auto_vacuum=INCREMENTAL (app/db/space.py: once, and a VACUUM
+    for a database made before), then bring the schema to `revision`, in one transaction
+    (SQLite has transactional DDL), after a backup of a database that holds rows (unless
+    `back_up_first` is False). `scripts`: another migrations directory than litetask's own."""
     with engine.connect() as connection:
         raw = connection.connection.driver_connection
         if isinstance(raw, sqlite3.Connection):
             ensure_incremental_vacuum(raw, str(engine.url.database))
+    with engine.connect() as connection, _foreign_keys_off(connection):
+        _migrate(connection, revision, back_up_first, scripts)
 
 
 def _migrate(

@@ -30,20 +30,26 @@ CHECKPOINT_BUSY_SECONDS = 0.1
 
 
 def ensure_incremental_vacuum(raw: sqlite3.Connection, where: Path | str) -> bool:
-    """Convert the database to auto_vacuum=INCREMENTAL if it is not yet (True when it had
-    to). Outside any transaction, with no other connection open: VACUUM copies every page,
-    so it takes about as long as copying the file and needs as much free disk again."""
-    (mode,) = raw.execute("PRAGMA auto_vacuum").fetchone()
-    if mode == INCREMENTAL:
+    """Put the database in auto_vacuum=INCREMENTAL if it is not yet; True when that took a
+    VACUUM. Outside any transaction, with no other connection open. A database without
+    tables takes the setting at once; any other needs a VACUUM, which copies every page: it
+    takes about as long as copying the file and needs as much free disk again, once."""
+    if _auto_vacuum(raw) == INCREMENTAL:
+        return False
+    raw.execute("PRAGMA auto_vacuum = INCREMENTAL")
+    if _auto_vacuum(raw) == INCREMENTAL:
         return False
     logger.warning(
         "converting %s to auto_vacuum=INCREMENTAL (once: a VACUUM rewrites the whole file, "
         "which takes about as long as copying it)",
         where,
     )
-    raw.execute("PRAGMA auto_vacuum = INCREMENTAL")
     raw.execute("VACUUM")
     return True
+
+
+def _auto_vacuum(raw: sqlite3.Connection) -> int:
+    return int(raw.execute("PRAGMA auto_vacuum").fetchone()[0])
 
 
 class GiveBackSpace(WriteOp[int]):
