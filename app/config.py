@@ -119,6 +119,7 @@ class Settings:
     webhook_dedupe_seconds: float = WEEK
     prune_interval: float = 60.0
     prune_batch: int = 500
+    wal_checkpoint: bool = True
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
@@ -331,6 +332,7 @@ class Settings:
             webhook_dedupe=self.webhook_dedupe_seconds,
             interval=self.prune_interval,
             batch=self.prune_batch,
+            checkpoint=self.wal_checkpoint,
         )
 
     def webhook_endpoint(self, task_type: str) -> WebhookEndpoint | None:

@@ -28,13 +28,15 @@ class PrunePolicy:
     """What the pruner keeps and how it works: finished tasks per `tasks`, events per
     `events` (never longer than the shortest task retention: the events of a task that is
     gone would only leave gaps in the log), webhook delivery ids for `webhook_dedupe`
-    seconds; `batch` rows per transaction, a round every `interval` seconds."""
+    seconds; `batch` rows per transaction, a round every `interval` seconds, ending with a
+    WAL checkpoint unless `checkpoint` is False (Litestream checkpoints itself)."""
 
     tasks: TaskRetention = field(default_factory=TaskRetention)
     events: Retention = field(default_factory=Retention)
     webhook_dedupe: float = WEEK
     interval: float = 60.0
     batch: int = 500
+    checkpoint: bool = True
 
     def event_retention(self) -> Retention:
         ages = [a for a in (self.events.max_age, self.tasks.shortest()) if a is not None]
@@ -44,7 +46,8 @@ class PrunePolicy:
 @dataclass(frozen=True, slots=True)
 class Pruned:
     """What one round did: rows deleted, pages given back, and whether the WAL was
-    truncated (None: the writer was busy, so it was left for the next round)."""
+    truncated (None: the writer was busy, so it was left for the next round, or checkpoints
+    are off)."""
 
     tasks: int = 0
     events: int = 0
@@ -90,5 +93,5 @@ class Pruner:
             self.writer, partial(PruneDeliveries, dedupe, batch), batch
         )
         pages = await give_back_space(self.writer)
-        checkpointed = await self.writer.run(Checkpoint())
+        checkpointed = await self.writer.run(Checkpoint()) if self.policy.checkpoint else None
         return Pruned(tasks, events, deliveries, pages, checkpointed)

@@ -9,6 +9,8 @@ from contextlib import closing
 from pathlib import Path
 
 from app import AsyncTaskWorker
+from app.config import Settings
+from app.worker.pruner import PrunePolicy, Pruner
 from tests.conftest import ClientFactory
 from tests.db.migration_rows import TASK_ID, database_at
 from tests.history import add_finished, count_rows
@@ -61,3 +63,15 @@ async def test_pruning_gives_space_back_and_the_wal_is_truncated_when_idle(
         await until(lambda: size(database) < full / 4, timeout=30, what="the file to shrink")
         await until(lambda: size(wal) == 0, timeout=30, what="the WAL to be truncated")
         assert pragma(database, "freelist_count") < 1000
+
+
+async def test_checkpoints_can_be_left_to_litestream(tmp_path: Path) -> None:
+    """LITETASK_WAL_CHECKPOINT=0: the pruner never truncates the WAL (Litestream, which
+    checkpoints itself, would take a truncation by another program for a lost position)."""
+    url = f"sqlite+aiosqlite:///{tmp_path / 'litetask.db'}"
+    policy = Settings(database_url=url, wal_checkpoint=False).prune_policy()
+    async with AsyncTaskWorker(url) as worker:
+        assert (await Pruner(worker.writer, policy).prune_once()).checkpointed is None
+        assert size(tmp_path / "litetask.db-wal") > 0
+        assert (await Pruner(worker.writer, PrunePolicy()).prune_once()).checkpointed is True
+        assert size(tmp_path / "litetask.db-wal") == 0
