@@ -57,6 +57,9 @@ class Pruned:
 
 
 class Pruner:
+    """Applies a PrunePolicy through `writer`: `prune_once` for one round, `run` as the
+    service's side task."""
+
     def __init__(self, writer: GroupCommitWriter, policy: PrunePolicy) -> None:
         self.writer, self.policy = writer, policy
 
