@@ -28,6 +28,8 @@ from app.env_values import (
     parse_value,
 )
 from app.events.retention import Retention
+from app.worker.pruner import PrunePolicy
+from app.worker.retention import WEEK, TaskRetention
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./litetask.db"
 ENV_PREFIX = "LITETASK_"
@@ -108,6 +110,16 @@ class Settings:
     cache_timeout: float = DEFAULT_CACHE_TIMEOUT
     event_retention_seconds: float = 7 * 24 * 3600.0
     event_retention_count: int = 1_000_000
+    # Retention of finished tasks (docs/operations.md): 0 keeps them forever; a status's
+    # own setting, when set, replaces LITETASK_TASK_RETENTION_SECONDS for that status.
+    task_retention_seconds: float = WEEK
+    completed_retention_seconds: float | None = None
+    failed_retention_seconds: float | None = None
+    cancelled_retention_seconds: float | None = None
+    webhook_dedupe_seconds: float = WEEK
+    prune_interval: float = 60.0
+    prune_batch: int = 500
+    wal_checkpoint: bool = True
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
@@ -263,10 +275,40 @@ class Settings:
                 self.event_retention_seconds <= 0 or self.event_retention_count < 1,
                 "LITETASK_EVENT_RETENTION_SECONDS and _COUNT must be positive",
             ),
+            *self._retention_problems(),
+            (
+                not 0 < self.prune_interval <= MAX_SECONDS,
+                "LITETASK_PRUNE_INTERVAL must be a positive number of seconds",
+            ),
+            (not 1 <= self.prune_batch <= 10_000, "LITETASK_PRUNE_BATCH must be 1 to 10000"),
+            (
+                self.webhook_dedupe_seconds < self.webhook_replay_window,
+                "LITETASK_WEBHOOK_DEDUPE_SECONDS must be at least LITETASK_WEBHOOK_REPLAY_WINDOW",
+            ),
             (
                 self.webhook_scheme not in WEBHOOK_SCHEMES,
                 f"LITETASK_WEBHOOK_SCHEME must be one of {', '.join(WEBHOOK_SCHEMES)}",
             ),
+        ]
+
+    def _retentions(self) -> dict[str, float | None]:
+        """LITETASK_<NAME>_RETENTION_SECONDS by lower-case name: "task" (the default for
+        every finished status) and the statuses' own (None: unset)."""
+        return {
+            "task": self.task_retention_seconds,
+            "completed": self.completed_retention_seconds,
+            "failed": self.failed_retention_seconds,
+            "cancelled": self.cancelled_retention_seconds,
+        }
+
+    def _retention_problems(self) -> list[tuple[bool, str]]:
+        return [
+            (
+                seconds is not None and not 0 <= seconds <= MAX_SECONDS,
+                f"LITETASK_{name.upper()}_RETENTION_SECONDS must be 0 (keep forever) or "
+                f"positive seconds, at most {MAX_SECONDS:.0f}",
+            )
+            for name, seconds in self._retentions().items()
         ]
 
     def cache(self) -> CacheSettings:
@@ -279,8 +321,19 @@ class Settings:
             timeout=self.cache_timeout,
         )
 
-    def event_retention(self) -> Retention:
-        return Retention(max_age=self.event_retention_seconds, max_count=self.event_retention_count)
+    def prune_policy(self) -> PrunePolicy:
+        """What the background pruner keeps (0 seconds: a status kept forever)."""
+        given = self._retentions()
+        default = _forever_if_zero(given.pop("task"))
+        by_status = {s: _forever_if_zero(v) for s, v in given.items() if v is not None}
+        return PrunePolicy(
+            tasks=TaskRetention(default, by_status),
+            events=Retention(self.event_retention_seconds, self.event_retention_count),
+            webhook_dedupe=self.webhook_dedupe_seconds,
+            interval=self.prune_interval,
+            batch=self.prune_batch,
+            checkpoint=self.wal_checkpoint,
+        )
 
     def webhook_endpoint(self, task_type: str) -> WebhookEndpoint | None:
         """The endpoint configured for `task_type` (in LITETASK_WEBHOOKS, or listed in
@@ -384,6 +437,10 @@ def _check_allowed_hosts(values: tuple[str, ...]) -> None:
             raise ConfigError(
                 f"LITETASK_ALLOWED_HOSTS: {value!r} is not a host name, *.domain or *"
             )
+
+
+def _forever_if_zero(seconds: float | None) -> float | None:
+    return None if seconds == 0 else seconds
 
 
 def _seconds_in_bounds(value: float | None) -> bool:

@@ -17,8 +17,8 @@ from starlette.applications import Starlette
 
 from app.config import Settings
 from app.events.manager import EventManager
-from app.events.retention import prune_periodically
 from app.worker.core import AsyncTaskWorker
+from app.worker.pruner import Pruner
 from app.worker.stopping import longest_stop
 
 logger = logging.getLogger(__name__)
@@ -41,13 +41,14 @@ async def serve_until_drained(
     settings: Settings,
     drain: Drain,
 ) -> None:
-    """Run the side tasks until draining starts; then end the event streams, stop the side
-    tasks and the worker (running tasks get settings.stop_timeout), and set `drained`."""
+    """Run the side tasks (the writer guard, the pruner) until draining starts; then end the
+    event streams, stop the side tasks and the worker (running tasks get
+    settings.stop_timeout), and set `drained`."""
     guard = asyncio.create_task(
         _drain_if_writer_dies(worker, drain.draining, app), name="writer-guard"
     )
     pruner = asyncio.create_task(
-        prune_periodically(worker.writer, settings.event_retention()), name="event-pruner"
+        Pruner(worker.writer, settings.prune_policy()).run(), name="pruner"
     )
     try:
         await drain.draining.wait()

@@ -50,7 +50,7 @@ class Phase:
 
 
 def request_bytes(method: str, path: str, body: bytes = b"") -> bytes:
-    head = f"{method} {path} HTTP/1.1\r\nHost: bench\r\n"
+    head = f"{method} {path} HTTP/1.1\r\nHost: localhost\r\n"
     if body:
         head += f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n"
     return head.encode() + b"\r\n" + body
@@ -60,6 +60,14 @@ async def exchange(
     reader: asyncio.StreamReader, writer: asyncio.StreamWriter, request: bytes
 ) -> int:
     """Send one request on a keep-alive connection; return the response status."""
+    status, _ = await response(reader, writer, request)
+    return status
+
+
+async def response(
+    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, request: bytes
+) -> tuple[int, bytes]:
+    """Send one request on a keep-alive connection; return the status and the body."""
     writer.write(request)
     head = await reader.readuntil(b"\r\n\r\n")
     status = int(head.split(b" ", 2)[1])
@@ -68,8 +76,7 @@ async def exchange(
         name, _, value = line.partition(b":")
         if name.strip().lower() == b"content-length":
             length = int(value)
-    await reader.readexactly(length)
-    return status
+    return status, await reader.readexactly(length)
 
 
 async def connection(
@@ -111,13 +118,16 @@ def free_port() -> int:
         return port
 
 
-def start_server(directory: Path, port: int) -> subprocess.Popen[bytes]:
+def start_server(directory: Path, port: int, **settings: str) -> subprocess.Popen[bytes]:
+    """`litetask serve` on `directory`/bench.db with the demo tasks (and `settings`: more
+    LITETASK_* variables)."""
     env = {
         **os.environ,
         "PYTHONPATH": str(ROOT),
         "LITETASK_DATABASE_URL": f"sqlite+aiosqlite:///{directory / 'bench.db'}",
         "LITETASK_LOG_LEVEL": "warning",
         "LITETASK_DEMO": "1",
+        **settings,
     }
     command = [sys.executable, "-m", "app", "serve", "--port", str(port)]
     return subprocess.Popen(command, env=env)

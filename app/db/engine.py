@@ -135,6 +135,8 @@ def _install_sqlite_hooks(
         cursor = dbapi_connection.cursor()
         try:
             if not read_only:
+                # First: only a database without a page yet takes it (app/db/space.py).
+                cursor.execute("PRAGMA auto_vacuum = INCREMENTAL")
                 cursor.execute("PRAGMA journal_mode = WAL")
             for pragma in _sqlite_pragmas(read_only=read_only, busy_timeout=busy_timeout):
                 cursor.execute(pragma)

@@ -27,6 +27,7 @@ from sqlalchemy.engine import Connection
 
 from app.db.backup import back_up
 from app.db.engine import sqlite_path
+from app.db.space import ensure_incremental_vacuum
 from app.errors import MigrationError, SchemaRevisionError
 
 logger = logging.getLogger(__name__)
@@ -73,26 +74,37 @@ def upgrade_sync(
     back_up_first: bool = True,
     scripts: Path | None = None,
 ) -> None:
-    """Bring the schema to `revision`, in one transaction (SQLite has transactional DDL),
-    after a backup of a database that holds rows (unless `back_up_first` is False).
-    `scripts`: another migrations directory than litetask's own."""
+    """Put the database in auto_vacuum=INCREMENTAL (app/db/space.py: once, and a VACUUM
+    for a database made before), then bring the schema to `revision`, in one transaction
+    (SQLite has transactional DDL), after a backup of a database that holds rows (unless
+    `back_up_first` is False). `scripts`: another migrations directory than litetask's own."""
+    with engine.connect() as connection:
+        raw = connection.connection.driver_connection
+        if isinstance(raw, sqlite3.Connection):
+            ensure_incremental_vacuum(raw, str(engine.url.database))
     with engine.connect() as connection, _foreign_keys_off(connection):
-        config = alembic_config(connection, scripts)
-        current = MigrationContext.configure(connection).get_current_revision()
-        check_known(current, str(engine.url.database), config)
-        target = str(ScriptDirectory.from_config(config).as_revision_number(revision))
-        if current == target:
-            return
-        if back_up_first and current is not None:
-            _back_up_before(connection, current, target)
-        broken = _broken_references(connection)
-        command.upgrade(config, revision)
-        if _broken_references(connection) > broken:
-            raise MigrationError(
-                f"migrating to schema revision {target} would leave rows referencing rows "
-                "that do not exist; nothing was changed"
-            )
-        connection.commit()
+        _migrate(connection, revision, back_up_first, scripts)
+
+
+def _migrate(
+    connection: Connection, revision: str, back_up_first: bool, scripts: Path | None
+) -> None:
+    config = alembic_config(connection, scripts)
+    current = MigrationContext.configure(connection).get_current_revision()
+    check_known(current, str(connection.engine.url.database), config)
+    target = str(ScriptDirectory.from_config(config).as_revision_number(revision))
+    if current == target:
+        return
+    if back_up_first and current is not None:
+        _back_up_before(connection, current, target)
+    broken = _broken_references(connection)
+    command.upgrade(config, revision)
+    if _broken_references(connection) > broken:
+        raise MigrationError(
+            f"migrating to schema revision {target} would leave rows referencing rows "
+            "that do not exist; nothing was changed"
+        )
+    connection.commit()
 
 
 async def upgrade(engine: Engine, revision: str = "head") -> None:

@@ -5,6 +5,7 @@ module is what queries are written against. Times are integer microseconds since
 from __future__ import annotations
 
 from sqlalchemy import (
+    DDL,
     JSON,
     BigInteger,
     Boolean,
@@ -20,6 +21,7 @@ from sqlalchemy import (
     Table,
     Text,
     TextClause,
+    event,
     false,
     literal_column,
     text,
@@ -106,16 +108,45 @@ tasks = Table(
     ),
     Index("ix_tasks_cache_key", "cache_key", sqlite_where=text("cache_key IS NOT NULL")),
     Index("ix_tasks_task_type_seq", "task_type", "seq"),
-    # Finished rows by when they finished (the status alongside, so counts by minute and
-    # status read the index alone): the throughput history (app/worker/throughput.py).
+    # Finished tasks by status and when they finished: what retention deletes, oldest first,
+    # and the throughput history (app/worker/throughput.py), both read as ranges of it
+    # alone (every terminal status sets completed_at; a retry clears it).
     Index(
-        "ix_tasks_completed_at",
-        "completed_at",
+        "ix_tasks_finished",
         "status",
+        "completed_at",
         sqlite_where=text("completed_at IS NOT NULL"),
         postgresql_where=text("completed_at IS NOT NULL"),
     ),
 )
+
+# How many tasks are in each status, kept by the triggers below in the same transaction as
+# every change of `tasks` (whoever makes it), so counting costs one read of a few rows
+# instead of a scan of the whole history. A status appears on its first task; nothing here
+# names a status, so a new one is counted without a change.
+task_counts = Table(
+    "task_counts",
+    metadata,
+    Column("status", String(16), primary_key=True),
+    Column("total", Integer, nullable=False),
+    sqlite_with_rowid=False,
+)
+
+_COUNT_ONE_MORE = (
+    "INSERT INTO task_counts (status, total) VALUES (NEW.status, 1) "
+    "ON CONFLICT (status) DO UPDATE SET total = total + 1;"
+)
+_COUNT_ONE_LESS = "UPDATE task_counts SET total = total - 1 WHERE status = OLD.status;"
+# The SQL of the triggers, as migration 0012 creates them (tests compare the two).
+TASK_COUNT_TRIGGERS = (
+    f"CREATE TRIGGER tasks_count_insert AFTER INSERT ON tasks BEGIN {_COUNT_ONE_MORE} END",
+    f"CREATE TRIGGER tasks_count_delete AFTER DELETE ON tasks BEGIN {_COUNT_ONE_LESS} END",
+    "CREATE TRIGGER tasks_count_status AFTER UPDATE OF status ON tasks "
+    f"WHEN OLD.status IS NOT NEW.status BEGIN {_COUNT_ONE_LESS} {_COUNT_ONE_MORE} END",
+)
+for _trigger in TASK_COUNT_TRIGGERS:
+    _ddl = DDL(_trigger)  # type: ignore[no-untyped-call]  # SQLAlchemy's stubs
+    event.listen(tasks, "after_create", _ddl.execute_if(dialect="sqlite"))
 
 task_attempts = Table(
     "task_attempts",

@@ -1,7 +1,9 @@
-"""WriteOp: one unit of work for the group-commit writer (app/db/writer.py)."""
+"""WriteOp: one unit of work for the group-commit writer (app/db/writer.py); QuietOp: work
+it runs between transactions when nothing else waits."""
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Sequence
 from typing import Any, Generic, Self, TypeVar
 
@@ -48,6 +50,23 @@ class WriteOp(Generic[T]):
         if self._error is not None:
             raise self._error
         return self._result  # type: ignore[return-value]
+
+
+class QuietOp(WriteOp[T | None]):
+    """Work on the writer's own connection outside any transaction (a WAL checkpoint needs
+    that). The writer runs it alone, after the writes taken with it have committed, and only
+    when no other write waits (a quiet moment); otherwise its outcome is None: skipped, try
+    again later. So it never races a transaction of the writer's."""
+
+    def apply_alone(self, raw: sqlite3.Connection) -> T:
+        """Runs in the writer thread on the raw connection, no transaction open."""
+        raise NotImplementedError
+
+    def run_alone(self, raw: sqlite3.Connection) -> None:
+        try:
+            self.set_result(self.apply_alone(raw))
+        except Exception as exc:  # the op's own failure, never the writer's
+            self.set_error(exc)
 
 
 def by_type(ops: list[WriteOp[Any]]) -> dict[type[WriteOp[Any]], list[WriteOp[Any]]]:

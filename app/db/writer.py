@@ -22,6 +22,9 @@ A stop is bounded whatever the database does: `finish_by` gives every write stil
 a last moment (writes in the retry loop give up then), and `stop` abandons, after its
 timeout, a transaction that does not return (a hung disk): what waits fails, and the thread
 closes the connection if the transaction ever returns.
+A QuietOp (a WAL checkpoint) is no write: it runs alone on the writer's connection after
+the batch it came with has committed, outside any transaction, and only when no other write
+waits at that moment; otherwise it is skipped (its outcome is None).
 Only events of committed transactions reach the commit hook; a hook that raises is logged,
 never fatal. A batch hook, when given, learns the size and latency of every committed
 transaction (for the metrics); it runs on the event loop after the commit, never inside it.
@@ -43,11 +46,11 @@ from sqlalchemy import Connection, Engine, create_engine
 from sqlalchemy.pool import NullPool
 
 from app.db.engine import TransactionRefused
-from app.db.write_op import WriteOp, by_type
+from app.db.write_op import QuietOp, WriteOp, by_type
 from app.errors import DatabaseUnavailableError, WorkerNotRunningError, WriterFailedError
 from app.events.log import LAST_EVENT_ID, TaskEvent, append_events
 
-__all__ = ["GroupCommitWriter", "WriteOp"]
+__all__ = ["GroupCommitWriter", "QuietOp", "WriteOp"]
 
 T = TypeVar("T")
 logger = logging.getLogger(__name__)
@@ -216,8 +219,27 @@ class GroupCommitWriter:
         while not stopping:
             batch, stopping = await self._take_batch()
             self._inflight = batch
-            await self._commit([p for p in batch if not p.future.cancelled()])
+            live = [p for p in batch if not p.future.cancelled()]
+            await self._commit([p for p in live if not isinstance(p.op, QuietOp)])
+            await self._run_quiet([p for p in live if isinstance(p.op, QuietOp)])
             self._inflight = []
+
+    async def _run_quiet(self, group: list[_Pending]) -> None:
+        """Each QuietOp alone, between transactions, while no write waits (else skipped)."""
+        for pending in group:
+            op: QuietOp[Any] = pending.op  # type: ignore[assignment]  # sorted by _serve
+            if self._queue.empty():
+                await self._in_thread(self._alone, op)
+            else:
+                op.set_result(None)
+            self._resolve([pending])
+
+    def _alone(self, op: QuietOp[Any]) -> None:
+        conn = self._conn
+        assert conn is not None and not conn.in_transaction()
+        raw = conn.connection.driver_connection
+        assert raw is not None
+        op.run_alone(raw)
 
     async def _take_batch(self) -> tuple[list[_Pending], bool]:
         first = await self._queue.get()
@@ -361,3 +383,18 @@ class GroupCommitWriter:
                 self._on_failure(self._failure)
             except Exception:
                 logger.exception("a failure hook raised")
+
+
+async def run_in_batches(
+    writer: GroupCommitWriter, make: Callable[[], WriteOp[int]], batch: int
+) -> int:
+    """Run `make()` ops one after another until one does fewer than `batch` rows (each op
+    deletes up to `batch` and says how many it did): many short transactions instead of a
+    long one, with other writes in between. Returns the rows done in all."""
+    total = 0
+    while True:
+        done = await writer.run(make())
+        total += done
+        if done < batch:
+            return total
+        await asyncio.sleep(0)  # let other writes in between batches

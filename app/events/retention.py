@@ -5,17 +5,13 @@ writer numbers rows max+1) an id is never handed out twice.
 
 from __future__ import annotations
 
-import asyncio
-import logging
 from dataclasses import dataclass
 
 from sqlalchemy import Connection, delete, func, select
 
 from app.clock import now_us, seconds_to_us
 from app.db.tables import events
-from app.db.writer import GroupCommitWriter, WriteOp
-
-logger = logging.getLogger(__name__)
+from app.db.writer import GroupCommitWriter, WriteOp, run_in_batches
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,28 +61,10 @@ class PruneEvents(WriteOp[int]):
         return upto
 
 
-async def prune_events(writer: GroupCommitWriter, retention: Retention) -> int:
-    """Prune in batches until nothing outside `retention` is left; returns rows deleted."""
-    total = 0
-    while True:
-        deleted = await writer.run(PruneEvents(retention))
-        total += deleted
-        if deleted < retention.batch:
-            return total
-        await asyncio.sleep(0)  # let other writes in between batches
-
-
-async def prune_periodically(
-    writer: GroupCommitWriter, retention: Retention, interval: float = 3600.0
-) -> None:
-    """Run `prune_events` every `interval` seconds until cancelled (a lifespan side task).
-    A failed round is logged and tried again next time; it never ends the loop."""
-    while True:
-        try:
-            deleted = await prune_events(writer, retention)
-        except Exception:
-            logger.exception("pruning the event log failed; trying again in %s s", interval)
-        else:
-            if deleted:
-                logger.info("pruned %s events from the log", deleted)
-        await asyncio.sleep(interval)
+async def prune_events(
+    writer: GroupCommitWriter, retention: Retention, now: int | None = None
+) -> int:
+    """Prune in batches until nothing outside `retention` (as of `now`, µs) is left;
+    returns rows deleted."""
+    at = now_us() if now is None else now
+    return await run_in_batches(writer, lambda: PruneEvents(retention, at), retention.batch)

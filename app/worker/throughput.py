@@ -3,7 +3,7 @@
 Counted in memory from the events the writer publishes after each commit (a change that
 rolled back never counts), so a read costs sixty dictionary lookups however much history the
 database holds. What finished before this process started counting is read once, at the
-first read, from ix_tasks_completed_at: a search over the last hour's finished rows, which
+first read, from ix_tasks_finished: a search over the last hour's finished rows, which
 the index covers (it holds the status too), never a scan of the finished history.
 """
 
@@ -87,14 +87,14 @@ class Throughput:
 
 def finished_per_minute(since_us: int, until_us: int) -> Select[int, str, int]:
     """(minute number, status, count) of the tasks that completed or failed in
-    [since_us, until_us), from ix_tasks_completed_at alone (named: without statistics the
+    [since_us, until_us), from ix_tasks_finished alone (named: without statistics the
     planner would take the status index and read every finished row of those statuses)."""
     completed_at = literal_column("completed_at", BigInteger)
     status = literal_column("status", String)
     minute = (completed_at // MINUTE_US).label("minute")
     return (
         select(minute, status, func.count())
-        .select_from(tasks_indexed_by("ix_tasks_completed_at"))
+        .select_from(tasks_indexed_by("ix_tasks_finished"))
         .where(completed_at >= since_us, completed_at < until_us, status.in_(sorted(BY_STATUS)))
         .group_by(minute, status)
     )

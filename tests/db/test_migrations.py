@@ -24,12 +24,17 @@ HEAD = SCRIPTS.get_current_head()
 EARLIER = [s.revision for s in reversed(list(SCRIPTS.walk_revisions())) if s.revision != HEAD]
 
 
-INDEXES = "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL"
+# Indexes (a partial index's WHERE, which compare_metadata does not compare) and triggers
+# (the task counters, which it does not see at all), by their SQL.
+SCHEMA_SQL = (
+    "SELECT type, name, sql FROM sqlite_master "
+    "WHERE type IN ('index', 'trigger') AND sql IS NOT NULL"
+)
 
 
 def drift(database: Path) -> list[object]:
-    """What compare_metadata finds, plus any index whose SQL (a partial index's WHERE, which
-    compare_metadata does not compare) differs from what tables.py creates."""
+    """What compare_metadata finds, plus any index or trigger whose SQL differs from what
+    tables.py creates."""
     declared = engine_for(database.with_name("declared.db"))
     engine = engine_for(database)
     try:
@@ -37,8 +42,8 @@ def drift(database: Path) -> list[object]:
         with engine.connect() as conn, declared.connect() as expected:
             context = MigrationContext.configure(conn, opts={"compare_type": True})
             found = list(compare_metadata(context, metadata))
-            indexes = set(conn.exec_driver_sql(INDEXES).all())
-            wanted = set(expected.exec_driver_sql(INDEXES).all())
+            indexes = set(conn.exec_driver_sql(SCHEMA_SQL).all())
+            wanted = set(expected.exec_driver_sql(SCHEMA_SQL).all())
         return found + sorted(indexes ^ wanted)
     finally:
         engine.dispose()
@@ -62,6 +67,8 @@ async def test_a_populated_database_upgrades_to_head_and_back_to_base(
         with engines.writer.connect() as conn:
             assert MigrationContext.configure(conn).get_current_revision() == HEAD
             assert row_counts(conn, list(written)) == written
+            counts = conn.exec_driver_sql("SELECT status, total FROM task_counts").all()
+            assert counts == [("completed", 1)]  # counted by the migration
     finally:
         await engines.dispose()
     assert drift(database) == []

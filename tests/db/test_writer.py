@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -11,7 +12,7 @@ from sqlalchemy import Connection, text
 
 from app.db.engine import Engines, create_engines
 from app.db.migrate import upgrade
-from app.db.writer import GroupCommitWriter, WriteOp
+from app.db.writer import GroupCommitWriter, QuietOp, WriteOp
 from app.errors import WorkerNotRunningError
 
 
@@ -75,3 +76,40 @@ async def test_stop_finishes_what_was_submitted(engines: Engines) -> None:
     assert [await p for p in pending] == list(range(100))
     with pytest.raises(WorkerNotRunningError, match="not running"):
         writer.submit(InsertRow(1000))
+
+
+class InTransaction(QuietOp[bool]):
+    """Says whether its connection was in a transaction (it must never be)."""
+
+    def apply_alone(self, raw: sqlite3.Connection) -> bool:
+        return raw.in_transaction
+
+
+class BrokenQuiet(QuietOp[None]):
+    def apply_alone(self, raw: sqlite3.Connection) -> None:
+        raw.execute("PRAGMA no_such_pragma_call(")
+
+
+async def test_a_quiet_op_runs_between_transactions_only_when_nothing_waits(
+    engines: Engines,
+) -> None:
+    writer = GroupCommitWriter(engines.writer, max_batch=1)
+    await writer.start()
+    first, busy, last = (
+        writer.submit(InsertRow(1)),
+        writer.submit(InTransaction()),
+        writer.submit(InsertRow(2)),
+    )
+    assert (await first, await busy, await last) == (1, None, 2)  # a write waited: skipped
+    assert await writer.run(InTransaction()) is False  # idle: run, outside any transaction
+    await writer.stop()
+
+
+async def test_a_failing_quiet_op_fails_alone(engines: Engines) -> None:
+    writer = GroupCommitWriter(engines.writer)
+    await writer.start()
+    with pytest.raises(sqlite3.OperationalError):
+        await writer.run(BrokenQuiet())
+    assert await writer.run(InsertRow(3)) == 3
+    assert writer.failure is None
+    await writer.stop()

@@ -216,7 +216,8 @@ def test_an_older_backup_is_restored_at_the_current_schema(
     assert done.returncode == 0, done.stderr
     with sqlite3.connect(database) as conn:
         assert conn.execute("SELECT version_num FROM alembic_version").fetchone() == (HEAD,)
-    server = start_server(free_port)
+    # Its task finished long ago: kept only because retention is off (0).
+    server = start_server(free_port, LITETASK_TASK_RETENTION_SECONDS="0")
     response = httpx.get(f"{server.url}/tasks/{TASK_ID}")
     assert response.status_code == 200 and response.json()["result"] == 5
     assert not list(tmp_path.glob("*.pre-migrate-*"))  # migrated by the restore already

@@ -19,6 +19,12 @@ from app.config import ConfigError, Settings
         ("LITETASK_RETRY_BACKOFF", "nan"),
         ("LITETASK_STOP_TIMEOUT", "inf"),
         ("LITETASK_MAX_INTERRUPTIONS", "0"),
+        ("LITETASK_TASK_RETENTION_SECONDS", "-1"),
+        ("LITETASK_FAILED_RETENTION_SECONDS", "-5"),
+        ("LITETASK_PRUNE_INTERVAL", "0"),
+        ("LITETASK_PRUNE_BATCH", "0"),
+        ("LITETASK_PRUNE_BATCH", "10001"),
+        ("LITETASK_WEBHOOK_DEDUPE_SECONDS", "3600"),  # shorter than the replay window
     ],
 )
 def test_out_of_bounds_settings_are_refused(variable: str, value: str) -> None:
@@ -31,3 +37,24 @@ def test_bounded_settings_are_taken() -> None:
         {"LITETASK_MAX_ATTEMPTS": "1000", "LITETASK_CACHE_TTL": "60", "LITETASK_TASK_TIMEOUT": "5"}
     )
     assert (settings.max_attempts, settings.cache_ttl, settings.task_timeout) == (1000, 60, 5)
+
+
+def test_retention_settings_make_the_pruners_policy() -> None:
+    """Each finished status is kept LITETASK_TASK_RETENTION_SECONDS unless it has its own
+    setting; 0 keeps forever; events are never kept longer than the shortest of them."""
+    policy = Settings.from_env(
+        {
+            "LITETASK_TASK_RETENTION_SECONDS": "3600",
+            "LITETASK_FAILED_RETENTION_SECONDS": "0",
+            "LITETASK_CANCELLED_RETENTION_SECONDS": "60",
+            "LITETASK_PRUNE_INTERVAL": "5",
+            "LITETASK_PRUNE_BATCH": "100",
+            "LITETASK_WEBHOOK_DEDUPE_SECONDS": "90000",
+        }
+    ).prune_policy()
+    assert dict(policy.tasks.kept()) == {"cancelled": 60, "completed": 3600}
+    assert (policy.interval, policy.batch, policy.webhook_dedupe) == (5, 100, 90000)
+    assert policy.event_retention().max_age == 60
+    assert policy.event_retention().batch == 100
+    default = Settings.from_env({}).prune_policy()
+    assert dict(default.tasks.kept()) == dict.fromkeys(["cancelled", "completed", "failed"], 604800)

@@ -80,7 +80,7 @@ async def test_rows_older_than_the_hour_are_left_out(
 
 def test_the_history_is_read_from_the_completed_at_index(tmp_path: Path) -> None:
     """With a million finished rows the read costs the rows of the last hour only: a search
-    of ix_tasks_completed_at (which holds the status too), never a scan of the table."""
+    of ix_tasks_finished (which holds the status too), never a scan of the table."""
     database = tmp_path / "plan.db"
     database_at(database, "head", rows=False)
     statement = finished_per_minute(now_us() - 3600 * 10**6, now_us()).compile(
@@ -89,5 +89,5 @@ def test_the_history_is_read_from_the_completed_at_index(tmp_path: Path) -> None
     with closing(sqlite3.connect(database)) as conn:
         rows = conn.execute(f"EXPLAIN QUERY PLAN {statement}").fetchall()
     plan = "\n".join(str(row[-1]) for row in rows)
-    assert "SEARCH tasks USING COVERING INDEX ix_tasks_completed_at" in plan, plan
+    assert "SEARCH tasks USING COVERING INDEX ix_tasks_finished" in plan, plan
     assert "SCAN" not in plan, plan

@@ -1,0 +1,134 @@
+"""Counts by status with a long history: GET /health and the dashboard's first paint (GET /
+plus the API calls the page makes on load: /health, /tasks?limit=50, /task-types), and
+/metrics, on a database holding 1,000,000 finished tasks against an empty one and one
+holding a single page of 50 (the page the dashboard shows is full in one case and empty in
+the other; rendering 50 rows costs the same whatever the history), all served by `litetask
+serve` in the same run (target: within 1.2x).
+
+    uv run python -m bench.counts [--rows 1000000] [--requests 200] [--rounds 5]
+
+The history is written with one INSERT ... SELECT before the server starts (seconds, not
+the hours a real year takes). Readiness re-probes the database on every request
+(LITETASK_HEALTH_INTERVAL=0), so /health pays for its counts each time. Requests go one at a
+time over a keep-alive connection, alternating between the two servers round by round;
+prints the median latency of each and the ratio history/empty.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import signal
+import sqlite3
+import statistics
+import tempfile
+import time
+from contextlib import closing
+from pathlib import Path
+
+from app.clock import now_us
+from app.db.engine import create_engines
+from app.db.migrate import upgrade_sync
+from bench.http import exchange, free_port, request_bytes, start_server, wait_ready
+
+FIRST_PAINT = ("/", "/health", "/tasks?limit=50", "/task-types")
+MEASURED = {"GET /health": ("/health",), "first paint": FIRST_PAINT, "GET /metrics": ("/metrics",)}
+SETTINGS = {"LITETASK_HEALTH_INTERVAL": "0", "LITETASK_PRUNE_INTERVAL": "3600"}
+BASELINES = {"empty": 0, "one page (50)": 50}  # name -> finished tasks
+
+
+def make_database(directory: Path, rows: int) -> None:
+    """A migrated bench.db in `directory` holding `rows` tasks that finished an hour ago."""
+    url = f"sqlite+aiosqlite:///{directory / 'bench.db'}"
+    engines = create_engines(url)
+    upgrade_sync(engines.writer)
+    engines.writer.dispose()
+    if rows < 1:
+        return
+    done = now_us() - 3600 * 1_000_000
+    with closing(sqlite3.connect(directory / "bench.db")) as conn, conn:
+        conn.execute(
+            "INSERT INTO tasks (id, task_type, status, priority, args, kwargs, metadata, "
+            "progress, attempts, max_attempts, interruptions, created_at, run_at, "
+            "started_at, completed_at, result, from_cache, suspect) "
+            "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < ?) "
+            "SELECT 'history-' || i, 'demo.add', "
+            "CASE i % 10 WHEN 0 THEN 'failed' WHEN 1 THEN 'cancelled' ELSE 'completed' END, "
+            "0, x'920102', x'80', '{}', 1.0, 1, 1, 0, ?, ?, ?, ?, x'03', 0, 0 FROM n",
+            (rows, done, done, done, done),
+        )
+
+
+async def timed(port: int, paths: tuple[str, ...], count: int) -> list[float]:
+    """Seconds each of `count` rounds of GET `paths` (one after another) took."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    requests = [request_bytes("GET", path) for path in paths]
+    took: list[float] = []
+    try:
+        for _ in range(count):
+            started = time.perf_counter()
+            for request in requests:
+                if await exchange(reader, writer, request) != 200:
+                    raise RuntimeError(f"GET {paths} did not answer 200")
+            took.append(time.perf_counter() - started)
+    finally:
+        writer.close()
+    return took
+
+
+async def measure(ports: dict[str, int], args: argparse.Namespace) -> dict[str, dict[str, float]]:
+    """Median seconds per measured read, per server, alternating servers round by round."""
+    for port in ports.values():
+        await wait_ready(port, timeout=120)
+        for paths in MEASURED.values():
+            await timed(port, paths, 20)  # warm-up
+    samples: dict[str, dict[str, list[float]]] = {
+        name: {what: [] for what in MEASURED} for name in ports
+    }
+    for _ in range(args.rounds):
+        for name, port in ports.items():
+            for what, paths in MEASURED.items():
+                samples[name][what] += await timed(port, paths, args.requests // args.rounds)
+    return {
+        name: {what: statistics.median(xs) for what, xs in by_what.items()}
+        for name, by_what in samples.items()
+    }
+
+
+def report(medians: dict[str, dict[str, float]], history: str) -> None:
+    print(f"{'':26}" + "".join(f"{what:>16}" for what in MEASURED))
+    for name, by_what in medians.items():
+        row = "".join(f"{by_what[what] * 1000:13.2f} ms" for what in MEASURED)
+        print(f"{name:26}{row}")
+    for baseline in BASELINES:
+        ratios = "".join(f"{medians[history][w] / medians[baseline][w]:15.2f}x" for w in MEASURED)
+        print(f"{'ratio to ' + baseline:26}{ratios}   (target <= 1.2x)")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--requests", type=int, default=200)
+    parser.add_argument("--rounds", type=int, default=5)
+    args = parser.parse_args()
+    history = f"{args.rows:,} finished"
+    sizes = {**BASELINES, history: args.rows}
+    with tempfile.TemporaryDirectory() as tmp:
+        directories = {name: Path(tmp) / f"db{i}" for i, name in enumerate(sizes)}
+        started = time.perf_counter()
+        for name, directory in directories.items():
+            directory.mkdir()
+            make_database(directory, sizes[name])
+        print(f"built the databases in {time.perf_counter() - started:.1f} s")
+        ports = {name: free_port() for name in directories}
+        servers = [start_server(directories[name], ports[name], **SETTINGS) for name in directories]
+        try:
+            report(asyncio.run(measure(ports, args)), history)
+        finally:
+            for server in servers:
+                server.send_signal(signal.SIGTERM)
+                server.wait(60)
+
+
+if __name__ == "__main__":
+    main()
