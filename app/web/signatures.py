@@ -13,8 +13,8 @@ import hmac
 import time
 from collections.abc import Mapping
 
-from app.config import WebhookEndpoint, standard_key
 from app.web.errors import Problem
+from app.webhook_config import WebhookEndpoint, standard_key
 
 MAX_DELIVERY_ID = 255
 

@@ -20,7 +20,6 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from app.config import WebhookEndpoint
 from app.errors import TaskError
 from app.web.body import parse_json, read_body
 from app.web.encoding import ApiJSONResponse, task_url
@@ -34,6 +33,7 @@ from app.web.signatures import (
     verify_stripe,
 )
 from app.web.state import settings_of, worker_of
+from app.webhook_config import WebhookEndpoint
 from app.worker.core import AsyncTaskWorker
 from app.worker.options import TaskOptions
 from app.worker.records import Accepted, WebhookDelivery

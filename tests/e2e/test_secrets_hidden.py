@@ -15,7 +15,8 @@ from pathlib import Path
 
 import httpx
 
-from app.config import Settings, parse_webhooks
+from app.config import Settings
+from app.webhook_config import parse_webhooks
 from tests.conftest import ROOT, free_loopback_port
 from tests.e2e.test_file_modes import wait_healthy
 from tests.web.webhook_signing import BODY, SECRET, github_headers, standard_headers

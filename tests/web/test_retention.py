@@ -15,7 +15,7 @@ from typing import Any
 import httpx
 import pytest
 
-from app.config import parse_webhooks
+from app.webhook_config import parse_webhooks
 from tests.conftest import ClientFactory
 from tests.history import add_finished, count_rows
 from tests.waiting import until

@@ -11,8 +11,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from app.config import parse_webhooks
 from app.main import create_app
+from app.webhook_config import parse_webhooks
 from app.worker.core import AsyncTaskWorker
 from tests.conftest import Running, lifespan, settings_for
 from tests.faults import disk_full, kill_writer_thread, write_lock_held

@@ -15,7 +15,8 @@ import httpx
 import pytest
 from standardwebhooks import Webhook
 
-from app.config import ConfigError, Settings, parse_webhooks
+from app.config import ConfigError, Settings
+from app.webhook_config import parse_webhooks
 from tests.conftest import ClientFactory
 from tests.web.helpers import assert_problem, task_count, wait_done
 from tests.web.webhook_signing import BODY, KEY, SECRET, github_headers, standard_headers

@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 
-from app.config import parse_webhooks
+from app.webhook_config import parse_webhooks
 from tests.conftest import ClientFactory
 from tests.web.helpers import assert_problem, task_count, wait_done
 from tests.web.webhook_signing import BODY, SECRET, github_headers, standard_headers, stripe_headers
