@@ -71,6 +71,15 @@ def make_registry(gates: Gates) -> TaskRegistry:
         await gates.gate(label).wait()
         return label
 
+    async def burst(
+        label: str, values: list[float], progress_callback: Callable[[float], None]
+    ) -> str:
+        """Reports every value at once (one turn of the loop), then waits at its gate."""
+        for value in values:
+            progress_callback(value)
+        await gates.gate(label).wait()
+        return label
+
     async def boom(message: str) -> None:
         raise ValueError(message)
 
@@ -80,6 +89,7 @@ def make_registry(gates: Gates) -> TaskRegistry:
     registry.register("echo", echo)
     registry.register("steps", steps)
     registry.register("held", held)
+    registry.register("burst", burst)
     registry.register("boom", boom)
     registry.register("big", big)
     registry.register("spin", spin)

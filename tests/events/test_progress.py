@@ -11,6 +11,7 @@ from app.events.filters import EventFilter
 from app.events.log import TaskEvent
 from app.events.manager import EventManager, Subscription
 from app.worker.core import AsyncTaskWorker
+from tests.events.conftest import Gates
 from tests.waiting import until
 
 
@@ -72,3 +73,25 @@ async def test_the_final_value_is_always_published_before_completion(
     assert [e.type for e in got][-1] == "task.completed"
     info = await worker.get_task_info(task_id)
     assert info is not None and info.progress == 1.0
+
+
+async def test_the_value_passed_on_after_an_interval_is_the_latest_one(
+    worker: AsyncTaskWorker, manager: EventManager, gates: Gates
+) -> None:
+    """Values reported within one interval: the first goes out at once, then only the
+    latest of the rest (never one in between), written to the row at the same moment."""
+    async with collected(manager, "burst") as got:
+        task_id = await worker.add_task("burst", "b", [0.1, 0.2, 0.3, 0.4])
+
+        def published() -> list[float]:
+            return [e.payload["progress"] for e in got if e.type == "task.progress"]
+
+        await until(lambda: len(published()) >= 2)
+        await asyncio.sleep(0.6)  # two more intervals: nothing else is due
+        assert published() == [0.1, 0.4]
+        info = await worker.get_task_info(task_id)
+        assert info is not None and info.progress == 0.4
+        gates.gate("b").set()
+        await worker.wait_for_tasks([task_id], timeout=10)
+        await until(lambda: any(e.type == "task.completed" for e in got))
+    assert published() == [0.1, 0.4]  # the final value had gone out already

@@ -3,12 +3,14 @@ readiness turns 503 for a while after."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 import pytest
 
 from tests.conftest import ClientFactory
-from tests.web.helpers import submit, wait_done
+from tests.web.helpers import submit, wait_done, wait_status
+from tests.web.test_metrics import parse, value
 
 MODULES = ("app.demo", "tests.web.blocking_tasks")
 
@@ -44,3 +46,25 @@ async def test_the_watchdog_can_be_turned_off(make_client: ClientFactory) -> Non
         task = await submit(client, "test.block_loop", args=[0.5])
         await wait_done(client, task["id"])
         assert (await client.get("/health")).status_code == 200
+
+
+async def test_the_metrics_show_the_loop_lag_and_each_blocked_episode(
+    make_client: ClientFactory,
+) -> None:
+    async with make_client(task_modules=MODULES, loop_lag_threshold=0.5) as client:
+        quiet = parse((await client.get("/metrics")).text)
+        assert value(quiet, "litetask_event_loop_blocked_total") == 0
+        busy = await submit(client, "test.busy_loop", args=[3.0, 0.15])
+        await wait_status(client, busy["id"], "running")
+        lags = []
+        for _ in range(5):  # the loop waits up to 0.15 s at a time: pings see it
+            samples = parse((await client.get("/metrics")).text)
+            lags.append(value(samples, "litetask_event_loop_lag_seconds"))
+        assert max(lags) >= 0.02, lags
+        await wait_done(client, busy["id"], timeout=30)
+        for seconds in (1.0, 1.0):  # two episodes over the threshold, each counted once
+            task = await submit(client, "test.block_loop", args=[seconds])
+            await wait_done(client, task["id"])
+            await asyncio.sleep(0.6)  # the watchdog's pings answer again between them
+        blocked = parse((await client.get("/metrics")).text)
+        assert value(blocked, "litetask_event_loop_blocked_total") == 2
