@@ -1,11 +1,11 @@
 """Resuming event streams across real `litetask serve` processes: a quiet filtered stream
 survives a kill -9 (its cursor brings it the startup `task.recovered` events), and a client
-of a database that was restored from an older copy gets `reset`, not a silent resume."""
+of a database restored from an older backup (`litetask backup`, `litetask restore`) gets
+`reset`, not a silent resume."""
 
 from __future__ import annotations
 
 import asyncio
-import shutil
 import signal
 import time
 from collections.abc import Callable
@@ -16,8 +16,8 @@ import httpx
 import pytest
 
 from app.events.client import SSEClient, SSEEvent
-from app.events.epoch import rotate_epoch
 from tests.conftest import ServerProcess
+from tests.e2e.test_backup_restore import litetask
 from tests.waiting import until
 
 Start = Callable[..., ServerProcess]
@@ -73,27 +73,20 @@ async def test_a_quiet_filtered_stream_gets_the_recovered_events_after_a_kill_9(
     assert (got[0].type, got[0].data["task_id"]) == ("task.recovered", task_id)
 
 
-def copy_database(source: Path, target: Path) -> None:
-    """What an operator does with the service stopped: copy the database file."""
-    for suffix in ("-wal", "-shm"):
-        Path(f"{target}{suffix}").unlink(missing_ok=True)
-    shutil.copyfile(source, target)
-
-
 async def test_a_restored_older_database_resets_clients_that_saw_later_ids(
     start_server: Start, free_port: int, tmp_path: Path
 ) -> None:
+    """`litetask backup` while serving, later `litetask restore` of that copy: a client that
+    saw ids the copy never had resumes with `reset: epoch`, not past other events."""
     database = tmp_path / "litetask.db"
     backup = tmp_path / "backup.db"
     server = await asyncio.to_thread(start_server, free_port)
     first = submit(server.url, "demo.add", args=[1, 1])
     await asyncio.to_thread(wait_status, server.url, first, "completed")
-    server.signal(signal.SIGTERM)
-    assert await asyncio.to_thread(server.wait) == 0
-    copy_database(database, backup)
+    taken = await asyncio.to_thread(litetask, database, "backup", str(backup))
+    assert taken.returncode == 0, taken.stderr
 
     # The client follows the service for a while after the copy was taken...
-    server = await asyncio.to_thread(start_server, free_port)
     got: list[SSEEvent] = []
     async with SSEClient(server.url + "/events", max_retries=0) as client:
         reader = asyncio.create_task(follow(client, got))
@@ -106,9 +99,9 @@ async def test_a_restored_older_database_resets_clients_that_saw_later_ids(
     server.signal(signal.SIGTERM)
     assert await asyncio.to_thread(server.wait) == 0
 
-    # ... then the older copy comes back, as `litetask restore` will do it.
-    copy_database(backup, database)
-    rotate_epoch(f"sqlite+aiosqlite:///{database}")
+    # ... then the older copy comes back.
+    restored = await asyncio.to_thread(litetask, database, "restore", str(backup))
+    assert restored.returncode == 0, restored.stderr
     server = await asyncio.to_thread(start_server, free_port)
     after = [submit(server.url, "demo.add", args=[i, 0]) for i in range(4)]
     for task_id in after:
