@@ -126,3 +126,20 @@ async def test_a_submit_while_the_service_drains_is_503_not_500(tmp_path: Path) 
         response = await client.post("/tasks", json={"task_type": "demo.add", "args": [1, 2]})
         assert_problem(response, 503)
         assert response.headers["retry-after"]
+
+
+async def test_readiness_is_503_while_the_database_is_not_writable(
+    client: httpx.AsyncClient, database: Path
+) -> None:
+    """Another program holds the write lock: readiness says the database is not writable
+    (liveness stays 200: the process is fine), and is ready again once the lock is gone."""
+    assert (await client.get("/health/ready")).status_code == 200
+    with write_lock_held(database):
+        async with asyncio.timeout(20):
+            while (ready := await client.get("/health/ready")).status_code != 503:  # noqa: ASYNC110
+                await asyncio.sleep(0.05)
+        assert (await client.get("/health/live")).status_code == 200
+    assert any("not writable" in p for p in ready.json()["problems"]), ready.json()
+    async with asyncio.timeout(20):
+        while (await client.get("/health/ready")).status_code != 200:  # noqa: ASYNC110
+            await asyncio.sleep(0.05)
