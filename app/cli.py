@@ -25,6 +25,7 @@ import httpx
 
 from app import cli_tasks
 from app.access import new_token
+from app.cli_api import service_url
 from app.config import ConfigError, Settings
 from app.errors import TaskError
 from app.logs import configure_logging
@@ -230,6 +231,7 @@ def run_status(args: argparse.Namespace) -> int:
 
 def _call(base_url: str, method: str, path: str, **kwargs: Any) -> int:
     """One request; prints the JSON answer (stdout on success, stderr on an error)."""
+    base_url = service_url(base_url)
     headers = dict(kwargs.pop("headers", {}))
     token = os.environ.get("LITETASK_API_TOKEN")
     if token:

@@ -9,9 +9,11 @@ import json
 import os
 from types import TracebackType
 from typing import Any, Self
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 import httpx
+
+from app.env_values import ConfigError
 
 DEFAULT_URL = "http://127.0.0.1:8000"
 TIMEOUT = 30.0
@@ -23,8 +25,16 @@ class CliError(Exception):
 
 
 def service_url(flag: str | None) -> str:
-    """--url, else LITETASK_URL, else the default local service."""
-    return (flag or os.environ.get("LITETASK_URL") or DEFAULT_URL).rstrip("/")
+    """--url, else LITETASK_URL, else the default local service; ConfigError (exit 2) for
+    anything but an http(s) URL with a host (the value is not echoed: it may hold a secret)."""
+    url = (flag or os.environ.get("LITETASK_URL") or DEFAULT_URL).rstrip("/")
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ConfigError(
+            f"LITETASK_URL (or --url) must be an http:// or https:// URL of the service, "
+            f"e.g. {DEFAULT_URL}"
+        )
+    return url
 
 
 def auth_headers() -> dict[str, str]:

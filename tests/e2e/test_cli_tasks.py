@@ -225,6 +225,16 @@ def test_errors_are_one_line(server: ServerProcess) -> None:
     assert "status" in bad_status and "HTTP 422" in bad_status
 
 
+@pytest.mark.parametrize("url", ["127.0.0.1:8000", "ftp://127.0.0.1", "http://"])
+@pytest.mark.parametrize("command", [("tasks", "list"), ("watch", "some-id"), ("status", "x")])
+def test_a_bad_service_url_is_a_configuration_error(url: str, command: tuple[str, ...]) -> None:
+    """LITETASK_URL that is not an http(s) URL of a service: exit 2, one line naming the
+    variable and what it accepts (as for the service's own settings), nothing sent."""
+    said = one_error_line(litetask(url, *command), code=2)
+    assert said.startswith("litetask: configuration error: LITETASK_URL"), said
+    assert "http:// or https://" in said
+
+
 def on_terminal(url: str, *args: str) -> tuple[int, str]:
     """Run the CLI with a pseudo-terminal as stdout (160 columns); its exit status and what
     it wrote."""
