@@ -35,6 +35,8 @@ def serve(tmp_path: Path, *args: str, **env: str) -> subprocess.CompletedProcess
     ("variable", "value", "accepted"),
     [
         ("LOG_LEVEL", "verbose", "debug, info, warning, error"),
+        ("LOG_FORMAT", "xml", "text, json"),
+        ("ACCESS_LOG", "loud", BOOLEANS),
         ("CACHE_BACKEND", "mem", "sqlite, memory, redis, none"),
         ("WEBHOOK_SCHEME", "hmac", "standard, github, stripe, none"),
         ("DEMO", "maybe", BOOLEANS),
