@@ -18,17 +18,25 @@ BOOLEANS = "1, true, yes, on, 0, false, no, off"
 SQLITE_URL = "sqlite+aiosqlite:///"
 
 
-def serve(tmp_path: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+def litetask(tmp_path: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
     environ = {
         **os.environ,
         "PYTHONPATH": str(ROOT),
         "LITETASK_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'litetask.db'}",
         **env,
     }
-    command = [sys.executable, "-m", "app", "serve", "--port", str(free_loopback_port()), *args]
     return subprocess.run(
-        command, env=environ, capture_output=True, text=True, timeout=60, cwd=tmp_path
+        [sys.executable, "-m", "app", *args],
+        env=environ,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=tmp_path,
     )
+
+
+def serve(tmp_path: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    return litetask(tmp_path, "serve", "--port", str(free_loopback_port()), *args, **env)
 
 
 @pytest.mark.parametrize(
@@ -76,3 +84,16 @@ def test_log_levels_are_case_insensitive(tmp_path: Path) -> None:
         done = serve(tmp_path, "--port", port, LITETASK_LOG_LEVEL="WARNING")
     assert done.returncode == 1, done.stderr
     assert "could not start" in done.stderr and "configuration error" not in done.stderr
+
+
+@pytest.mark.parametrize("command", [["migrate"], ["backup", "copy.db"], ["restore", "copy.db"]])
+def test_the_database_commands_refuse_a_bad_setting_the_same_way(
+    tmp_path: Path, command: list[str]
+) -> None:
+    done = litetask(tmp_path, *command, LITETASK_LOG_LEVEL="verbose")
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.strip().splitlines() == [
+        "litetask: configuration error: LITETASK_LOG_LEVEL='verbose' is not one of "
+        "debug, info, warning, error"
+    ]
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
