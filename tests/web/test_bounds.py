@@ -187,3 +187,63 @@ async def test_broken_rows_still_render(client: httpx.AsyncClient, tmp_path: Pat
     assert "render_errors" not in (await submit(client, "demo.echo"))
     cancelled = await client.delete(f"/tasks/{ids[1]}")
     assert cancelled.status_code == 200 and cancelled.json()["status"] == "cancelled"
+
+
+# Values of the wrong type, as SQLite lets another program (or a newer litetask) store them
+# in any column: case -> (assignments, the fields render_errors names).
+ODD_ROWS: dict[str, tuple[str, set[str]]] = {
+    "unknown status": ("status = 'paused'", {"status"}),
+    "blob where text belongs": ("error = x'fffe', idempotency_key = x'01'", set()),
+    "invalid UTF-8 text": (
+        "task_type = cast(x'ff' as text), metadata = cast(x'7b7d' as text)",
+        set(),
+    ),
+    "blob and text where integers belong": (
+        "priority = x'01', attempts = 'many'",
+        {"priority", "attempts"},
+    ),
+    "infinite progress, text timeout": (
+        "progress = 1e999, timeout = 'soon'",
+        {"progress", "timeout"},
+    ),
+    "metadata not an object": ("metadata = '[1, 2]'", {"metadata"}),
+}
+
+
+async def test_values_of_any_type_still_render_and_leave_a_way_out(
+    client: httpx.AsyncClient, tmp_path: Path
+) -> None:
+    """Every read still answers 200 in the documented shape, each value that cannot be shown
+    is null and named in render_errors, and each such task can be cancelled (or is refused
+    with a problem, never a 500)."""
+    ids = {case: (await submit(client, "demo.echo", delay=3600))["id"] for case in ODD_ROWS}
+    database = f"sqlite+aiosqlite:///{tmp_path / 'litetask.db'}"
+    for case, (assignments, _fields) in ODD_ROWS.items():
+        sql(database, f"update tasks set {assignments} where id = '{ids[case]}'")
+    sql(
+        database,
+        "insert into task_attempts (task_id, attempt, error_type, message, traceback, failed_at) "
+        f"values ('{ids['metadata not an object']}', 'first', x'ff', cast(x'ff' as text), "
+        "x'00', 0)",
+    )
+    tasks = await assert_reads_work(client)
+    documented = jsonschema_rs.validator_for(
+        {"$ref": "#/components/schemas/Task", "components": document()["components"]}
+    )
+    for case, (_assignments, fields) in ODD_ROWS.items():
+        for task in (tasks[ids[case]], (await client.get(f"/tasks/{ids[case]}")).json()):
+            documented.validate(task)
+            named = {e["field"] for e in task.get("render_errors", [])}
+            assert named >= fields and all(task[f] is None for f in fields), (case, task)
+    assert tasks[ids["invalid UTF-8 text"]]["task_type"] == "\ufffd"
+    odd_attempt = (await client.get(f"/tasks/{ids['metadata not an object']}")).json()
+    assert "errors[0].attempt" in {e["field"] for e in odd_attempt["render_errors"]}
+    assert odd_attempt["errors"][0]["attempt"] is None
+    assert odd_attempt["errors"][0]["message"] == "\ufffd"
+    for case, task_id in ids.items():
+        cancelled = await client.delete(f"/tasks/{task_id}")
+        if case == "unknown status":
+            assert_problem(cancelled, 409)
+        else:
+            assert cancelled.status_code == 200, (case, cancelled.text)
+    await assert_reads_work(client)
