@@ -11,8 +11,10 @@ import httpx
 import jsonschema_rs
 import pytest
 
+from app import AsyncTaskWorker, InvalidOptionError
+from app.main import create_app
 from app.web.openapi import document
-from tests.conftest import ClientFactory
+from tests.conftest import ClientFactory, lifespan, settings_for
 from tests.web.helpers import assert_problem, submit, task_count, wait_done
 from tests.worker.conftest import sql
 
@@ -148,6 +150,67 @@ async def test_same_idempotency_key_with_another_body_is_422(client: httpx.Async
         problem = assert_problem(await client.post("/tasks", json=other, headers=key), 422)
         assert problem["type"].endswith(":idempotency-key-reused")
     assert await task_count(client) == 1
+
+
+# One value per bound, as JSON carries it: (field, value).
+OUT_OF_BOUNDS: list[tuple[str, Any]] = [
+    ("priority", 2**31),
+    ("priority", -(2**31) - 1),
+    ("max_attempts", 0),
+    ("max_attempts", 1001),
+    ("timeout", 0),
+    ("timeout", 315360001),
+    ("delay", -1),
+    ("cache_ttl", 1e300),
+    ("task_id", "x" * 65),
+    ("metadata", {"a": "x" * (64 * 1024)}),
+    ("args", ["x" * (4 * 1024 * 1024)]),
+    ("kwargs", {"a": "y" * 2**22}),
+]
+# (Depth is a bound of each value too, but over HTTP the body's own depth bound comes first.)
+
+
+@pytest.mark.parametrize(("field", "value"), OUT_OF_BOUNDS, ids=[f for f, _ in OUT_OF_BOUNDS])
+async def test_http_and_python_refuse_with_the_same_check(
+    tmp_path: Path, field: str, value: Any
+) -> None:
+    """One bounds module serves both: each value out of bounds is refused over HTTP and by
+    add_task with the same reason, word for word, and nothing is stored either way."""
+    app = create_app(settings_for(tmp_path, max_body_bytes=16 * 1024 * 1024))
+    async with lifespan(app) as running, running.client() as client:
+        problem = assert_problem(await client.post("/tasks", json={**OK, field: value}), 422)
+        worker: AsyncTaskWorker = running.state["worker"]
+        call: dict[str, Any] = {"kwargs": value} if field == "kwargs" else {field: value}
+        args = call.pop("args", [])
+        with pytest.raises(InvalidOptionError) as raised:
+            await worker.add_task("demo.echo", *args, **call.pop("kwargs", {}), **call)
+        assert problem["errors"] == [{"field": field, "message": raised.value.reason}]
+        assert raised.value.option == field
+        assert await task_count(client) == 0
+
+
+AT_THE_BOUNDS: list[tuple[str, Any]] = [
+    ("priority", 2**31 - 1),
+    ("priority", -(2**31)),
+    ("max_attempts", 1),
+    ("max_attempts", 1000),
+    ("timeout", 315360000),
+    ("delay", 315360000),
+    ("cache_ttl", 315360000),
+    ("task_id", "x" * 64),
+    ("metadata", {"a": "x" * (63 * 1024)}),
+]
+
+
+@pytest.mark.parametrize(("field", "value"), AT_THE_BOUNDS, ids=[f for f, _ in AT_THE_BOUNDS])
+async def test_http_and_python_take_the_same_edges(tmp_path: Path, field: str, value: Any) -> None:
+    async with lifespan(create_app(settings_for(tmp_path))) as running, running.client() as client:
+        answer = await client.post("/tasks", json={**OK, "delay": 3600, field: value})
+        assert answer.status_code == 202, answer.text
+        worker: AsyncTaskWorker = running.state["worker"]
+        call = {"delay": 3600, field: value if field != "task_id" else "y" * 64}
+        assert await worker.add_task("demo.echo", **call)
+        assert await task_count(client) == 2
 
 
 async def test_broken_rows_still_render(client: httpx.AsyncClient, tmp_path: Path) -> None:
