@@ -47,6 +47,27 @@ def test_the_threat_model_is_linked(path: str) -> None:
     assert re.search(r"\]\((docs/)?security\.md\)", (ROOT / path).read_text())
 
 
+SECURITY_SETTINGS = [
+    "LITETASK_API_TOKEN",
+    "LITETASK_INSECURE_NO_AUTH",
+    "LITETASK_TRUSTED_PROXIES",
+    "LITETASK_ALLOWED_HOSTS",
+    "LITETASK_WEBHOOKS",
+    "LITETASK_WEBHOOK_REPLAY_WINDOW",
+    "LITETASK_MAX_BODY_BYTES",
+    "LITETASK_BODY_TIMEOUT",
+    "LITETASK_READ_TIMEOUT",
+    "LITETASK_SSE_MAX_STREAMS",
+    "LITETASK_SSE_MAX_STREAMS_PER_CLIENT",
+]
+
+
+def test_the_threat_model_says_what_is_exposed_each_setting_and_how_to_deploy() -> None:
+    text = (DOCS / "security.md").read_text()
+    assert "\n## What is exposed\n" in text and "\n## Recommended deployment\n" in text
+    assert [name for name in SECURITY_SETTINGS if name not in text] == []
+
+
 def test_each_webhook_scheme_says_what_it_protects_against() -> None:
     schemes = section(DOCS / "webhooks.md", "## Schemes, and what each protects against")
     bullets = {
