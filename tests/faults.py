@@ -13,12 +13,13 @@ import sqlite3
 from collections.abc import Iterator
 from contextlib import closing, contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import Connection, Engine, event
 
 from app.db.writer import GroupCommitWriter
 
+F = TypeVar("F", bound="PragmaFault")
 SQLITE_MAX_PAGES = 1_073_741_823  # SQLite's default max_page_count: no cap
 
 
@@ -56,37 +57,76 @@ def write_lock_held(database: str | Path) -> Iterator[HeldWriteLock]:
         lock.release()
 
 
-class DiskFull:
-    """The database file cannot grow: every transaction that needs a new page fails with
-    SQLITE_FULL, as on a full disk, until `free()` makes room. Reads and writes that fit in
-    the pages the file already has still work, as they would on a full disk.
-
-    It caps SQLite's `max_page_count` (a per-connection limit) on every connection to this
-    file at the start of each transaction, through a SQLAlchemy event on all engines, so it
-    also reaches engines a test does not hold (the ones AsyncTaskWorker builds)."""
+class PragmaFault:
+    """A fault made of a per-connection SQLite pragma (`pragma()`), set on every connection
+    to this file at the start of each transaction through a SQLAlchemy event on all
+    engines, so it also reaches engines a test does not hold (the ones AsyncTaskWorker
+    builds). `close()` removes the event; the pragma's last value stays on a connection."""
 
     def __init__(self, database: str | Path) -> None:
         self.path = database_path(database)
-        self.max_pages = page_count(self.path)
-        event.listen(Engine, "begin", self._cap)
+        event.listen(Engine, "begin", self._apply)
+
+    def pragma(self) -> str:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        event.remove(Engine, "begin", self._apply)
+
+    def _apply(self, conn: Connection) -> None:
+        database = conn.engine.url.database
+        if database and Path(database).resolve() == self.path:
+            conn.exec_driver_sql(f"PRAGMA {self.pragma()}")
+
+
+class DiskFull(PragmaFault):
+    """The database file cannot grow: every transaction that needs a new page fails with
+    SQLITE_FULL, as on a full disk, until `free()` makes room. Reads and writes that fit in
+    the pages the file already has still work, as they would on a full disk. It caps
+    SQLite's `max_page_count`."""
+
+    def __init__(self, database: str | Path) -> None:
+        self.max_pages = page_count(database)
+        super().__init__(database)
+
+    def pragma(self) -> str:
+        return f"max_page_count = {self.max_pages}"
 
     def free(self) -> None:
         """Room again on the disk: the next transaction may grow the file."""
         self.max_pages = SQLITE_MAX_PAGES
 
-    def close(self) -> None:
-        event.remove(Engine, "begin", self._cap)
 
-    def _cap(self, conn: Connection) -> None:
-        database = conn.engine.url.database
-        if database and Path(database).resolve() == self.path:
-            conn.exec_driver_sql(f"PRAGMA max_page_count = {self.max_pages}")
+class ReadOnly(PragmaFault):
+    """Every write is refused with SQLITE_READONLY, as by a file the service may no longer
+    write, until `release()`; reads still work. It sets SQLite's `query_only`: release it
+    and let a write through before the block ends, or a connection keeps refusing."""
+
+    refusing = True
+
+    def pragma(self) -> str:
+        return f"query_only = {int(self.refusing)}"
+
+    def release(self) -> None:
+        self.refusing = False
 
 
 @contextmanager
 def disk_full(database: str | Path) -> Iterator[DiskFull]:
     """`with disk_full(db) as disk:` the file cannot grow until `disk.free()`."""
-    fault = DiskFull(database)
+    with _installed(DiskFull(database)) as fault:
+        yield fault
+
+
+@contextmanager
+def read_only(database: str | Path) -> Iterator[ReadOnly]:
+    """`with read_only(db) as fault:` every write is refused until `fault.release()`."""
+    with _installed(ReadOnly(database)) as fault:
+        yield fault
+
+
+@contextmanager
+def _installed(fault: F) -> Iterator[F]:
     try:
         yield fault
     finally:

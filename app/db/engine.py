@@ -15,6 +15,7 @@ the event loop is doing (measured: bench/throughput.py and bench/http.py, see RE
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import sqlite3
 from dataclasses import dataclass
@@ -52,6 +53,10 @@ DATABASE_STATE_CODES = frozenset(
     }
 )
 CONNECTION_LOST = "CONNECTION_LOST"
+# How text columns are decoded: SQLite stores whatever bytes a program gives it, and one value
+# that is not UTF-8 would otherwise fail every query that reads its row. Bad bytes read as
+# U+FFFD instead (a C call, as fast as the default).
+LENIENT_TEXT = functools.partial(str, encoding="utf-8", errors="replace")
 
 
 class UnreadableJSON(dict[str, Any]):
@@ -132,6 +137,8 @@ def _install_sqlite_hooks(
     @event.listens_for(engine, "connect")
     def on_connect(dbapi_connection: Any, _record: ConnectionPoolEntry) -> None:
         dbapi_connection.isolation_level = None
+        # aiosqlite's connection under SQLAlchemy's adapter; sqlite3's own for pysqlite.
+        getattr(dbapi_connection, "driver_connection", dbapi_connection).text_factory = LENIENT_TEXT
         cursor = dbapi_connection.cursor()
         try:
             if not read_only:

@@ -93,13 +93,13 @@ def task_url(task_id: str) -> str:
 
 
 def _blank(body: dict[str, Any], unreadable: dict[str, str]) -> None:
-    """Null each unreadable field: a top-level name, or `errors[i].failed_at`."""
+    """Null each unreadable field: a top-level name, or `errors[i].<name>`."""
     for name in unreadable:
         if name in body:
             body[name] = None
         elif name.startswith("errors["):
-            index = int(name[len("errors[") : name.index("]")])
-            body["errors"][index]["failed_at"] = None
+            index, _, field = name[len("errors[") :].partition("].")
+            body["errors"][int(index)][field] = None
 
 
 def _attempt_json(error: AttemptError) -> dict[str, Any]:

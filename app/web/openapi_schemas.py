@@ -75,7 +75,7 @@ SUBMIT_REQUEST = {
 
 ATTEMPT_ERROR = _object(
     {
-        "attempt": {"type": "integer"},
+        "attempt": {"type": ["integer", "null"]},
         "error_type": {"type": "string"},
         "message": {"type": "string"},
         "traceback": {"type": ["string", "null"]},
@@ -87,11 +87,12 @@ ATTEMPT_ERROR = _object(
 TASK_PROPERTIES: dict[str, Any] = {
     "id": {"type": "string"},
     "task_type": {"type": "string"},
-    "status": {"type": "string", "enum": STATUS_VALUES},
-    "priority": {"type": "integer"},
+    # Null (and named in render_errors) only in a row another program wrote wrongly.
+    "status": {"type": ["string", "null"], "enum": [*STATUS_VALUES, None]},
+    "priority": {"type": ["integer", "null"]},
     "progress": {"type": ["number", "null"], "minimum": 0, "maximum": 1},
-    "attempts": {"type": "integer", "minimum": 0},
-    "max_attempts": {"type": "integer", "minimum": 1},
+    "attempts": {"type": ["integer", "null"], "minimum": 0},
+    "max_attempts": {"type": ["integer", "null"], "minimum": 1},
     "created_at": NULLABLE_TIME,
     "run_at": NULLABLE_TIME,
     "started_at": NULLABLE_TIME,

@@ -26,7 +26,7 @@ class CancelTask(WriteOp[TaskStatus]):
 
     def apply(self, conn: Connection) -> TaskStatus:
         row = _status_of(conn, self.task_id)
-        previous = TaskStatus(row.status)
+        previous = _known_status(self.task_id, row.status)
         if previous not in ACTIVE:
             raise TaskStateError(
                 f"task {self.task_id!r} is already {previous.value}",
@@ -62,6 +62,20 @@ def _at_least_one_more() -> Any:
     return case((more > tasks.c.max_attempts, more), else_=tasks.c.max_attempts)
 
 
+def _known_status(task_id: str, stored: Any) -> TaskStatus:
+    """The row's status; one this version does not know (another program wrote it) is a
+    state no action here may change."""
+    try:
+        return TaskStatus(stored)
+    except ValueError:
+        raise TaskStateError(
+            f"task {task_id!r} has a status this version of litetask does not know "
+            f"({stored!r}); it is left as it is",
+            task_id=task_id,
+            status=str(stored),
+        ) from None
+
+
 def _status_of(conn: Connection, task_id: str) -> Any:
     statement = select(tasks.c.status, tasks.c.task_type, tasks.c.metadata).where(
         tasks.c.id == task_id
@@ -86,7 +100,7 @@ class RetryTask(WriteOp[TaskInfo]):
 
     def apply(self, conn: Connection) -> TaskInfo:
         row = _status_of(conn, self.task_id)
-        if TaskStatus(row.status) not in RETRYABLE:
+        if _known_status(self.task_id, row.status) not in RETRYABLE:
             raise TaskStateError(
                 f"task {self.task_id!r} is {row.status}; "
                 "only failed or cancelled tasks can be retried",

@@ -128,8 +128,9 @@ Outcome = Completed | Failed
 
 
 def group_of(metadata: Mapping[str, Any] | None) -> str | None:
-    """A task's group (its metadata's "group"), which event subscribers can filter on."""
-    group = (metadata or {}).get("group")
+    """A task's group (its metadata's "group"), which event subscribers can filter on; none
+    when the stored metadata is not an object (a row another program wrote)."""
+    group = metadata.get("group") if isinstance(metadata, Mapping) else None
     return None if group is None else str(group)
 
 

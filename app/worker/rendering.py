@@ -1,16 +1,20 @@
 """A stored row read back as a TaskInfo, whatever the row holds.
 
 litetask writes rows within app/bounds.py, but the file is a plain SQLite database that
-another program (an older version, a hand-made fix, a disk error) may have written too, and
-one unreadable row must not break every listing. So reading never raises for a stored value:
-a blob msgpack cannot decode, a value nested deeper than the bounds, metadata that is not a
-JSON object, a time outside Python's datetime range each become a placeholder (`[]`, `{}`,
-None, or the epoch for a time), and `TaskInfo.render_errors` names the field and says why.
-HTTP shows such a field as null and lists `render_errors` (app/web/encoding.py).
+another program (an older or newer version, a hand-made fix, a disk error) may have written
+too, and one unreadable row must not break every listing. So reading never raises for a
+stored value: a blob msgpack cannot decode, a value nested deeper than the bounds, metadata
+that is not a JSON object, a time outside Python's datetime range, a status this version does
+not know, a number column holding text or a blob, a progress that is not finite each become a
+placeholder (`[]`, `{}`, None, 0, the epoch for a time, `failed` for a status), and
+`TaskInfo.render_errors` names the field and says why. A text column holding a blob reads as
+its bytes decoded (invalid UTF-8 reads with U+FFFD, app/db/engine.py). HTTP shows each named
+field as null and lists `render_errors` (app/web/encoding.py).
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, TypeVar
@@ -29,29 +33,40 @@ def to_task_info(row: Any, attempt_rows: Sequence[Any] = ()) -> TaskInfo:
     """The TaskInfo of a tasks row (and its task_attempts rows, oldest first)."""
     read = _Reader()
     return TaskInfo(
-        id=row.id,
-        task_type=row.task_type,
-        status=TaskStatus(row.status),
-        priority=row.priority,
+        id=text(row.id),
+        task_type=text(row.task_type),
+        status=read.status(row.status),
+        priority=read.integer("priority", row.priority, 0),
         args=read.value("args", row.args, list, []),
         kwargs=read.value("kwargs", row.kwargs, dict, {}),
         metadata=read.metadata(row._mapping["metadata"]),
-        progress=read.number("progress", row.progress),
-        attempts=row.attempts,
-        max_attempts=row.max_attempts,
-        interruptions=row.interruptions,
+        progress=read.number("progress", row.progress) or 0.0,
+        attempts=read.integer("attempts", row.attempts, 0),
+        max_attempts=read.integer("max_attempts", row.max_attempts, 1),
+        interruptions=read.integer("interruptions", row.interruptions, 0),
         created_at=read.time("created_at", row.created_at) or EARLIEST,
         run_at=read.time("run_at", row.run_at) or EARLIEST,
         started_at=read.time("started_at", row.started_at),
         completed_at=read.time("completed_at", row.completed_at),
-        timeout=row.timeout,
+        timeout=None if row.timeout is None else read.number("timeout", row.timeout),
         result=None if row.result is None else read.value("result", row.result, object, None),
-        error=row.error,
+        error=optional_text(row.error),
         from_cache=bool(row.from_cache),
-        idempotency_key=row.idempotency_key,
+        idempotency_key=optional_text(row.idempotency_key),
         errors=[read.attempt(i, a) for i, a in enumerate(attempt_rows)],
         render_errors=read.errors,
     )
+
+
+def text(stored: Any) -> str:
+    """A text column's value as text: SQLite lets any column hold a blob (or a number)."""
+    if isinstance(stored, bytes):
+        return stored.decode("utf-8", "replace")
+    return stored if isinstance(stored, str) else str(stored)
+
+
+def optional_text(stored: Any) -> str | None:
+    return None if stored is None else text(stored)
 
 
 class _Reader:
@@ -94,16 +109,34 @@ class _Reader:
             return None
         return moment
 
-    def number(self, field: str, stored: Any) -> float:
-        try:
+    def number(self, field: str, stored: Any) -> float | None:
+        """A finite number (an int or a float as SQLite stores them), else None."""
+        number = isinstance(stored, int | float) and not isinstance(stored, bool)
+        if number and math.isfinite(stored):
             return float(stored)
-        except UNREADABLE:
-            self.errors[field] = f"{stored!r} is not a number"
-            return 0.0
+        self.errors[field] = f"{stored!r} is not a finite number"
+        return None
+
+    def integer(self, field: str, stored: Any, placeholder: int) -> int:
+        if isinstance(stored, int) and not isinstance(stored, bool):
+            return stored
+        self.errors[field] = f"{stored!r} is not an integer"
+        return placeholder
+
+    def status(self, stored: Any) -> TaskStatus:
+        """A status this version knows; any other reads as `failed`, a state no worker acts
+        on and no waiter waits past."""
+        try:
+            return TaskStatus(stored)
+        except ValueError:
+            self.errors["status"] = f"{stored!r} is not a status this version of litetask knows"
+            return TaskStatus.FAILED
 
     def attempt(self, index: int, row: Any) -> AttemptError:
         failed_at = self.time(f"errors[{index}].failed_at", row.failed_at) or EARLIEST
-        return AttemptError(row.attempt, row.error_type, row.message, row.traceback, failed_at)
+        number = self.integer(f"errors[{index}].attempt", row.attempt, index + 1)
+        kept = optional_text(row.traceback)
+        return AttemptError(number, text(row.error_type), text(row.message), kept, failed_at)
 
 
 def _shape_problem(value: Any, kind: type, size: int) -> str | None:

@@ -11,8 +11,10 @@ import httpx
 import jsonschema_rs
 import pytest
 
+from app import AsyncTaskWorker, InvalidOptionError
+from app.main import create_app
 from app.web.openapi import document
-from tests.conftest import ClientFactory
+from tests.conftest import ClientFactory, lifespan, settings_for
 from tests.web.helpers import assert_problem, submit, task_count, wait_done
 from tests.worker.conftest import sql
 
@@ -150,6 +152,67 @@ async def test_same_idempotency_key_with_another_body_is_422(client: httpx.Async
     assert await task_count(client) == 1
 
 
+# One value per bound, as JSON carries it: (field, value).
+OUT_OF_BOUNDS: list[tuple[str, Any]] = [
+    ("priority", 2**31),
+    ("priority", -(2**31) - 1),
+    ("max_attempts", 0),
+    ("max_attempts", 1001),
+    ("timeout", 0),
+    ("timeout", 315360001),
+    ("delay", -1),
+    ("cache_ttl", 1e300),
+    ("task_id", "x" * 65),
+    ("metadata", {"a": "x" * (64 * 1024)}),
+    ("args", ["x" * (4 * 1024 * 1024)]),
+    ("kwargs", {"a": "y" * 2**22}),
+]
+# (Depth is a bound of each value too, but over HTTP the body's own depth bound comes first.)
+
+
+@pytest.mark.parametrize(("field", "value"), OUT_OF_BOUNDS, ids=[f for f, _ in OUT_OF_BOUNDS])
+async def test_http_and_python_refuse_with_the_same_check(
+    tmp_path: Path, field: str, value: Any
+) -> None:
+    """One bounds module serves both: each value out of bounds is refused over HTTP and by
+    add_task with the same reason, word for word, and nothing is stored either way."""
+    app = create_app(settings_for(tmp_path, max_body_bytes=16 * 1024 * 1024))
+    async with lifespan(app) as running, running.client() as client:
+        problem = assert_problem(await client.post("/tasks", json={**OK, field: value}), 422)
+        worker: AsyncTaskWorker = running.state["worker"]
+        call: dict[str, Any] = {"kwargs": value} if field == "kwargs" else {field: value}
+        args = call.pop("args", [])
+        with pytest.raises(InvalidOptionError) as raised:
+            await worker.add_task("demo.echo", *args, **call.pop("kwargs", {}), **call)
+        assert problem["errors"] == [{"field": field, "message": raised.value.reason}]
+        assert raised.value.option == field
+        assert await task_count(client) == 0
+
+
+AT_THE_BOUNDS: list[tuple[str, Any]] = [
+    ("priority", 2**31 - 1),
+    ("priority", -(2**31)),
+    ("max_attempts", 1),
+    ("max_attempts", 1000),
+    ("timeout", 315360000),
+    ("delay", 315360000),
+    ("cache_ttl", 315360000),
+    ("task_id", "x" * 64),
+    ("metadata", {"a": "x" * (63 * 1024)}),
+]
+
+
+@pytest.mark.parametrize(("field", "value"), AT_THE_BOUNDS, ids=[f for f, _ in AT_THE_BOUNDS])
+async def test_http_and_python_take_the_same_edges(tmp_path: Path, field: str, value: Any) -> None:
+    async with lifespan(create_app(settings_for(tmp_path))) as running, running.client() as client:
+        answer = await client.post("/tasks", json={**OK, "delay": 3600, field: value})
+        assert answer.status_code == 202, answer.text
+        worker: AsyncTaskWorker = running.state["worker"]
+        call = {"delay": 3600, field: value if field != "task_id" else "y" * 64}
+        assert await worker.add_task("demo.echo", **call)
+        assert await task_count(client) == 2
+
+
 async def test_broken_rows_still_render(client: httpx.AsyncClient, tmp_path: Path) -> None:
     """Rows litetask would never store, written into the file as another program would:
     every read still answers 200, the broken fields are null and named in render_errors."""
@@ -187,3 +250,63 @@ async def test_broken_rows_still_render(client: httpx.AsyncClient, tmp_path: Pat
     assert "render_errors" not in (await submit(client, "demo.echo"))
     cancelled = await client.delete(f"/tasks/{ids[1]}")
     assert cancelled.status_code == 200 and cancelled.json()["status"] == "cancelled"
+
+
+# Values of the wrong type, as SQLite lets another program (or a newer litetask) store them
+# in any column: case -> (assignments, the fields render_errors names).
+ODD_ROWS: dict[str, tuple[str, set[str]]] = {
+    "unknown status": ("status = 'paused'", {"status"}),
+    "blob where text belongs": ("error = x'fffe', idempotency_key = x'01'", set()),
+    "invalid UTF-8 text": (
+        "task_type = cast(x'ff' as text), metadata = cast(x'7b7d' as text)",
+        set(),
+    ),
+    "blob and text where integers belong": (
+        "priority = x'01', attempts = 'many'",
+        {"priority", "attempts"},
+    ),
+    "infinite progress, text timeout": (
+        "progress = 1e999, timeout = 'soon'",
+        {"progress", "timeout"},
+    ),
+    "metadata not an object": ("metadata = '[1, 2]'", {"metadata"}),
+}
+
+
+async def test_values_of_any_type_still_render_and_leave_a_way_out(
+    client: httpx.AsyncClient, tmp_path: Path
+) -> None:
+    """Every read still answers 200 in the documented shape, each value that cannot be shown
+    is null and named in render_errors, and each such task can be cancelled (or is refused
+    with a problem, never a 500)."""
+    ids = {case: (await submit(client, "demo.echo", delay=3600))["id"] for case in ODD_ROWS}
+    database = f"sqlite+aiosqlite:///{tmp_path / 'litetask.db'}"
+    for case, (assignments, _fields) in ODD_ROWS.items():
+        sql(database, f"update tasks set {assignments} where id = '{ids[case]}'")
+    sql(
+        database,
+        "insert into task_attempts (task_id, attempt, error_type, message, traceback, failed_at) "
+        f"values ('{ids['metadata not an object']}', 'first', x'ff', cast(x'ff' as text), "
+        "x'00', 0)",
+    )
+    tasks = await assert_reads_work(client)
+    documented = jsonschema_rs.validator_for(
+        {"$ref": "#/components/schemas/Task", "components": document()["components"]}
+    )
+    for case, (_assignments, fields) in ODD_ROWS.items():
+        for task in (tasks[ids[case]], (await client.get(f"/tasks/{ids[case]}")).json()):
+            documented.validate(task)
+            named = {e["field"] for e in task.get("render_errors", [])}
+            assert named >= fields and all(task[f] is None for f in fields), (case, task)
+    assert tasks[ids["invalid UTF-8 text"]]["task_type"] == "\ufffd"
+    odd_attempt = (await client.get(f"/tasks/{ids['metadata not an object']}")).json()
+    assert "errors[0].attempt" in {e["field"] for e in odd_attempt["render_errors"]}
+    assert odd_attempt["errors"][0]["attempt"] is None
+    assert odd_attempt["errors"][0]["message"] == "\ufffd"
+    for case, task_id in ids.items():
+        cancelled = await client.delete(f"/tasks/{task_id}")
+        if case == "unknown status":
+            assert_problem(cancelled, 409)
+        else:
+            assert cancelled.status_code == 200, (case, cancelled.text)
+    await assert_reads_work(client)

@@ -42,6 +42,40 @@ async def test_failed_logins_lock_the_address_out(make_client: ClientFactory) ->
         assert_problem(await attempt(client, "wrong", ATTACKER), 429)
 
 
+async def test_each_lockout_over_http_is_twice_the_last(make_client: ClientFactory) -> None:
+    """An address that guesses on after each lockout waits 1 s, then 2 s, then 4 s."""
+    async with make_client(api_token=TOKEN, trusted_proxies=("127.0.0.1",)) as client:
+        for _ in range(5):
+            assert_problem(await attempt(client, "wrong", ATTACKER), 401)  # the fifth locks
+        waits = []
+        for _ in range(3):
+            locked = await attempt(client, "wrong", ATTACKER)
+            assert_problem(locked, 429)
+            waits.append(int(locked.headers["retry-after"]))
+            async with asyncio.timeout(20):  # guess again once the lockout ends: locked anew
+                while True:
+                    if (await attempt(client, "wrong", ATTACKER)).status_code != 429:
+                        break
+                    await asyncio.sleep(0.1)
+        assert waits == [1, 2, 4], waits
+
+
+async def test_a_flood_of_addresses_is_forgotten_beyond_the_bound(
+    make_client: ClientFactory,
+) -> None:
+    """The service remembers at most 10,000 failing addresses (bounded memory): after a
+    failure from each of 10,000 others, an address one guess short of a lockout is
+    forgotten and starts afresh."""
+    async with make_client(api_token=TOKEN, trusted_proxies=("127.0.0.1",)) as client:
+        for _ in range(4):
+            assert_problem(await attempt(client, "wrong", ATTACKER), 401)
+        for n in range(10_000):
+            flood = {"x-forwarded-for": f"10.{n // 65536}.{n // 256 % 256}.{n % 256}"}
+            assert (await attempt(client, "wrong", flood)).status_code == 401
+        for _ in range(2):  # remembered, the first would lock it and the second be a 429
+            assert_problem(await attempt(client, "wrong", ATTACKER), 401)
+
+
 class Clock:
     def __init__(self) -> None:
         self.now = 1000.0

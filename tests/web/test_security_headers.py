@@ -13,7 +13,13 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from app.main import create_app
-from tests.conftest import ServerProcess, free_loopback_port, lifespan, settings_for
+from tests.conftest import (
+    ClientFactory,
+    ServerProcess,
+    free_loopback_port,
+    lifespan,
+    settings_for,
+)
 
 TOKEN = "header-test-token-" + "x" * 20
 HSTS = "strict-transport-security"
@@ -74,6 +80,20 @@ async def test_https_requests_get_hsts(tmp_path: Path) -> None:
                 response = await client.get(path)
                 assert response.headers[HSTS].startswith("max-age=31536000"), path
                 assert response.headers["x-content-type-options"] == "nosniff"
+
+
+@pytest.mark.parametrize(("trusted", "sent"), [(("127.0.0.1",), True), (("10.0.0.0/8",), False)])
+async def test_https_at_a_trusted_proxy_gets_hsts(
+    make_client: ClientFactory, trusted: tuple[str, ...], sent: bool
+) -> None:
+    """Behind Fly, Caddy or nginx the request arrived over https at the proxy: HSTS is sent
+    when the proxy is trusted (the test client connects from 127.0.0.1), never on the word
+    of a client that is not."""
+    async with make_client(trusted_proxies=trusted) as client:
+        response = await client.get("/health", headers={"x-forwarded-proto": "https"})
+    assert response.status_code == 200
+    assert (HSTS in response.headers) is sent
+    assert response.headers["x-content-type-options"] == "nosniff"
 
 
 def test_event_streams_say_nosniff(tmp_path: Path) -> None:

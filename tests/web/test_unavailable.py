@@ -1,5 +1,6 @@
-"""HTTP while the database misbehaves: a submit the database refuses (busy, full) answers 503
-problem+json with Retry-After and writes nothing; a dead writer turns readiness 503."""
+"""HTTP while the database misbehaves: a submit the database refuses (busy, full, read-only)
+answers 503 problem+json with Retry-After and writes nothing; a dead writer turns readiness
+503."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from app.main import create_app
 from app.webhook_config import parse_webhooks
 from app.worker.core import AsyncTaskWorker
 from tests.conftest import Running, lifespan, settings_for
-from tests.faults import disk_full, kill_writer_thread, write_lock_held
+from tests.faults import disk_full, kill_writer_thread, read_only, write_lock_held
 from tests.web.helpers import assert_problem, submit, task_count, wait_done, wait_status
 
 FAST_FAILING = {"busy_timeout": 0.05, "write_retry_seconds": 0.3}
@@ -70,6 +71,20 @@ async def test_a_submit_while_another_program_holds_the_lock_answers_503(
     assert await task_count(client) == 0
     accepted = await client.post("/tasks", json={"task_type": "demo.add", "args": [1, 2]})
     assert accepted.status_code == 202  # the lock is gone: the service takes work again
+
+
+async def test_a_submit_to_a_read_only_database_answers_503(
+    client: httpx.AsyncClient, database: Path
+) -> None:
+    with read_only(database) as fault:
+        tasks = await client.post("/tasks", json={"task_type": "demo.add", "args": [1, 2]})
+        hook = await client.post("/webhooks/hook.unsigned", json={"n": 1})
+        fault.release()
+        accepted = await client.post("/tasks", json={"task_type": "demo.add", "args": [1, 2]})
+        assert accepted.status_code == 202  # writable again: the service takes work again
+    assert "SQLITE_READONLY" in str(assert_unavailable(tasks)["detail"])
+    assert_unavailable(hook)
+    assert await task_count(client) == 1
 
 
 async def health_problems(client: httpx.AsyncClient, expected: str) -> list[str]:

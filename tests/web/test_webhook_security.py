@@ -122,6 +122,21 @@ async def test_concurrent_replays_create_one_task(hooks: httpx.AsyncClient) -> N
     assert await task_count(hooks) == 1
 
 
+async def test_the_replay_window_is_per_endpoint(make_client: ClientFactory) -> None:
+    """The same body delivered to another GitHub endpoint is another delivery: a task each."""
+    endpoints = {**ENDPOINTS, "hook.record": {"scheme": "github", "secret": "gh-secret"}}
+    settings = hook_settings(webhooks=parse_webhooks(json.dumps(endpoints)))
+    async with make_client(**settings) as client:
+        created = []
+        for n, endpoint in enumerate(("hook.github", "hook.record", "hook.github")):
+            headers = github_headers(PUSH, delivery=f"gh-per-endpoint-{n}")
+            response = await client.post(f"/webhooks/{endpoint}", content=PUSH, headers=headers)
+            assert response.status_code in (200, 202), response.text
+            created.append(response.json()["created"])
+        assert created == [True, True, False]
+        assert await task_count(client) == 2
+
+
 async def test_after_the_replay_window_the_same_body_is_new_again(
     make_client: ClientFactory,
 ) -> None:

@@ -19,6 +19,7 @@ from app import (
     TaskExecutionError,
     TaskRegistry,
     TaskSerializationError,
+    TaskStateError,
     TaskStatus,
 )
 
@@ -261,13 +262,14 @@ async def test_rows_written_by_another_program_still_read(
     bounded: AsyncTaskWorker, database_url: str
 ) -> None:
     """Garbage that litetask would never store, written straight into the file."""
-    ids = [await bounded.add_task("echo", i, delay=3600) for i in range(5)]
+    ids = [await bounded.add_task("echo", i, delay=3600) for i in range(6)]
     broken = {
         ids[0]: "args = x'c1'",
         ids[1]: "run_at = 1000000000000000000, created_at = -99999999999999999",
         ids[2]: "status = 'completed', result = x'" + "91" * 600 + "c0'",
         ids[3]: "status = 'completed', result = x'" + "91" * 100_000 + "c0'",
         ids[4]: "metadata = '{\"unterminated', kwargs = x'93010203'",
+        ids[5]: "status = 'paused', priority = 'high', task_type = cast(x'ff' as text)",
     }
     for task_id, assignments in broken.items():
         sql(database_url, f"update tasks set {assignments} where id = '{task_id}'")
@@ -279,6 +281,7 @@ async def test_rows_written_by_another_program_still_read(
         ids[2]: {"result"},
         ids[3]: {"result"},
         ids[4]: {"metadata", "kwargs"},
+        ids[5]: {"status", "priority"},
     }
     for task_id, fields in expected.items():
         info = await bounded.get_task_info(task_id)
@@ -288,3 +291,9 @@ async def test_rows_written_by_another_program_still_read(
     with pytest.raises(TaskSerializationError):
         await bounded.wait_for_tasks([ids[2]], timeout=5)
     assert await bounded.cancel_task(ids[1])  # the way out still works
+    unknown = await bounded.get_task_info(ids[5])
+    assert unknown is not None and unknown.task_type == "\ufffd"
+    assert (unknown.status, unknown.priority) == (TaskStatus.FAILED, 0)  # the placeholders
+    assert not await bounded.cancel_task(ids[5])  # a status it does not know: left alone
+    with pytest.raises(TaskStateError, match="does not know"):
+        await bounded.retry_task(ids[5])

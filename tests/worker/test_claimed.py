@@ -7,7 +7,9 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from app import ACTIVE, AsyncTaskWorker, TaskInfo, TaskRegistry, TaskStatus
+import pytest
+
+from app import ACTIVE, AsyncTaskWorker, TaskExecutionError, TaskInfo, TaskRegistry, TaskStatus
 
 from .conftest import Recorder, eventually, sql
 
@@ -114,3 +116,17 @@ async def test_a_task_type_missing_at_run_time_retries_later(
     sql(database_url, "update tasks set run_at = 0")
     async with AsyncTaskWorker(database_url, registry=registry) as fixed:
         assert await fixed.wait_for_tasks([task_id], timeout=5) == ["deployed"]
+
+
+async def test_a_task_type_that_never_arrives_fails_after_its_attempts(
+    database_url: str, registry: TaskRegistry
+) -> None:
+    async with AsyncTaskWorker(database_url, registry=registry) as old:
+        task_id = await old.add_task("record", "never", max_attempts=2, delay=3600)
+    sql(database_url, "update tasks set run_at = 0")
+    async with AsyncTaskWorker(database_url, registry=TaskRegistry(), retry_backoff=0.01) as new:
+        with pytest.raises(TaskExecutionError, match="not registered"):
+            await new.wait_for_tasks([task_id], timeout=10)
+        info = await new.get_task_info(task_id)
+    assert info is not None and (info.status, info.attempts) == (TaskStatus.FAILED, 2)
+    assert [e.error_type for e in info.errors] == ["UnknownTaskTypeError"] * 2

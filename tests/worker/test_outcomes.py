@@ -13,7 +13,13 @@ import pytest
 from app import TERMINAL, AsyncTaskWorker, TaskExecutionError, TaskRegistry, TaskStatus
 from app.errors import DatabaseUnavailableError, TaskError, WriterFailedError
 from app.events.log import EventType, TaskEvent
-from tests.faults import add_rejecting_trigger, disk_full, kill_writer_thread, write_lock_held
+from tests.faults import (
+    add_rejecting_trigger,
+    disk_full,
+    kill_writer_thread,
+    read_only,
+    write_lock_held,
+)
 
 from .conftest import Recorder, sql
 
@@ -143,6 +149,19 @@ async def test_a_submit_the_database_refuses_raises_a_typed_error(
         assert await worker.get_task_info("busy") is None
         assert await worker.get_task_info("full") is None
         assert await worker.wait_for_tasks([await worker.add_task("add", 2, 2)], timeout=5) == [4]
+
+
+async def test_a_submit_to_a_read_only_database_raises_a_typed_error(
+    database_url: str, registry: TaskRegistry
+) -> None:
+    async with worker_on(database_url, registry, write_retry_seconds=0.3) as worker:
+        with read_only(database_url) as fault:
+            with pytest.raises(DatabaseUnavailableError) as refused:
+                await asyncio.wait_for(worker.add_task("add", 1, 2, task_id="ro"), 10)
+            fault.release()
+            assert await worker.wait_for_tasks([await worker.add_task("add", 2, 2)], 5) == [4]
+        assert (refused.value.category, refused.value.reason) == ("unavailable", "SQLITE_READONLY")
+        assert await worker.get_task_info("ro") is None
 
 
 async def test_a_refused_submit_publishes_no_event(

@@ -22,7 +22,8 @@ export const apiStatuses = (shownStatus) => vocabulary.statuses.filter((s) => sh
 
 export async function loadVocabulary() {
   const schemas = (await api("GET", "/openapi.json")).components.schemas;
-  vocabulary.statuses = schemas.Task.properties.status.enum;
+  // null stands for a status the service could not read (render_errors), not a status.
+  vocabulary.statuses = schemas.Task.properties.status.enum.filter((s) => s !== null);
   vocabulary.shownStatuses = [...new Set(vocabulary.statuses.map(shown))];
   vocabulary.retryable = new Set(bulkStatuses(schemas.BulkRetryRequest));
   vocabulary.cancellable = new Set(bulkStatuses(schemas.BulkCancelRequest));
