@@ -23,7 +23,7 @@ class TaskError(Exception):
 
 
 class TaskDefinitionError(TaskError):
-    """A task type is defined wrongly (not async, registered twice, or unknown)."""
+    """A task type is defined wrongly (not a function, registered twice, or unknown)."""
 
     category = "definition"
 
@@ -103,6 +103,12 @@ class WorkerNotRunningError(TaskError):
     """The worker is not running; start it first."""
 
     category = "unavailable"
+
+
+class AmbiguousWorkerError(TaskError):
+    """Several workers run with this task's registry in this process; say which one to use."""
+
+    category = "conflict"
 
 
 class DatabaseInUseError(TaskError):

@@ -85,6 +85,7 @@ def build_worker(
     return AsyncTaskWorker(
         settings.database_url,
         max_workers=settings.max_workers,
+        thread_workers=settings.thread_workers,
         task_timeout=settings.task_timeout,
         registry=default_registry,
         max_attempts=settings.max_attempts,

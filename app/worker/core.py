@@ -13,7 +13,7 @@ from datetime import datetime
 from types import TracebackType
 from typing import Any, Self
 
-from app.cache.keys import KeyFunction, build_cache_key, key_context
+from app.cache.keys import build_cache_key, key_context
 from app.cache.setup import CacheSettings, open_cache
 from app.cache.task_adapter import AsyncCacheAdapter
 from app.config import DEFAULT_DATABASE_URL
@@ -24,6 +24,7 @@ from app.db.mounts import check_local
 from app.db.owner import Owner
 from app.db.writer import DEFAULT_RETRY_SECONDS, BatchHook, GroupCommitWriter
 from app.errors import (
+    TaskArgumentsError,
     TaskNotFoundError,
     TaskStateError,
     WorkerNotRunningError,
@@ -32,16 +33,17 @@ from app.errors import (
 from app.events.epoch import EnsureEpoch
 from app.events.log import TERMINAL_EVENT_TYPES, EventType, TaskEvent
 from app.worker.executor import RetryPolicy, TaskExecutor
-from app.worker.options import TaskOptions, build_new_task
+from app.worker.options import TaskOptions, build_new_task, split_options
 from app.worker.pool import PoolSettings, WorkerPool
 from app.worker.progress import ProgressGate
 from app.worker.queue import TaskQueue
 from app.worker.records import Accepted, ClaimedTask, task_event
 from app.worker.recovery import RecoverInterrupted
-from app.worker.registry import TaskFunction, TaskRegistry, default_registry
+from app.worker.registry import TaskDefinition, TaskFunction, TaskRegistry, default_registry
 from app.worker.status import TaskInfo, TaskStatus
 from app.worker.stopping import CUT_GRACE, Stragglers
 from app.worker.store import TaskPage, TaskStore
+from app.worker.threads import DEFAULT_THREAD_WORKERS, ThreadRunner
 from app.worker.upkeep import Upkeep, start_pool
 from app.worker.waiters import TaskWaiters
 
@@ -70,6 +72,7 @@ class AsyncTaskWorker:
         reconcile_interval: float = 30.0,
         heartbeat_interval: float = 10.0,
         commit_observer: BatchHook | None = None,
+        thread_workers: int = DEFAULT_THREAD_WORKERS,
     ) -> None:
         self.database_url = database_url
         self.registry = registry if registry is not None else default_registry
@@ -83,15 +86,19 @@ class AsyncTaskWorker:
         self.busy_timeout, self.write_retry_seconds = busy_timeout, write_retry_seconds
         self.cache_settings = cache if cache is not None else CacheSettings()
         self._cache: AsyncCacheAdapter | None = None
+        # Attempts that outlived a stop (they ignored cancellation) or their timeout (a
+        # thread), kept across restarts.
+        self._stragglers = Stragglers()
+        self._threads = ThreadRunner(thread_workers, self._stragglers)  # for `def` tasks
         self.executor = TaskExecutor(
-            default_timeout=task_timeout, retry_policy=RetryPolicy(base_seconds=retry_backoff)
+            default_timeout=task_timeout,
+            retry_policy=RetryPolicy(base_seconds=retry_backoff),
+            threads=self._threads,
         )
         self._pool_settings = PoolSettings(
             max_workers=max_workers, owner=self.boot_id, lease_seconds=lease_seconds
         )
         self._waiters = TaskWaiters()
-        # Attempts that outlived a stop (they ignored cancellation), kept across restarts.
-        self._stragglers = Stragglers()
         self._progress_gate = ProgressGate()
         self._log_epoch: str | None = None
         self._side_tasks: set[asyncio.Task[Any]] = set()
@@ -180,8 +187,10 @@ class AsyncTaskWorker:
         )
         where = str(sqlite_path(self.database_url) or self.database_url)
         recovery = RecoverInterrupted(me, where, self.max_interruptions)
+        self._threads.start()
         self._upkeep = await start_pool(pool, recovery, self.reconcile_interval)
         self._pool = pool
+        self.registry.attach(self)  # handle.defer() without a worker finds this one
 
     async def _open_database(self) -> None:
         path = sqlite_path(self.database_url)
@@ -211,6 +220,7 @@ class AsyncTaskWorker:
         whatever tasks and the database do (`longest_stop`): a task that ignores its
         cancellation is put back all the same, and a write the database does not take in
         time is given up (the next start recovers what it concerned)."""
+        self.registry.detach(self)
         pool, self._pool = self._pool, None
         upkeep, self._upkeep = self._upkeep, None
         if pool is not None:
@@ -233,6 +243,7 @@ class AsyncTaskWorker:
 
     async def _close_database(self) -> None:
         """Close what is open, in order; the process lock is released whatever fails."""
+        self._threads.stop()
         try:
             cache, self._cache = self._cache, None
             self.executor.cache = None
@@ -273,36 +284,24 @@ class AsyncTaskWorker:
     async def add_task(
         self,
         func_or_type: TaskFunction | str,
+        /,
         *args: Any,
-        priority: int | None = None,
-        task_id: str | None = None,
-        metadata: dict[str, Any] | None = None,
-        timeout: float | None = None,
-        delay: float | None = None,
-        run_at: datetime | None = None,
-        max_attempts: int | None = None,
-        idempotency_key: str | None = None,
-        use_cache: bool | None = None,
-        cache_ttl: float | None = None,
-        cache_key_fn: KeyFunction | None = None,
+        options: TaskOptions | None = None,
         **kwargs: Any,
     ) -> str:
-        """Queue a task; returns its id once its row is committed. With an idempotency key
-        already used, returns the id of the task that key created and queues nothing."""
-        options = TaskOptions(
-            priority=priority,
-            task_id=task_id,
-            metadata=metadata or {},
-            timeout=timeout,
-            delay=delay,
-            run_at=run_at,
-            max_attempts=max_attempts,
-            idempotency_key=idempotency_key,
-            use_cache=use_cache,
-            cache_ttl=cache_ttl,
-            cache_key_fn=cache_key_fn,
-        )
-        accepted = await self.submit(func_or_type, args, kwargs, options)
+        """Queue a task; returns its id once its row is committed. With `options`, every
+        other keyword is an argument of the function. Without, the keywords that name
+        options (priority, task_id, metadata, timeout, delay, run_at, max_attempts,
+        idempotency_key, use_cache, cache_ttl, cache_key_fn) are taken as options, and one
+        that is also a parameter of the function raises TaskArgumentsError. With an
+        idempotency key already used, returns the id of the task that key created and
+        queues nothing."""
+        definition = self.registry.get(self._type_name(func_or_type))
+        if options is None:
+            options, kwargs = split_options(definition, kwargs)
+        elif not isinstance(options, TaskOptions):
+            raise TaskArgumentsError(f"options must be a TaskOptions, not {type(options)}")
+        accepted = await self._put(definition, args, kwargs, options)
         return accepted.task_id
 
     async def submit(
@@ -313,8 +312,17 @@ class AsyncTaskWorker:
         options: TaskOptions,
     ) -> Accepted:
         """add_task with options apart; also says whether a new task was created."""
-        queue = self._require_queue()
         definition = self.registry.get(self._type_name(func_or_type))
+        return await self._put(definition, args, kwargs, options)
+
+    async def _put(
+        self,
+        definition: TaskDefinition,
+        args: Sequence[Any],
+        kwargs: dict[str, Any],
+        options: TaskOptions,
+    ) -> Accepted:
+        queue = self._require_queue()
         new_task = build_new_task(
             definition, list(args), kwargs, options, default_max_attempts=self.default_max_attempts
         )
