@@ -98,6 +98,15 @@ class TaskRegistry:
         except KeyError:
             raise UnknownTaskTypeError(name, self.names()) from None
 
+    def task(self, name: str, **options: Any) -> Callable[[Callable[P, R]], TaskHandle[P, R]]:
+        """Register the decorated function as task type `name` here. Returns a TaskHandle:
+        called, it runs the function as before; `.defer(...)` queues a task."""
+
+        def decorate(func: Callable[P, R]) -> TaskHandle[P, R]:
+            return TaskHandle(self.register(name, func, **options), self)
+
+        return decorate
+
     def name_of(self, func: TaskFunction) -> str:
         """The task type a function (or the handle `@task` made of it) is registered under."""
         if isinstance(func, TaskHandle):
@@ -182,14 +191,9 @@ default_registry = TaskRegistry()
 
 
 def task(name: str, **options: Any) -> Callable[[Callable[P, R]], TaskHandle[P, R]]:
-    """Register the decorated function as task type `name` in the default registry. Returns
-    a TaskHandle: called, it runs the function as before; `.defer(...)` queues a task."""
-
-    def decorate(func: Callable[P, R]) -> TaskHandle[P, R]:
-        definition = default_registry.register(name, func, **options)
-        return TaskHandle(definition, default_registry)
-
-    return decorate
+    """Register the decorated function as task type `name` in the default registry (see
+    TaskRegistry.task): `await fn(...)` runs it, `await fn.defer(...)` queues it."""
+    return default_registry.task(name, **options)
 
 
 def register_task(name: str, func: TaskFunction, **options: Any) -> TaskDefinition:
