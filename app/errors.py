@@ -130,6 +130,15 @@ class TaskArgumentsError(TaskError):
     category = "invalid_arguments"
 
 
+class TaskBatchError(TaskArgumentsError):
+    """Some tasks of a batch are invalid, so none was queued; `problems` says why, by index."""
+
+    def __init__(self, problems: dict[int, str]) -> None:
+        self.problems = dict(sorted(problems.items()))
+        listing = "; ".join(f"[{i}] {why}" for i, why in self.problems.items())
+        super().__init__(f"{len(problems)} invalid tasks, none queued: {listing}")
+
+
 class DatabaseUnavailableError(TaskError):
     """The database cannot take writes right now (busy, full, read-only or failing); nothing
     was written. Try again later."""

@@ -8,7 +8,7 @@ import asyncio
 import dataclasses
 import logging
 import uuid
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from types import TracebackType
 from typing import Any, Self
@@ -25,19 +25,19 @@ from app.db.owner import Owner
 from app.db.writer import DEFAULT_RETRY_SECONDS, BatchHook, GroupCommitWriter
 from app.errors import (
     TaskArgumentsError,
-    TaskNotFoundError,
     TaskStateError,
     WorkerNotRunningError,
     WriterFailedError,
 )
 from app.events.epoch import EnsureEpoch
 from app.events.log import TERMINAL_EVENT_TYPES, EventType, TaskEvent
+from app.worker.batch import Item, TaskCall, calls_of, new_tasks
 from app.worker.executor import RetryPolicy, TaskExecutor
 from app.worker.options import TaskOptions, build_new_task, split_options
 from app.worker.pool import PoolSettings, WorkerPool
 from app.worker.progress import ProgressGate
 from app.worker.queue import TaskQueue
-from app.worker.records import Accepted, ClaimedTask, task_event
+from app.worker.records import Accepted, ClaimedTask, NewTask, task_event
 from app.worker.recovery import RecoverInterrupted
 from app.worker.registry import TaskDefinition, TaskFunction, TaskRegistry, default_registry
 from app.worker.status import TaskInfo, TaskStatus
@@ -46,12 +46,13 @@ from app.worker.store import TaskPage, TaskStore
 from app.worker.threads import DEFAULT_THREAD_WORKERS, ThreadRunner
 from app.worker.upkeep import Upkeep, start_pool
 from app.worker.waiters import TaskWaiters
+from app.worker.waiting import TaskWaiting
 
 logger = logging.getLogger(__name__)
 EventSink = Callable[[list[TaskEvent]], None]
 
 
-class AsyncTaskWorker:
+class AsyncTaskWorker(TaskWaiting):
     """Durable background tasks on one database. Use `async with` or start()/stop()."""
 
     def __init__(
@@ -315,6 +316,26 @@ class AsyncTaskWorker:
         definition = self.registry.get(self._type_name(func_or_type))
         return await self._put(definition, args, kwargs, options)
 
+    async def add_tasks(
+        self,
+        func_or_type: TaskFunction | str,
+        items: Sequence[Item],
+        *,
+        options: TaskOptions | None = None,
+    ) -> list[str]:
+        """Queue many tasks of one type, all or none, in one transaction; their ids in
+        order. Each item is a tuple of arguments, a dict of keyword arguments or an
+        (args, kwargs) pair (app/worker/batch.py); `options` apply to every task. Raises
+        TaskBatchError, listing each bad item, before anything is written."""
+        calls = calls_of(self._type_name(func_or_type), items, options)
+        return [accepted.task_id for accepted in await self.submit_batch(calls)]
+
+    async def submit_batch(self, calls: Sequence[TaskCall]) -> list[Accepted]:
+        """Queue every call (of any types), all or none, in one transaction: add_tasks'
+        contract, and whether each task was new."""
+        batch = new_tasks(calls, self._build)
+        return await self._require_queue().put_many(batch)
+
     async def _put(
         self,
         definition: TaskDefinition,
@@ -323,10 +344,14 @@ class AsyncTaskWorker:
         options: TaskOptions,
     ) -> Accepted:
         queue = self._require_queue()
-        new_task = build_new_task(
-            definition, list(args), kwargs, options, default_max_attempts=self.default_max_attempts
+        return await queue.put(self._build(TaskCall(definition.name, args, kwargs, options)))
+
+    def _build(self, call: TaskCall) -> NewTask:
+        definition = self.registry.get(call.task_type)
+        args, limit = list(call.args), self.default_max_attempts
+        return build_new_task(
+            definition, args, call.kwargs, call.options, default_max_attempts=limit
         )
-        return await queue.put(new_task)
 
     # -- reading -----------------------------------------------------------------------------
 
@@ -395,42 +420,6 @@ class AsyncTaskWorker:
         """Forget every cached result."""
         if self._cache is not None:
             await self._cache.clear()
-
-    # -- waiting -----------------------------------------------------------------------------
-
-    async def get_task_future(self, task_id: str) -> asyncio.Future[Any]:
-        """A future that settles when the task finishes (see waiters.settle for how)."""
-        future = self._waiters.add(task_id)
-        info = await self.get_task_info(task_id)
-        if info is None:
-            future.cancel()
-            raise TaskNotFoundError(f"no task with id {task_id!r}", task_id=task_id)
-        self._waiters.resolve(info)
-        return future
-
-    async def get_task_futures(self, task_ids: Iterable[str]) -> list[asyncio.Future[Any]]:
-        return [await self.get_task_future(task_id) for task_id in task_ids]
-
-    async def wait_for_tasks(
-        self, task_ids: Iterable[str], timeout: float | None = None
-    ) -> list[Any]:
-        """The results of all the tasks, in order; raises the first failure."""
-        futures = await self.get_task_futures(task_ids)
-        async with asyncio.timeout(timeout):
-            return list(await asyncio.gather(*futures))
-
-    async def wait_for_any_task(
-        self, task_ids: Iterable[str], timeout: float | None = None
-    ) -> tuple[str, Any]:
-        """The id and result of whichever task finishes first."""
-        ids = list(task_ids)
-        futures = await self.get_task_futures(ids)
-        by_future = dict(zip(futures, ids, strict=True))
-        done, _ = await asyncio.wait(futures, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
-        if not done:
-            raise TimeoutError(f"none of {len(ids)} tasks finished within {timeout} s")
-        first = next(f for f in futures if f in done)
-        return by_future[first], first.result()
 
     # -- internals -------------------------------------------------------------------------
 
