@@ -34,6 +34,7 @@ from app.shutdown import StopRequests
 from app.watchdog import LoopWatchdog
 from app.web import (
     auth,
+    batch,
     bulk,
     cache,
     dashboard,
@@ -208,6 +209,7 @@ async def _open_sessions(settings: Settings, worker: AsyncTaskWorker) -> Session
 def all_routes() -> list[BaseRoute]:
     return [
         *bulk.routes,
+        *batch.routes,
         *tasks.routes,
         *event_routes.routes,
         *task_types.routes,

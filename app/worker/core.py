@@ -336,6 +336,10 @@ class AsyncTaskWorker(TaskWaiting):
         batch = new_tasks(calls, self._build)
         return await self._require_queue().put_many(batch)
 
+    def check_batch(self, calls: Sequence[TaskCall]) -> None:
+        """Raise the TaskBatchError submit_batch would, writing nothing."""
+        new_tasks(calls, self._build)
+
     async def _put(
         self,
         definition: TaskDefinition,
