@@ -24,6 +24,14 @@ def blocking(seconds: float, progress_callback: Any = None) -> float:
     return seconds
 
 
+@task("taskapi.window")
+def window(seconds: float) -> list[float]:
+    """When it ran, by the clock: [start, end] (a plain def, in a thread)."""
+    start = time.monotonic()
+    time.sleep(seconds)
+    return [start, time.monotonic()]
+
+
 @task("taskapi.whoami")
 async def whoami(context: TaskContext) -> dict[str, Any]:
     return {"task_id": context.task_id, "attempt": context.attempt}

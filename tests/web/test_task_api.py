@@ -46,6 +46,15 @@ async def test_a_def_task_runs_beside_async_ones(api: httpx.AsyncClient) -> None
     assert (finished["status"], finished["result"], finished["progress"]) == ("completed", 1.0, 1.0)
 
 
+async def test_thread_workers_bounds_the_def_tasks_running_at_once(
+    make_client: ClientFactory,
+) -> None:
+    async with make_client(task_modules=MODULES, thread_workers=1) as client:
+        tasks = [await submit(client, "taskapi.window", args=[0.3]) for _ in range(2)]
+        first, second = sorted([(await wait_done(client, t["id"]))["result"] for t in tasks])
+    assert second[0] >= first[1]  # one thread: the second began once the first ended
+
+
 async def test_the_context_is_given_not_taken(api: httpx.AsyncClient) -> None:
     task = await submit(api, "taskapi.whoami")
     done = await wait_done(api, task["id"])
