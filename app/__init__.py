@@ -4,6 +4,7 @@ The public API, re-exported from the packages that hold it.
 """
 
 from app.errors import (
+    AmbiguousWorkerError,
     DatabaseInUseError,
     DatabaseLocationError,
     DatabaseUnavailableError,
@@ -12,6 +13,7 @@ from app.errors import (
     OutcomeNotStoredError,
     TaskAlreadyExistsError,
     TaskArgumentsError,
+    TaskBatchError,
     TaskCancellationError,
     TaskDefinitionError,
     TaskError,
@@ -24,7 +26,10 @@ from app.errors import (
     WorkerNotRunningError,
     WriterFailedError,
 )
+from app.worker.context import TaskContext
 from app.worker.core import AsyncTaskWorker
+from app.worker.handle import ConfiguredTask, TaskHandle
+from app.worker.options import TaskOptions
 from app.worker.registry import (
     TaskRegistry,
     get_all_task_types,
@@ -32,27 +37,38 @@ from app.worker.registry import (
     register_task,
     task,
 )
-from app.worker.status import ACTIVE, TERMINAL, AttemptError, TaskInfo, TaskStatus
+from app.worker.signals import MAX_SNOOZES, Abort, Retry
+from app.worker.status import ACTIVE, TERMINAL, AttemptError, AttemptKind, TaskInfo, TaskStatus
 
 __all__ = [
     "ACTIVE",
+    "MAX_SNOOZES",
     "TERMINAL",
+    "Abort",
+    "AmbiguousWorkerError",
     "AsyncTaskWorker",
     "AttemptError",
+    "AttemptKind",
+    "ConfiguredTask",
     "DatabaseInUseError",
     "DatabaseLocationError",
     "DatabaseUnavailableError",
     "IdempotencyKeyReusedError",
     "InvalidOptionError",
     "OutcomeNotStoredError",
+    "Retry",
     "TaskAlreadyExistsError",
     "TaskArgumentsError",
+    "TaskBatchError",
     "TaskCancellationError",
+    "TaskContext",
     "TaskDefinitionError",
     "TaskError",
     "TaskExecutionError",
+    "TaskHandle",
     "TaskInfo",
     "TaskNotFoundError",
+    "TaskOptions",
     "TaskRegistry",
     "TaskSerializationError",
     "TaskStateError",

@@ -32,6 +32,8 @@ EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)  # run_at, and every stored time
 LATEST = datetime(9999, 12, 30, tzinfo=UTC)
 MAX_ERROR_CHARS = 64 * 1024  # an attempt's error message, and its traceback, as kept
 MAX_BULK_TASKS = 1000  # tasks one bulk retry or cancel takes (ids given, or a filter's page)
+MAX_BATCH_TASKS = 1000  # tasks one add_tasks call or POST /tasks/batch queues
+MAX_SNOOZES = 100  # times a task may `raise Retry(...)` without spending an attempt
 
 ONE_US = timedelta(microseconds=1)
 CONTAINERS = (dict, list, tuple, set, frozenset)

@@ -27,6 +27,7 @@ from app.events.retention import Retention
 from app.webhook_config import WebhookEndpoint, check_endpoint, parse_webhooks
 from app.worker.pruner import PrunePolicy
 from app.worker.retention import WEEK, TaskRetention
+from app.worker.threads import DEFAULT_THREAD_WORKERS
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./litetask.db"
 ENV_PREFIX = "LITETASK_"
@@ -46,6 +47,7 @@ class Settings:
     task_modules: tuple[str, ...] = ()
     demo: bool = False
     max_workers: int = 10
+    thread_workers: int = DEFAULT_THREAD_WORKERS
     task_timeout: float | None = None
     max_attempts: int = 1
     retry_backoff: float = 1.0

@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     from app.config import Settings
 
 CACHE_BACKENDS = ("sqlite", "memory", "redis", "none")
+MAX_THREAD_WORKERS = 1024
 LOG_FORMATS = ("text", "json")
 # What Starlette's TrustedHostMiddleware matches: "*", "*.domain", a host name or [IPv6].
 HOST_PATTERN = re.compile(r"\*|(\*\.)?[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*|\[[0-9A-Fa-f:.]+\]")
@@ -24,6 +25,10 @@ def problems(s: Settings) -> list[tuple[bool, str]]:
     """(is it wrong, what to say) for every setting with a bound or a closed set."""
     return [
         (s.max_workers < 1, "LITETASK_MAX_WORKERS must be at least 1"),
+        (
+            not 1 <= s.thread_workers <= MAX_THREAD_WORKERS,
+            f"LITETASK_THREAD_WORKERS must be from 1 to {MAX_THREAD_WORKERS}",
+        ),
         (
             not 1 <= s.max_attempts <= MAX_ATTEMPTS_LIMIT,
             f"LITETASK_MAX_ATTEMPTS must be from 1 to {MAX_ATTEMPTS_LIMIT}",

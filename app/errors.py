@@ -23,7 +23,7 @@ class TaskError(Exception):
 
 
 class TaskDefinitionError(TaskError):
-    """A task type is defined wrongly (not async, registered twice, or unknown)."""
+    """A task type is defined wrongly (not a function, registered twice, or unknown)."""
 
     category = "definition"
 
@@ -105,6 +105,12 @@ class WorkerNotRunningError(TaskError):
     category = "unavailable"
 
 
+class AmbiguousWorkerError(TaskError):
+    """Several workers run with this task's registry in this process; say which one to use."""
+
+    category = "conflict"
+
+
 class DatabaseInUseError(TaskError):
     """Another litetask process already owns this database file."""
 
@@ -122,6 +128,15 @@ class TaskArgumentsError(TaskError):
     """The arguments do not fit the task function's signature, or an option is invalid."""
 
     category = "invalid_arguments"
+
+
+class TaskBatchError(TaskArgumentsError):
+    """Some tasks of a batch are invalid, so none was queued; `problems` says why, by index."""
+
+    def __init__(self, problems: dict[int, str]) -> None:
+        self.problems = dict(sorted(problems.items()))
+        listing = "; ".join(f"[{i}] {why}" for i, why in self.problems.items())
+        super().__init__(f"{len(problems)} invalid tasks, none queued: {listing}")
 
 
 class DatabaseUnavailableError(TaskError):

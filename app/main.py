@@ -34,6 +34,7 @@ from app.shutdown import StopRequests
 from app.watchdog import LoopWatchdog
 from app.web import (
     auth,
+    batch,
     bulk,
     cache,
     dashboard,
@@ -85,6 +86,7 @@ def build_worker(
     return AsyncTaskWorker(
         settings.database_url,
         max_workers=settings.max_workers,
+        thread_workers=settings.thread_workers,
         task_timeout=settings.task_timeout,
         registry=default_registry,
         max_attempts=settings.max_attempts,
@@ -207,6 +209,7 @@ async def _open_sessions(settings: Settings, worker: AsyncTaskWorker) -> Session
 def all_routes() -> list[BaseRoute]:
     return [
         *bulk.routes,
+        *batch.routes,
         *tasks.routes,
         *event_routes.routes,
         *task_types.routes,

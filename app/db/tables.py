@@ -75,6 +75,9 @@ tasks = Table(
     # Was `running` when its process died: runs only one at a time beside normal work
     # (cleared when it starts again). No Python-side default: bulk inserts name their columns.
     Column("suspect", Boolean, nullable=False, server_default=false()),
+    # Times the task raised Retry (ran again without spending an attempt): at most
+    # MAX_SNOOZES (app/bounds.py). Left to its default by inserts.
+    Column("snoozes", Integer, nullable=False, server_default=text("0")),
     # Due tasks in claim order: every pending row is due (tasks for later are `scheduled`).
     Index(
         "ix_tasks_pending_order",
@@ -158,6 +161,8 @@ task_attempts = Table(
     Column("message", Text, nullable=False),
     Column("traceback", Text, nullable=True),
     Column("failed_at", BigInteger, nullable=False),
+    # How the attempt ended: failed, snoozed (Retry) or aborted (Abort); see AttemptKind.
+    Column("kind", String(16), nullable=False, server_default="failed"),
     Index("ix_task_attempts_task_id", "task_id", "attempt"),
 )
 

@@ -75,6 +75,7 @@ def task_json(info: TaskInfo) -> dict[str, Any]:
         "result": jsonable(info.result),
         "error": info.error,
         "errors": [_attempt_json(e) for e in info.errors],
+        "snoozes": info.snoozes,
         "from_cache": info.from_cache,
         "idempotency_key": info.idempotency_key,
         "url": task_url(info.id),
@@ -99,7 +100,8 @@ def _blank(body: dict[str, Any], unreadable: dict[str, str]) -> None:
             body[name] = None
         elif name.startswith("errors["):
             index, _, field = name[len("errors[") :].partition("].")
-            body["errors"][int(index)][field] = None
+            if field != "kind":  # an unreadable kind reads as "failed"
+                body["errors"][int(index)][field] = None
 
 
 def _attempt_json(error: AttemptError) -> dict[str, Any]:
@@ -109,6 +111,7 @@ def _attempt_json(error: AttemptError) -> dict[str, Any]:
         "message": error.message,
         "traceback": error.traceback,
         "failed_at": iso(error.failed_at),
+        "kind": error.kind.value,
     }
 
 

@@ -11,6 +11,7 @@ from starlette.routing import BaseRoute, Route
 
 from app.bounds import MAX_IDEMPOTENCY_KEY_LENGTH
 from app.web.encoding import ApiJSONResponse
+from app.web.openapi_batch import BATCH_DESCRIPTION, BATCH_EXAMPLE, BATCH_SCHEMAS
 from app.web.openapi_schemas import SCHEMAS, STATUS_VALUES
 from app.web.tasks import MAX_PAGE
 
@@ -129,6 +130,18 @@ PATHS: dict[str, Any] = {
             ],
             "responses": _responses({200: "TaskPage"}, (422, 503)),
         },
+    },
+    "/tasks/batch": {
+        "post": {
+            "summary": "Submit many tasks at once, all or none",
+            "description": BATCH_DESCRIPTION,
+            "operationId": "submitTasks",
+            "requestBody": {
+                "required": True,
+                "content": {JSON: {"schema": _ref("BatchRequest"), "example": BATCH_EXAMPLE}},
+            },
+            "responses": _responses({202: "BatchResult"}, (*ERRORS_BODY, 409)),
+        }
     },
     "/tasks/{task_id}": {
         "parameters": [TASK_ID],
@@ -250,7 +263,7 @@ def document() -> dict[str, Any]:
         },
         "paths": PATHS,
         "components": {
-            "schemas": SCHEMAS,
+            "schemas": {**SCHEMAS, **BATCH_SCHEMAS},
             "securitySchemes": {
                 "bearer": {"type": "http", "scheme": "bearer"},
                 "session": {

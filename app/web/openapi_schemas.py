@@ -13,7 +13,7 @@ from app.bounds import (
     PRIORITY_MAX,
     PRIORITY_MIN,
 )
-from app.worker.status import ACTIVE, RETRYABLE, TaskStatus
+from app.worker.status import ACTIVE, RETRYABLE, AttemptKind, TaskStatus
 
 STATUS_VALUES = [s.value for s in TaskStatus]
 ANY: dict[str, Any] = {}
@@ -80,8 +80,14 @@ ATTEMPT_ERROR = _object(
         "message": {"type": "string"},
         "traceback": {"type": ["string", "null"]},
         "failed_at": NULLABLE_TIME,
+        "kind": {
+            "type": "string",
+            "enum": [k.value for k in AttemptKind],
+            "description": "failed (raised or timed out), snoozed (raised Retry: no attempt "
+            "spent), aborted (raised Abort: no further attempt)",
+        },
     },
-    ["attempt", "error_type", "message", "traceback", "failed_at"],
+    ["attempt", "error_type", "message", "traceback", "failed_at", "kind"],
 )
 
 TASK_PROPERTIES: dict[str, Any] = {
@@ -104,6 +110,7 @@ TASK_PROPERTIES: dict[str, Any] = {
     "result": ANY,
     "error": {"type": ["string", "null"]},
     "errors": {"type": "array", "items": {"$ref": "#/components/schemas/AttemptError"}},
+    "snoozes": {"type": "integer", "minimum": 0},
     "from_cache": {"type": "boolean"},
     "idempotency_key": {"type": ["string", "null"]},
     "url": {"type": "string"},

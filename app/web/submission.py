@@ -6,35 +6,36 @@ lists each bad field at once; sizes of args, kwargs and metadata are checked the
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 from app import bounds
 from app.web.validation import Fields, json_array, json_object, timestamp
+from app.worker.batch import TaskCall
 from app.worker.options import TaskOptions
 
-
-@dataclass(frozen=True, slots=True)
-class Submission:
-    """One accepted request to run a task: what to run, with what, and how."""
-
-    task_type: str
-    args: list[Any]
-    kwargs: dict[str, Any]
-    options: TaskOptions
+# One accepted request to run a task: what to run, with what, and how.
+Submission = TaskCall
 
 
 def parse_submission(body: Any, idempotency_key: str | None) -> Submission:
     """A Submission from a POST /tasks body and its Idempotency-Key header, or a 422 that
     lists every bad field."""
     fields = Fields(body)
+    submission = read_submission(fields, idempotency_key)
+    fields.raise_if_invalid()
+    assert submission is not None
+    return submission
+
+
+def read_submission(fields: Fields, idempotency_key: str | None) -> Submission | None:
+    """The Submission `fields` hold; None when they have errors (listed in fields.errors)."""
     task_type = fields.get("task_type", bounds.task_type, required=True)
     args = fields.get("args", json_array) or []
     kwargs = _kwargs(fields)
     options = _options(fields, idempotency_key)
     fields.reject_unknown()
-    fields.raise_if_invalid()
-    assert task_type is not None
+    if fields.errors or task_type is None:
+        return None
     return Submission(task_type, args, kwargs, options)
 
 

@@ -15,7 +15,7 @@ from app.db.bulk import Row, insert_rows, json_text
 from app.db.tables import tasks, webhook_deliveries
 from app.db.writer import WriteOp
 from app.errors import IdempotencyKeyReusedError, TaskAlreadyExistsError, TaskError
-from app.events.log import EventType
+from app.events.log import EventType, TaskEvent
 from app.worker.records import Accepted, NewTask, group_of, task_event
 from app.worker.status import TaskStatus
 
@@ -37,27 +37,49 @@ class PutTask(WriteOp[Accepted]):
         _record_deliveries(conn, taken.inserted)
 
     def _accept(self, taken: _Taken) -> Accepted:
-        """The original task when this put repeats one; else this task, taken."""
-        t = self.task
-        previous = taken.previous(t)
-        if previous is not None:
-            return Accepted(previous, created=False)
-        if t.id in taken.ids:
-            raise TaskAlreadyExistsError(f"task {t.id!r} already exists", task_id=t.id)
-        taken.add(t)
-        later = {"run_at": t.run_at} if t.status is TaskStatus.SCHEDULED else {}
-        self.events.append(
-            task_event(
-                EventType.QUEUED,
-                t.id,
-                t.task_type,
-                group=group_of(t.metadata),
-                status=t.status.value,
-                priority=t.priority,
-                **later,
-            )
+        return _accept(self.task, taken, self.events)
+
+
+class PutTasks(WriteOp[list[Accepted]]):
+    """Many tasks in one transaction, all or none: when one collides (its id is taken, its
+    idempotency key was used for another request), none is written and that error is the
+    outcome. A task repeating an earlier request (same idempotency key) is its original."""
+
+    def __init__(self, new: Sequence[NewTask]) -> None:
+        super().__init__()
+        self.tasks = list(new)
+
+    def apply(self, conn: Connection) -> list[Accepted]:
+        taken = _Taken.load(conn, self.tasks)
+        events: list[TaskEvent] = []
+        accepted = [_accept(t, taken, events) for t in self.tasks]  # raises: nothing written
+        insert_rows(conn, tasks, TASK_COLUMNS, [_task_row(t) for t in taken.inserted])
+        _record_deliveries(conn, taken.inserted)
+        self.events.extend(events)
+        return accepted
+
+
+def _accept(t: NewTask, taken: _Taken, events: list[TaskEvent]) -> Accepted:
+    """The original task when `t` repeats one; else `t`, taken (its event added)."""
+    previous = taken.previous(t)
+    if previous is not None:
+        return Accepted(previous, created=False)
+    if t.id in taken.ids:
+        raise TaskAlreadyExistsError(f"task {t.id!r} already exists", task_id=t.id)
+    taken.add(t)
+    later = {"run_at": t.run_at} if t.status is TaskStatus.SCHEDULED else {}
+    events.append(
+        task_event(
+            EventType.QUEUED,
+            t.id,
+            t.task_type,
+            group=group_of(t.metadata),
+            status=t.status.value,
+            priority=t.priority,
+            **later,
         )
-        return Accepted(t.id, created=True, task=t)
+    )
+    return Accepted(t.id, created=True, task=t)
 
 
 # (endpoint, key) of a delivery row -> (task id, received_at)

@@ -19,7 +19,7 @@ from app.db.tables import status_is, task_attempts, tasks
 from app.db.writer import WriteOp
 from app.events.log import EventType
 from app.worker.records import ClaimedTask, Completed, Failed, Outcome, capped, task_event
-from app.worker.status import TaskStatus
+from app.worker.status import AttemptKind, TaskStatus
 
 
 class FinishTask(WriteOp[bool]):
@@ -72,6 +72,7 @@ class FinishTask(WriteOp[bool]):
             "message": outcome.message,
             "traceback": outcome.traceback,
             "failed_at": now,
+            "kind": outcome.kind.value,
         }
 
     def _record_completed(self) -> None:
@@ -104,6 +105,7 @@ class FinishTask(WriteOp[bool]):
                 **capped("error", outcome.message),
                 error_type=outcome.error_type,
                 retry_at=outcome.retry_at,
+                attempt_kind=outcome.kind.value,
             )
         )
 
@@ -116,7 +118,10 @@ def _status_after(outcome: Failed, now: int) -> TaskStatus:
 
 
 def _failed_values(outcome: Failed, status: TaskStatus, now: int) -> dict[str, Any]:
-    common = {"owner": None, "lease_expires_at": None, "error": outcome.message}
+    common: dict[str, Any] = {"owner": None, "lease_expires_at": None, "error": outcome.message}
+    if outcome.kind is AttemptKind.SNOOZED:
+        # Its start counted (attempts only grow): the attempt is given back instead.
+        common.update(max_attempts=tasks.c.max_attempts + 1, snoozes=tasks.c.snoozes + 1)
     if outcome.retry_at is not None:
         return {**common, "status": status.value, "run_at": outcome.retry_at}
     return {**common, "status": status.value, "completed_at": now}

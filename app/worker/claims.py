@@ -80,6 +80,7 @@ _CLAIM_COLUMNS = (
     "cache_key",
     "cache_ttl",
     "metadata",
+    "snoozes",
 )
 
 
@@ -163,7 +164,7 @@ class ClaimTasks(WriteOp[Claim]):
 def _claimed(row: Any, step: int) -> ClaimedTask:
     """A RETURNING row (in _CLAIM_COLUMNS order, as the driver gives it) as a ClaimedTask."""
     task_id, task_type, args, kwargs, attempts, max_attempts, timeout = row[:7]
-    priority, run_at, seq, cache_key, cache_ttl, metadata = row[7:]
+    priority, run_at, seq, cache_key, cache_ttl, metadata, snoozes = row[7:]
     return ClaimedTask(
         task_id,
         task_type,
@@ -178,6 +179,7 @@ def _claimed(row: Any, step: int) -> ClaimedTask:
         cache_key,
         cache_ttl,
         json.loads(metadata),
+        snoozes=snoozes,
     )
 
 

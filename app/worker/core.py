@@ -8,12 +8,12 @@ import asyncio
 import dataclasses
 import logging
 import uuid
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from types import TracebackType
 from typing import Any, Self
 
-from app.cache.keys import KeyFunction, build_cache_key, key_context
+from app.cache.keys import build_cache_key, key_context
 from app.cache.setup import CacheSettings, open_cache
 from app.cache.task_adapter import AsyncCacheAdapter
 from app.config import DEFAULT_DATABASE_URL
@@ -24,32 +24,35 @@ from app.db.mounts import check_local
 from app.db.owner import Owner
 from app.db.writer import DEFAULT_RETRY_SECONDS, BatchHook, GroupCommitWriter
 from app.errors import (
-    TaskNotFoundError,
+    TaskArgumentsError,
     TaskStateError,
     WorkerNotRunningError,
     WriterFailedError,
 )
 from app.events.epoch import EnsureEpoch
 from app.events.log import TERMINAL_EVENT_TYPES, EventType, TaskEvent
+from app.worker.batch import Item, TaskCall, calls_of, new_tasks
 from app.worker.executor import RetryPolicy, TaskExecutor
-from app.worker.options import TaskOptions, build_new_task
+from app.worker.options import TaskOptions, build_new_task, split_options
 from app.worker.pool import PoolSettings, WorkerPool
 from app.worker.progress import ProgressGate
 from app.worker.queue import TaskQueue
-from app.worker.records import Accepted, ClaimedTask, task_event
+from app.worker.records import Accepted, ClaimedTask, NewTask, task_event
 from app.worker.recovery import RecoverInterrupted
-from app.worker.registry import TaskFunction, TaskRegistry, default_registry
+from app.worker.registry import TaskDefinition, TaskFunction, TaskRegistry, default_registry
 from app.worker.status import TaskInfo, TaskStatus
 from app.worker.stopping import CUT_GRACE, Stragglers
 from app.worker.store import TaskPage, TaskStore
+from app.worker.threads import DEFAULT_THREAD_WORKERS, ThreadRunner
 from app.worker.upkeep import Upkeep, start_pool
 from app.worker.waiters import TaskWaiters
+from app.worker.waiting import TaskWaiting
 
 logger = logging.getLogger(__name__)
 EventSink = Callable[[list[TaskEvent]], None]
 
 
-class AsyncTaskWorker:
+class AsyncTaskWorker(TaskWaiting):
     """Durable background tasks on one database. Use `async with` or start()/stop()."""
 
     def __init__(
@@ -70,6 +73,7 @@ class AsyncTaskWorker:
         reconcile_interval: float = 30.0,
         heartbeat_interval: float = 10.0,
         commit_observer: BatchHook | None = None,
+        thread_workers: int = DEFAULT_THREAD_WORKERS,
     ) -> None:
         self.database_url = database_url
         self.registry = registry if registry is not None else default_registry
@@ -83,15 +87,19 @@ class AsyncTaskWorker:
         self.busy_timeout, self.write_retry_seconds = busy_timeout, write_retry_seconds
         self.cache_settings = cache if cache is not None else CacheSettings()
         self._cache: AsyncCacheAdapter | None = None
+        # Attempts that outlived a stop (they ignored cancellation) or their timeout (a
+        # thread), kept across restarts.
+        self._stragglers = Stragglers()
+        self._threads = ThreadRunner(thread_workers, self._stragglers)  # for `def` tasks
         self.executor = TaskExecutor(
-            default_timeout=task_timeout, retry_policy=RetryPolicy(base_seconds=retry_backoff)
+            default_timeout=task_timeout,
+            retry_policy=RetryPolicy(base_seconds=retry_backoff),
+            threads=self._threads,
         )
         self._pool_settings = PoolSettings(
             max_workers=max_workers, owner=self.boot_id, lease_seconds=lease_seconds
         )
         self._waiters = TaskWaiters()
-        # Attempts that outlived a stop (they ignored cancellation), kept across restarts.
-        self._stragglers = Stragglers()
         self._progress_gate = ProgressGate()
         self._log_epoch: str | None = None
         self._side_tasks: set[asyncio.Task[Any]] = set()
@@ -180,8 +188,10 @@ class AsyncTaskWorker:
         )
         where = str(sqlite_path(self.database_url) or self.database_url)
         recovery = RecoverInterrupted(me, where, self.max_interruptions)
+        self._threads.start()
         self._upkeep = await start_pool(pool, recovery, self.reconcile_interval)
         self._pool = pool
+        self.registry.attach(self)  # handle.defer() without a worker finds this one
 
     async def _open_database(self) -> None:
         path = sqlite_path(self.database_url)
@@ -211,6 +221,7 @@ class AsyncTaskWorker:
         whatever tasks and the database do (`longest_stop`): a task that ignores its
         cancellation is put back all the same, and a write the database does not take in
         time is given up (the next start recovers what it concerned)."""
+        self.registry.detach(self)
         pool, self._pool = self._pool, None
         upkeep, self._upkeep = self._upkeep, None
         if pool is not None:
@@ -233,6 +244,7 @@ class AsyncTaskWorker:
 
     async def _close_database(self) -> None:
         """Close what is open, in order; the process lock is released whatever fails."""
+        self._threads.stop()
         try:
             cache, self._cache = self._cache, None
             self.executor.cache = None
@@ -273,36 +285,24 @@ class AsyncTaskWorker:
     async def add_task(
         self,
         func_or_type: TaskFunction | str,
+        /,
         *args: Any,
-        priority: int | None = None,
-        task_id: str | None = None,
-        metadata: dict[str, Any] | None = None,
-        timeout: float | None = None,
-        delay: float | None = None,
-        run_at: datetime | None = None,
-        max_attempts: int | None = None,
-        idempotency_key: str | None = None,
-        use_cache: bool | None = None,
-        cache_ttl: float | None = None,
-        cache_key_fn: KeyFunction | None = None,
+        options: TaskOptions | None = None,
         **kwargs: Any,
     ) -> str:
-        """Queue a task; returns its id once its row is committed. With an idempotency key
-        already used, returns the id of the task that key created and queues nothing."""
-        options = TaskOptions(
-            priority=priority,
-            task_id=task_id,
-            metadata=metadata or {},
-            timeout=timeout,
-            delay=delay,
-            run_at=run_at,
-            max_attempts=max_attempts,
-            idempotency_key=idempotency_key,
-            use_cache=use_cache,
-            cache_ttl=cache_ttl,
-            cache_key_fn=cache_key_fn,
-        )
-        accepted = await self.submit(func_or_type, args, kwargs, options)
+        """Queue a task; returns its id once its row is committed. With `options`, every
+        other keyword is an argument of the function. Without, the keywords that name
+        options (priority, task_id, metadata, timeout, delay, run_at, max_attempts,
+        idempotency_key, use_cache, cache_ttl, cache_key_fn) are taken as options, and one
+        that is also a parameter of the function raises TaskArgumentsError. With an
+        idempotency key already used, returns the id of the task that key created and
+        queues nothing."""
+        definition = self.registry.get(self._type_name(func_or_type))
+        if options is None:
+            options, kwargs = split_options(definition, kwargs)
+        elif not isinstance(options, TaskOptions):
+            raise TaskArgumentsError(f"options must be a TaskOptions, not {type(options)}")
+        accepted = await self._put(definition, args, kwargs, options)
         return accepted.task_id
 
     async def submit(
@@ -313,12 +313,49 @@ class AsyncTaskWorker:
         options: TaskOptions,
     ) -> Accepted:
         """add_task with options apart; also says whether a new task was created."""
-        queue = self._require_queue()
         definition = self.registry.get(self._type_name(func_or_type))
-        new_task = build_new_task(
-            definition, list(args), kwargs, options, default_max_attempts=self.default_max_attempts
+        return await self._put(definition, args, kwargs, options)
+
+    async def add_tasks(
+        self,
+        func_or_type: TaskFunction | str,
+        items: Sequence[Item],
+        *,
+        options: TaskOptions | None = None,
+    ) -> list[str]:
+        """Queue many tasks of one type, all or none, in one transaction; their ids in
+        order. Each item is a tuple of arguments, a dict of keyword arguments or an
+        (args, kwargs) pair (app/worker/batch.py); `options` apply to every task. Raises
+        TaskBatchError, listing each bad item, before anything is written."""
+        calls = calls_of(self._type_name(func_or_type), items, options)
+        return [accepted.task_id for accepted in await self.submit_batch(calls)]
+
+    async def submit_batch(self, calls: Sequence[TaskCall]) -> list[Accepted]:
+        """Queue every call (of any types), all or none, in one transaction: add_tasks'
+        contract, and whether each task was new."""
+        batch = new_tasks(calls, self._build)
+        return await self._require_queue().put_many(batch)
+
+    def check_batch(self, calls: Sequence[TaskCall]) -> None:
+        """Raise the TaskBatchError submit_batch would, writing nothing."""
+        new_tasks(calls, self._build)
+
+    async def _put(
+        self,
+        definition: TaskDefinition,
+        args: Sequence[Any],
+        kwargs: dict[str, Any],
+        options: TaskOptions,
+    ) -> Accepted:
+        queue = self._require_queue()
+        return await queue.put(self._build(TaskCall(definition.name, args, kwargs, options)))
+
+    def _build(self, call: TaskCall) -> NewTask:
+        definition = self.registry.get(call.task_type)
+        args, limit = list(call.args), self.default_max_attempts
+        return build_new_task(
+            definition, args, call.kwargs, call.options, default_max_attempts=limit
         )
-        return await queue.put(new_task)
 
     # -- reading -----------------------------------------------------------------------------
 
@@ -387,42 +424,6 @@ class AsyncTaskWorker:
         """Forget every cached result."""
         if self._cache is not None:
             await self._cache.clear()
-
-    # -- waiting -----------------------------------------------------------------------------
-
-    async def get_task_future(self, task_id: str) -> asyncio.Future[Any]:
-        """A future that settles when the task finishes (see waiters.settle for how)."""
-        future = self._waiters.add(task_id)
-        info = await self.get_task_info(task_id)
-        if info is None:
-            future.cancel()
-            raise TaskNotFoundError(f"no task with id {task_id!r}", task_id=task_id)
-        self._waiters.resolve(info)
-        return future
-
-    async def get_task_futures(self, task_ids: Iterable[str]) -> list[asyncio.Future[Any]]:
-        return [await self.get_task_future(task_id) for task_id in task_ids]
-
-    async def wait_for_tasks(
-        self, task_ids: Iterable[str], timeout: float | None = None
-    ) -> list[Any]:
-        """The results of all the tasks, in order; raises the first failure."""
-        futures = await self.get_task_futures(task_ids)
-        async with asyncio.timeout(timeout):
-            return list(await asyncio.gather(*futures))
-
-    async def wait_for_any_task(
-        self, task_ids: Iterable[str], timeout: float | None = None
-    ) -> tuple[str, Any]:
-        """The id and result of whichever task finishes first."""
-        ids = list(task_ids)
-        futures = await self.get_task_futures(ids)
-        by_future = dict(zip(futures, ids, strict=True))
-        done, _ = await asyncio.wait(futures, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
-        if not done:
-            raise TimeoutError(f"none of {len(ids)} tasks finished within {timeout} s")
-        first = next(f for f in futures if f in done)
-        return by_future[first], first.result()
 
     # -- internals -------------------------------------------------------------------------
 

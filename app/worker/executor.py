@@ -4,12 +4,15 @@ Cancellation is not an outcome: a CancelledError (user cancel, shutdown) propaga
 caller decides what the row becomes. Everything else the function raises becomes a `Failed`,
 with its traceback kept, and a retry time while attempts remain: BaseExceptions too
 (SystemExit, KeyboardInterrupt, GeneratorExit), which would otherwise stop the event loop
-(asyncio lets the first two out of a task) or leave the row running.
+(asyncio lets the first two out of a task) or leave the row running. The signals of
+app/worker/signals.py are the exceptions: `Retry` snoozes (runs again later without spending
+an attempt, up to MAX_SNOOZES times), `Abort` fails the task with no further attempt.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import random
 import traceback
@@ -17,15 +20,19 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from app.bounds import MAX_DEPTH, nesting_problem, storable_text
+from app.bounds import MAX_DEPTH, MAX_SNOOZES, nesting_problem, storable_text
 from app.bounds import MAX_RESULT_ELEMENTS as MAX_ELEMENTS
 from app.cache.flights import Flight
-from app.cache.serialization import SerializationError, packb, unpackb
+from app.cache.serialization import SerializationError, packb
 from app.cache.task_adapter import AsyncCacheAdapter
 from app.clock import now_us, seconds_to_us
 from app.errors import TaskDefinitionError, TaskTimeoutError
+from app.worker.calls import call_function
 from app.worker.records import ClaimedTask, Completed, Failed, Outcome
 from app.worker.registry import TaskDefinition
+from app.worker.signals import Abort, Retry
+from app.worker.status import AttemptKind
+from app.worker.threads import ThreadRunner
 
 logger = logging.getLogger(__name__)
 ProgressCallback = Callable[[float], None]
@@ -54,11 +61,13 @@ class TaskExecutor:
         retry_policy: RetryPolicy | None = None,
         max_result_size: int | None = None,
         cache: AsyncCacheAdapter | None = None,
+        threads: ThreadRunner | None = None,
     ) -> None:
         self.default_timeout = default_timeout
         self.retry_policy = retry_policy or RetryPolicy()
         self.max_result_size = max_result_size
         self.cache = cache
+        self.threads = threads  # for plain `def` functions
 
     async def execute(
         self,
@@ -124,13 +133,14 @@ class TaskExecutor:
         deadline: float | None,
     ) -> Outcome:
         try:
-            args, kwargs = unpackb(claimed.args), unpackb(claimed.kwargs)
-            if definition.accepts_progress and progress is not None:
-                kwargs["progress_callback"] = progress
             async with asyncio.timeout_at(deadline):
-                result = await definition.func(*args, **kwargs)
+                result = await call_function(definition, claimed, progress, self.threads)
         except TimeoutError:
             return self._timed_out(claimed)
+        except Retry as signal:
+            return self._snoozed(claimed, signal)
+        except Abort as signal:
+            return self._failed(claimed, signal, retryable=False, kind=AttemptKind.ABORTED)
         except SerializationError as exc:
             return self._failed(claimed, exc, retryable=False)
         except asyncio.CancelledError:
@@ -169,6 +179,28 @@ class TaskExecutor:
         a failed attempt like any other, retried later while attempts remain."""
         return self._failed(claimed, exc, with_traceback=False)
 
+    def _snoozed(self, claimed: ClaimedTask, signal: Retry) -> Failed:
+        """Run again after the signal's delay, the attempt given back; past MAX_SNOOZES, an
+        ordinary failed attempt."""
+        if claimed.snoozes >= MAX_SNOOZES:
+            failed = self._failed(claimed, signal, with_traceback=False)
+            why = f"{signal}, after {MAX_SNOOZES} snoozes (the most): counted as a failed attempt"
+            return dataclasses.replace(failed, message=why)
+        logger.info(
+            "task %s attempt %s snoozed for %s s",
+            claimed.id,
+            claimed.attempt,
+            signal.delay,
+            extra=claimed.log_fields(),
+        )
+        return Failed(
+            error_type=type(signal).__name__,
+            message=str(signal),
+            traceback=None,
+            retry_at=now_us() + seconds_to_us(signal.delay),
+            kind=AttemptKind.SNOOZED,
+        )
+
     def _failed(
         self,
         claimed: ClaimedTask,
@@ -176,14 +208,16 @@ class TaskExecutor:
         *,
         retryable: bool = True,
         with_traceback: bool = True,
+        kind: AttemptKind = AttemptKind.FAILED,
     ) -> Failed:
         retry_at = None
         if retryable and claimed.attempt < claimed.max_attempts:
             retry_at = now_us() + seconds_to_us(self.retry_policy.delay(claimed.attempt))
         logger.info(
-            "task %s attempt %s failed: %r",
+            "task %s attempt %s %s: %r",
             claimed.id,
             claimed.attempt,
+            kind.value,
             exc,
             extra=claimed.log_fields(),
         )
@@ -193,6 +227,7 @@ class TaskExecutor:
             message=storable_text(_message(exc)),
             traceback=None if trace is None else storable_text(trace),
             retry_at=retry_at,
+            kind=kind,
         )
 
 

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import inspect
 import os
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from app import bounds
 from app.cache.keys import KeyFunction, build_cache_key, key_context
@@ -15,7 +16,9 @@ from app.clock import now_us, seconds_to_us
 from app.errors import TaskArgumentsError, TaskSerializationError
 from app.worker.idempotency import fingerprint
 from app.worker.records import NewTask, WebhookDelivery
-from app.worker.registry import TaskDefinition
+
+if TYPE_CHECKING:
+    from app.worker.registry import TaskDefinition
 
 T = TypeVar("T")
 # Argument shapes remembered per task type (a bound on what odd callers can make it hold).
@@ -38,6 +41,46 @@ class TaskOptions:
     cache_ttl: float | None = None
     cache_key_fn: KeyFunction | None = None
     webhook_delivery: WebhookDelivery | None = None
+
+
+# The options a caller may name (add_task's keywords, configure()); a webhook's delivery is
+# litetask's own.
+CALL_OPTIONS = frozenset(f.name for f in fields(TaskOptions)) - {"webhook_delivery"}
+BY_KEYWORD = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+
+
+def options_from(values: dict[str, Any]) -> TaskOptions:
+    """TaskOptions from keywords; TaskArgumentsError for a name that is no option."""
+    unknown = sorted(set(values) - CALL_OPTIONS)
+    if unknown:
+        raise TaskArgumentsError(
+            f"unknown task options {unknown}; the options are {sorted(CALL_OPTIONS)}"
+        )
+    if values.get("metadata", {}) is None:
+        values = {**values, "metadata": {}}
+    return TaskOptions(**values)
+
+
+def split_options(
+    definition: TaskDefinition, kwargs: dict[str, Any]
+) -> tuple[TaskOptions, dict[str, Any]]:
+    """add_task's keywords without `options=`: the options apart from the function's own
+    arguments. A keyword that names both an option and a parameter of the function raises
+    TaskArgumentsError (it would silently go to one of them): `options=` settles it."""
+    named = kwargs.keys() & CALL_OPTIONS
+    if not named:
+        return TaskOptions(), kwargs
+    parameters = definition.signature.parameters
+    clash = sorted(n for n in named if n in parameters and parameters[n].kind in BY_KEYWORD)
+    if clash:
+        raise TaskArgumentsError(
+            f"{', '.join(map(repr, clash))}: both a parameter of task type "
+            f"{definition.name!r} and a task option; pass the options apart: "
+            f"add_task(..., options=TaskOptions(...), **kwargs) sends every other keyword "
+            "to the function"
+        )
+    options = options_from({name: kwargs[name] for name in named})
+    return options, {k: v for k, v in kwargs.items() if k not in named}
 
 
 def build_new_task(
@@ -86,8 +129,11 @@ def _optional(check: Callable[[Any], T], value: Any) -> T | None:
 
 
 def _check_signature(definition: TaskDefinition, args: Any, kwargs: dict[str, Any]) -> None:
-    if "progress_callback" in kwargs:
-        raise TaskArgumentsError("progress_callback is given by the worker, not by the caller")
+    given = (definition.worker_given | {"progress_callback"}).intersection(kwargs) if kwargs else ()
+    if given:
+        raise TaskArgumentsError(
+            f"{', '.join(sorted(given))} is given by the worker, not by the caller"
+        )
     shape = (len(args), tuple(kwargs))
     outcomes = definition.bind_outcomes
     try:
@@ -107,8 +153,7 @@ def _bind_problem(
 ) -> str | None:
     """What Signature.bind says of arguments of this shape (it never looks at values)."""
     bindable: dict[str, Any] = dict.fromkeys(names)
-    if definition.accepts_progress:
-        bindable["progress_callback"] = None
+    bindable.update(dict.fromkeys(definition.worker_given))
     try:
         definition.signature.bind(*[None] * positional, **bindable)
     except TypeError as exc:

@@ -271,9 +271,11 @@ class WorkerPool:
         self._executing.add(key)
         attempt.add_done_callback(functools.partial(self._forget, key))
 
-    def _earlier_attempts(self, task_id: str) -> set[asyncio.Task[Any]]:
+    def _earlier_attempts(self, task_id: str) -> set[asyncio.Future[Any]]:
         """Attempts of this task still alive here: one cancelled but still unwinding (then
-        retried), or one that outlived an earlier stop of this worker."""
+        retried), one that outlived an earlier stop of this worker, or a `def` function
+        still in its thread after its attempt ended."""
+        here: set[asyncio.Future[Any]]
         here = {t for (i, _), t in self._running.items() if i == task_id and not t.done()}
         return here | self.stragglers.of(task_id)
 
@@ -340,7 +342,7 @@ class WorkerPool:
         await self.outcomes.record(claimed, outcome)
 
 
-async def _after(earlier: set[asyncio.Task[Any]], run: Coroutine[Any, Any, None]) -> None:
+async def _after(earlier: set[asyncio.Future[Any]], run: Coroutine[Any, Any, None]) -> None:
     """`run` once every earlier attempt of the same task has returned: one attempt of a
     task at a time in this process, even when an earlier one ignores its cancellation."""
     try:

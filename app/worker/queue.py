@@ -10,7 +10,7 @@ from collections.abc import Awaitable, Sequence
 
 from app.clock import now_us
 from app.db.writer import GroupCommitWriter
-from app.worker.accept import PutTask
+from app.worker.accept import PutTask, PutTasks
 from app.worker.attempts import FinishTask, SaveProgress
 from app.worker.claims import Claim, ClaimRequest, ClaimTasks, StartTasks
 from app.worker.control import CancelTask, RetryTask
@@ -50,17 +50,29 @@ class TaskQueue:
 
     async def put(self, task: NewTask) -> Accepted:
         accepted = await self.writer.run(PutTask(task))
-        if not accepted.created:
-            return accepted
+        self._announce(accepted)
+        return accepted
+
+    async def put_many(self, new: Sequence[NewTask]) -> list[Accepted]:
+        """Every task in one transaction, or none (see PutTasks); in order."""
+        accepted = await self.writer.run(PutTasks(new))
+        for one in accepted:
+            self._announce(one)
+        return accepted
+
+    def _announce(self, accepted: Accepted) -> None:
+        """Wake the pool (or the stager, for later) for a task just created."""
+        task = accepted.task
+        if not accepted.created or task is None:
+            return
         if task.status is TaskStatus.SCHEDULED:
             self.schedule(task.run_at)
-            return accepted
+            return
         if task.run_at < self.earliest_put:
             self.earliest_put = task.run_at
         if task.run_at < self.wake_before:
             self.new_work.set()
         self.became_due(task.priority)
-        return accepted
 
     def schedule(self, run_at: int) -> None:
         """A task waits for `run_at` as scheduled: the stager wakes by then."""

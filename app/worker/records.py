@@ -11,7 +11,7 @@ from typing import Any
 from app.cache.jsonable import jsonable
 from app.clock import now_us
 from app.events.log import EventType, TaskEvent
-from app.worker.status import TaskStatus
+from app.worker.status import AttemptKind, TaskStatus
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,6 +90,8 @@ class ClaimedTask:
     metadata: dict[str, Any]
     # Taken as a suspect (it was running when a process died): run alone among suspects.
     suspect: bool = False
+    # Times it snoozed before this attempt (raised Retry): bounded by MAX_SNOOZES.
+    snoozes: int = 0
 
     @property
     def group(self) -> str | None:
@@ -116,12 +118,14 @@ class Completed:
 
 @dataclass(frozen=True, slots=True)
 class Failed:
-    """A failed attempt; `retry_at` set means try again then, None means the task failed."""
+    """An attempt that ended without a result; `retry_at` set means try again then, None
+    means the task failed. `kind` says how it ended (a snooze gives its attempt back)."""
 
     error_type: str
     message: str
     traceback: str | None
     retry_at: int | None = None
+    kind: AttemptKind = AttemptKind.FAILED
 
 
 Outcome = Completed | Failed

@@ -23,7 +23,7 @@ from app.bounds import EARLIEST, MAX_DEPTH, MAX_RESULT_ELEMENTS, ONE_US, nesting
 from app.cache.serialization import unpackb
 from app.db.engine import UnreadableJSON
 from app.errors import TaskSerializationError
-from app.worker.status import AttemptError, TaskInfo, TaskStatus
+from app.worker.status import AttemptError, AttemptKind, TaskInfo, TaskStatus
 
 T = TypeVar("T")
 UNREADABLE = (ValueError, TypeError, ArithmeticError, RecursionError, TaskSerializationError)
@@ -55,6 +55,7 @@ def to_task_info(row: Any, attempt_rows: Sequence[Any] = ()) -> TaskInfo:
         idempotency_key=optional_text(row.idempotency_key),
         errors=[read.attempt(i, a) for i, a in enumerate(attempt_rows)],
         render_errors=read.errors,
+        snoozes=read.integer("snoozes", row.snoozes, 0),
     )
 
 
@@ -136,7 +137,15 @@ class _Reader:
         failed_at = self.time(f"errors[{index}].failed_at", row.failed_at) or EARLIEST
         number = self.integer(f"errors[{index}].attempt", row.attempt, index + 1)
         kept = optional_text(row.traceback)
-        return AttemptError(number, text(row.error_type), text(row.message), kept, failed_at)
+        kind = self.kind(index, row.kind)
+        return AttemptError(number, text(row.error_type), text(row.message), kept, failed_at, kind)
+
+    def kind(self, index: int, stored: Any) -> AttemptKind:
+        try:
+            return AttemptKind(stored)
+        except ValueError:
+            self.errors[f"errors[{index}].kind"] = f"{stored!r} is not a kind of attempt"
+            return AttemptKind.FAILED
 
 
 def _shape_problem(value: Any, kind: type, size: int) -> str | None:

@@ -33,15 +33,25 @@ TERMINAL: frozenset[TaskStatus] = frozenset(
 RETRYABLE: frozenset[TaskStatus] = frozenset({TaskStatus.FAILED, TaskStatus.CANCELLED})
 
 
+class AttemptKind(StrEnum):
+    """How an attempt in the history ended: it failed (raised, or timed out), it asked to run
+    again later (`raise Retry(...)`), or it gave its task up (`raise Abort(...)`)."""
+
+    FAILED = "failed"
+    SNOOZED = "snoozed"
+    ABORTED = "aborted"
+
+
 @dataclass(frozen=True, slots=True)
 class AttemptError:
-    """Why one attempt of a task failed; every failed attempt keeps one."""
+    """How one attempt of a task ended without a result; every such attempt keeps one."""
 
     attempt: int
     error_type: str
     message: str
     traceback: str | None
     failed_at: datetime
+    kind: AttemptKind = AttemptKind.FAILED
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,10 +78,14 @@ class TaskInfo:
     error: str | None = None
     from_cache: bool = False
     idempotency_key: str | None = None
+    # How each attempt that ended without a result ended (failed, snoozed, aborted).
     errors: list[AttemptError] = field(default_factory=list)
     # Stored values that could not be read back (field name -> why); such a field holds a
     # placeholder: [] / {} / None, or the epoch for a time. See app/worker/rendering.py.
     render_errors: dict[str, str] = field(default_factory=dict)
+    # Attempts that raised Retry: they ran again without spending an attempt (each one
+    # raised max_attempts by one, so attempts - snoozes is what the task has spent).
+    snoozes: int = 0
 
     @property
     def is_terminal(self) -> bool:

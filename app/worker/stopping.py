@@ -32,16 +32,16 @@ class Stragglers:
     at once."""
 
     def __init__(self) -> None:
-        self._alive: dict[str, set[asyncio.Task[Any]]] = {}
+        self._alive: dict[str, set[asyncio.Future[Any]]] = {}
 
-    def add(self, task_id: str, attempt: asyncio.Task[Any]) -> None:
+    def add(self, task_id: str, attempt: asyncio.Future[Any]) -> None:
         self._alive.setdefault(task_id, set()).add(attempt)
         attempt.add_done_callback(lambda done: self._forget(task_id, done))
 
-    def of(self, task_id: str) -> set[asyncio.Task[Any]]:
+    def of(self, task_id: str) -> set[asyncio.Future[Any]]:
         return set(self._alive.get(task_id, ()))
 
-    def _forget(self, task_id: str, attempt: asyncio.Task[Any]) -> None:
+    def _forget(self, task_id: str, attempt: asyncio.Future[Any]) -> None:
         alive = self._alive.get(task_id)
         if alive is not None:
             alive.discard(attempt)

@@ -13,7 +13,7 @@ from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import inspect
 
-from app import AsyncTaskWorker, TaskStatus
+from app import AsyncTaskWorker, AttemptKind, TaskStatus
 from app.db.engine import create_engines
 from app.db.migrate import alembic_config, upgrade
 from app.db.tables import metadata
@@ -76,6 +76,9 @@ async def test_a_populated_database_upgrades_to_head_and_back_to_base(
     async with AsyncTaskWorker(f"sqlite+aiosqlite:///{database}") as worker:
         info = await worker.get_task_info(TASK_ID)
     assert info is not None and info.status is TaskStatus.COMPLETED and info.result == 5
+    # An attempt from before attempt kinds was a failure; no task had snoozed.
+    assert [(e.kind, e.message) for e in info.errors] == [(AttemptKind.FAILED, "first try failed")]
+    assert info.snoozes == 0
 
     engine = engine_for(database)
     try:

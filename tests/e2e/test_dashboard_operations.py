@@ -129,6 +129,26 @@ def test_a_failed_tasks_attempts_with_their_tracebacks(
     expect(detail).to_be_hidden()
 
 
+def test_snoozed_and_aborted_attempts_are_shown_as_such(
+    start_server: Start, free_port: int, page: Page
+) -> None:
+    server = start_server(free_port, LITETASK_TASK_MODULES="tests.web.taskapi_tasks")
+    url = server.url
+    snoozed = submit(url, {"task_type": "taskapi.snooze", "args": [1]})
+    aborted = submit(url, {"task_type": "taskapi.abort", "args": ["bad input"], "max_attempts": 5})
+    wait_status(url, snoozed, "completed")
+    wait_status(url, aborted, "failed")
+    page.goto(url + "/")
+    detail = page.locator("#detail")
+    row(page, snoozed).locator("td.id button").click()
+    expect(detail.locator("[data-field=snoozes]")).to_have_text("1")
+    expect(detail.locator(".attempt.snoozed summary")).to_contain_text("snoozed · Retry")
+    row(page, aborted).locator("td.id button").click()
+    expect(detail.locator("[data-field=id]")).to_have_text(aborted)
+    expect(detail.locator(".attempt")).to_have_count(1)
+    expect(detail.locator(".attempt.aborted summary")).to_contain_text("aborted · Abort: bad input")
+
+
 def test_bulk_retry_and_cancel_of_the_filtered_set(
     start_server: Start, free_port: int, page: Page
 ) -> None:

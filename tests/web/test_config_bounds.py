@@ -12,6 +12,8 @@ from app.config import ConfigError, Settings
     ("variable", "value"),
     [
         ("LITETASK_MAX_ATTEMPTS", "1001"),
+        ("LITETASK_THREAD_WORKERS", "0"),
+        ("LITETASK_THREAD_WORKERS", "1025"),
         ("LITETASK_CACHE_TTL", "inf"),
         ("LITETASK_CACHE_TTL", "nan"),
         ("LITETASK_TASK_TIMEOUT", "inf"),
@@ -34,9 +36,15 @@ def test_out_of_bounds_settings_are_refused(variable: str, value: str) -> None:
 
 def test_bounded_settings_are_taken() -> None:
     settings = Settings.from_env(
-        {"LITETASK_MAX_ATTEMPTS": "1000", "LITETASK_CACHE_TTL": "60", "LITETASK_TASK_TIMEOUT": "5"}
+        {
+            "LITETASK_MAX_ATTEMPTS": "1000",
+            "LITETASK_CACHE_TTL": "60",
+            "LITETASK_TASK_TIMEOUT": "5",
+            "LITETASK_THREAD_WORKERS": "3",
+        }
     )
     assert (settings.max_attempts, settings.cache_ttl, settings.task_timeout) == (1000, 60, 5)
+    assert settings.thread_workers == 3
 
 
 def test_retention_settings_make_the_pruners_policy() -> None:

@@ -19,7 +19,11 @@ from tests.conftest import ServerProcess, running_server
 
 TOKEN = "schemathesis-token-" + "x" * 20
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
-REGISTRY_DEPENDENT = {("POST", "/tasks"), ("POST", "/webhooks/{task_type}")}
+REGISTRY_DEPENDENT = {
+    ("POST", "/tasks"),
+    ("POST", "/tasks/batch"),
+    ("POST", "/webhooks/{task_type}"),
+}
 
 
 @pytest.fixture(scope="module")

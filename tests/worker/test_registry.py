@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from collections.abc import AsyncIterator, Iterator
+
 import pytest
 
 from app import TaskDefinitionError, TaskRegistry, UnknownTaskTypeError
@@ -31,12 +33,24 @@ def test_duplicate_type_raises_and_keeps_the_first() -> None:
     assert registry.get("double").func is double
 
 
-def test_non_async_function_is_refused() -> None:
+def test_a_plain_function_is_taken_to_run_in_a_thread() -> None:
     def sync(x: int) -> int:
         return x
 
-    with pytest.raises(TaskDefinitionError, match="async"):
-        TaskRegistry().register("sync", sync)  # type: ignore[arg-type]
+    assert not TaskRegistry().register("sync", sync).is_async
+    assert TaskRegistry().register("double", double).is_async
+
+
+def test_generators_and_non_functions_are_refused() -> None:
+    def numbers() -> Iterator[int]:
+        yield 1
+
+    async def stream() -> AsyncIterator[int]:
+        yield 1
+
+    for wrong in (numbers, stream, "not callable"):
+        with pytest.raises(TaskDefinitionError, match="must be a function"):
+            TaskRegistry().register("wrong", wrong)  # type: ignore[arg-type]
 
 
 def test_unknown_option_is_refused() -> None:
@@ -62,7 +76,7 @@ def test_decorator_fills_the_default_registry(monkeypatch: pytest.MonkeyPatch) -
         """Say hello."""
         return f"hello {name}"
 
-    assert registry_module.get_task_function("tests.greet") is greet
+    assert registry_module.get_task_function("tests.greet") is greet.__wrapped__
     assert registry_module.get_all_task_types() == ["tests.greet"]
     assert fresh.get("tests.greet").doc == "Say hello."
     with pytest.raises(TaskDefinitionError):

@@ -59,6 +59,8 @@ function renderDetail(task) {
     ["args", JSON.stringify(task.args)],
     ["kwargs", JSON.stringify(task.kwargs)],
   ];
+  // Runs again asked for by the task (raise Retry): they spent no attempt.
+  if (task.snoozes) fields.push(["snoozes", String(task.snoozes)]);
   if (task.status === "completed") fields.push(["result", JSON.stringify(task.result)]);
   if (task.error) fields.push(["error", task.error]);
   $("detail-fields").replaceChildren(...fields.flatMap(([name, value]) => {
@@ -74,10 +76,13 @@ function renderDetail(task) {
 
 function attemptOf(error) {
   const item = document.createElement("details");
-  item.className = "attempt";
-  item.open = true;
+  // kind: failed (raised, timed out), snoozed (raise Retry), aborted (raise Abort)
+  const kind = error.kind || "failed";
+  item.className = `attempt ${kind}`;
+  item.open = kind !== "snoozed";
   const title = document.createElement("summary");
-  title.textContent = `attempt ${error.attempt} · ${error.error_type}: ${error.message} · ${error.failed_at || ""}`;
+  const how = kind === "failed" ? "" : `${kind} · `;
+  title.textContent = `attempt ${error.attempt} · ${how}${error.error_type}: ${error.message} · ${error.failed_at || ""}`;
   const traceback = document.createElement("pre");
   traceback.textContent = error.traceback || "(no traceback)";
   item.append(title, traceback);
