@@ -39,6 +39,8 @@ from app.worker.queue import TaskQueue
 from app.worker.records import Accepted, ClaimedTask, task_event
 from app.worker.recovery import RecoverInterrupted
 from app.worker.registry import TaskFunction, TaskRegistry, default_registry
+from app.worker.scheduler import ScheduleInfo, Scheduler, read_schedules
+from app.worker.slots import DEFAULT_CAP
 from app.worker.status import TaskInfo, TaskStatus
 from app.worker.stopping import CUT_GRACE, Stragglers
 from app.worker.store import TaskPage, TaskStore
@@ -70,10 +72,13 @@ class AsyncTaskWorker:
         reconcile_interval: float = 30.0,
         heartbeat_interval: float = 10.0,
         commit_observer: BatchHook | None = None,
+        max_missed_slots: int = DEFAULT_CAP,
     ) -> None:
         self.database_url = database_url
         self.registry = registry if registry is not None else default_registry
         self.default_max_attempts = max_attempts
+        # Slots of one periodic task type queued at once, at most (app/worker/slots.py).
+        self.max_missed_slots = max_missed_slots
         self.max_interruptions = max_interruptions
         self.reconcile_interval, self.heartbeat_interval = reconcile_interval, heartbeat_interval
         # A new boot id on every start(): what a boot holds is told apart from the last's.
@@ -180,7 +185,13 @@ class AsyncTaskWorker:
         )
         where = str(sqlite_path(self.database_url) or self.database_url)
         recovery = RecoverInterrupted(me, where, self.max_interruptions)
-        self._upkeep = await start_pool(pool, recovery, self.reconcile_interval)
+        scheduler = Scheduler(
+            self._queue,
+            self.registry.definitions(),
+            cap=self.max_missed_slots,
+            default_max_attempts=self.default_max_attempts,
+        )
+        self._upkeep = await start_pool(pool, recovery, self.reconcile_interval, scheduler)
         self._pool = pool
 
     async def _open_database(self) -> None:
@@ -344,6 +355,12 @@ class AsyncTaskWorker:
 
     async def queue_depth(self) -> dict[str, int]:
         return await self._require_store().counts()
+
+    async def schedules(self) -> list[ScheduleInfo]:
+        """Each periodic task type of this worker's registry, by name, with the latest slot
+        queued and the next one."""
+        self._require_store()
+        return await read_schedules(self.engines.reader, self.registry.definitions())
 
     # -- control -----------------------------------------------------------------------------
 

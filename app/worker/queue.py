@@ -50,17 +50,21 @@ class TaskQueue:
 
     async def put(self, task: NewTask) -> Accepted:
         accepted = await self.writer.run(PutTask(task))
-        if not accepted.created:
-            return accepted
+        if accepted.created:
+            self.accepted(task)
+        return accepted
+
+    def accepted(self, task: NewTask) -> None:
+        """A new task is committed: the stager wakes by its time (for later), or the pool
+        now (due)."""
         if task.status is TaskStatus.SCHEDULED:
             self.schedule(task.run_at)
-            return accepted
+            return
         if task.run_at < self.earliest_put:
             self.earliest_put = task.run_at
         if task.run_at < self.wake_before:
             self.new_work.set()
         self.became_due(task.priority)
-        return accepted
 
     def schedule(self, run_at: int) -> None:
         """A task waits for `run_at` as scheduled: the stager wakes by then."""

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any, ParamSpec, TypeVar
 
 from app.errors import TaskDefinitionError, UnknownTaskTypeError
+from app.worker.periodic import Schedule, schedule_from
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -29,6 +30,8 @@ class TaskDefinition:
     name: str
     func: TaskFunction
     options: dict[str, Any] = field(default_factory=dict)
+    # When it runs by itself (`cron=` or `every=`: app/worker/periodic.py); None: on demand.
+    schedule: Schedule | None = None
     signature: inspect.Signature = field(init=False, compare=False)
     accepts_progress: bool = field(init=False, compare=False)
     # Whether arguments fit depends only on their shape (how many positional, which names
@@ -56,10 +59,13 @@ class TaskRegistry:
         self._by_func: dict[TaskFunction, str] = {}
 
     def register(self, name: str, func: TaskFunction, **options: Any) -> TaskDefinition:
+        """`options`: the defaults of every call, and for a periodic task type `cron` or
+        `every`, with `timezone` and `missed` (app/worker/periodic.py)."""
+        schedule = schedule_from(name, func, options)
         _check_definition(name, func, options)
         if name in self._by_name:
             raise TaskDefinitionError(f"task type {name!r} is already registered")
-        definition = TaskDefinition(name, func, dict(options))
+        definition = TaskDefinition(name, func, dict(options), schedule)
         self._by_name[name] = definition
         self._by_func[func] = name
         return definition
