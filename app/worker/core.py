@@ -76,9 +76,7 @@ class AsyncTaskWorker:
     ) -> None:
         self.database_url = database_url
         self.registry = registry if registry is not None else default_registry
-        self.default_max_attempts = max_attempts
-        # Slots of one periodic task type queued at once, at most (app/worker/slots.py).
-        self.max_missed_slots = max_missed_slots
+        self.default_max_attempts, self.max_missed_slots = max_attempts, max_missed_slots
         self.max_interruptions = max_interruptions
         self.reconcile_interval, self.heartbeat_interval = reconcile_interval, heartbeat_interval
         # A new boot id on every start(): what a boot holds is told apart from the last's.
@@ -185,13 +183,10 @@ class AsyncTaskWorker:
         )
         where = str(sqlite_path(self.database_url) or self.database_url)
         recovery = RecoverInterrupted(me, where, self.max_interruptions)
-        scheduler = Scheduler(
-            self._queue,
-            self.registry.definitions(),
-            cap=self.max_missed_slots,
-            default_max_attempts=self.default_max_attempts,
+        slots = Scheduler(
+            self._queue, self.registry, self.max_missed_slots, self.default_max_attempts
         )
-        self._upkeep = await start_pool(pool, recovery, self.reconcile_interval, scheduler)
+        self._upkeep = await start_pool(pool, recovery, self.reconcile_interval, slots)
         self._pool = pool
 
     async def _open_database(self) -> None:
@@ -357,9 +352,7 @@ class AsyncTaskWorker:
         return await self._require_store().counts()
 
     async def schedules(self) -> list[ScheduleInfo]:
-        """Each periodic task type of this worker's registry, by name, with the latest slot
-        queued and the next one."""
-        self._require_store()
+        """Each periodic task type by name, with its latest slot queued and the next one."""
         return await read_schedules(self.engines.reader, self.registry.definitions())
 
     # -- control -----------------------------------------------------------------------------

@@ -23,7 +23,7 @@ from app.clock import now_us, us_to_datetime
 from app.db.tables import schedules, tasks
 from app.errors import DatabaseUnavailableError
 from app.worker.queue import TaskQueue
-from app.worker.registry import TaskDefinition
+from app.worker.registry import TaskDefinition, TaskRegistry
 from app.worker.slots import DEFAULT_CAP, QueueSlots
 from app.worker.status import TaskStatus
 
@@ -34,18 +34,18 @@ NEVER = 2**63
 
 
 class Scheduler:
-    """Queues each slot of the periodic task types among `definitions`, once."""
+    """Queues each slot of the registry's periodic task types, once; at most `cap` of one
+    type at a time."""
 
     def __init__(
         self,
         queue: TaskQueue,
-        definitions: Iterable[TaskDefinition],
-        *,
+        registry: TaskRegistry,
         cap: int = DEFAULT_CAP,
         default_max_attempts: int = 1,
     ) -> None:
         self.queue, self.cap, self.default_max_attempts = queue, cap, default_max_attempts
-        self.periodic = {d.name: d for d in definitions if d.schedule is not None}
+        self.periodic = {d.name: d for d in registry.definitions() if d.schedule is not None}
         # When each schedule is next due (µs); 0: decide at once (missed slots, at the start).
         self.due = dict.fromkeys(self.periodic, 0)
         self.booted_at = now_us()
