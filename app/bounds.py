@@ -32,6 +32,9 @@ EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)  # run_at, and every stored time
 LATEST = datetime(9999, 12, 30, tzinfo=UTC)
 MAX_ERROR_CHARS = 64 * 1024  # an attempt's error message, and its traceback, as kept
 MAX_BULK_TASKS = 1000  # tasks one bulk retry or cancel takes (ids given, or a filter's page)
+# Slots of one periodic task type queued at once (missed="all" after downtime), the latest:
+# by default, and at most (LITETASK_MAX_MISSED_SLOTS).
+DEFAULT_MISSED_SLOTS, MAX_MISSED_SLOTS_LIMIT = 100, 10_000
 
 ONE_US = timedelta(microseconds=1)
 CONTAINERS = (dict, list, tuple, set, frozenset)

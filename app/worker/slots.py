@@ -23,6 +23,7 @@ from typing import Any
 
 from sqlalchemy import Connection, insert, select, update
 
+from app.bounds import DEFAULT_MISSED_SLOTS
 from app.clock import now_us, us_to_datetime
 from app.db.tables import schedules
 from app.db.writer import WriteOp
@@ -34,7 +35,7 @@ from app.worker.records import NewTask
 from app.worker.registry import TaskDefinition
 
 logger = logging.getLogger(__name__)
-DEFAULT_CAP = 100  # slots of one schedule queued at once, at most (the latest)
+DEFAULT_CAP = DEFAULT_MISSED_SLOTS  # slots of one schedule queued at once, at most (the latest)
 MISSED_WANTED = {"skip": 0, "one": 1}  # "all": the cap
 
 
