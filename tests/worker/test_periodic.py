@@ -139,7 +139,8 @@ def queued_between(rows: list[tuple[datetime, datetime]], start: datetime, end: 
 
 async def test_a_one_second_task_runs_once_per_slot_across_restarts(database_url: str) -> None:
     ticks = Ticks()
-    registry = periodic(ticks, tick={"every": 1, "missed": "all", "priority": -2})
+    options = {"priority": -2, "max_attempts": 3, "timeout": 30}
+    registry = periodic(ticks, tick={"every": 1, "missed": "all", **options})
     worker = AsyncTaskWorker(database_url, registry=registry)
     await serve_for(worker, ticks, "tick", 3)
     await serve_for(worker, ticks, "tick", 2)  # a restart: nothing lost, nothing twice
@@ -152,7 +153,7 @@ async def test_a_one_second_task_runs_once_per_slot_across_restarts(database_url
     assert contiguous(slots), slots
     assert set(ticks.slots("tick")) <= set(slots)
     first = next(t for t in tasks if t.run_at == slots[0])
-    assert first.priority == -2
+    assert (first.priority, first.max_attempts, first.timeout) == (-2, 3, 30)
     assert first.idempotency_key == f"periodic:tick:{slots[0]:%Y-%m-%dT%H:%M:%SZ}"
     assert first.metadata == {"schedule": "tick"}
     assert first.kwargs == {"scheduled_at": slots[0]}
