@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from app import AsyncTaskWorker, TaskDefinitionError, TaskRegistry
+from app import AsyncTaskWorker, TaskDefinitionError, TaskRegistry, get_all_task_types, task
 from tests.faults import add_rejecting_trigger, drop_trigger, write_lock_held
 from tests.waiting import until
 
@@ -103,6 +103,23 @@ def test_a_schedule_defined_wrongly_is_refused(options: dict[str, Any], complain
     with pytest.raises(TaskDefinitionError, match=complaint):
         registry.register("report", report, **options)
     assert "report" not in registry
+
+
+def test_the_decorator_refuses_a_bad_schedule_at_decoration_time() -> None:
+    """@task checks the schedule as it decorates; nothing is registered."""
+    with pytest.raises(TaskDefinitionError, match="invalid cron expression"):
+
+        @task("periodic.bad_cron", cron="0 25 * * *")
+        async def bad_cron() -> None:
+            return None
+
+    with pytest.raises(TaskDefinitionError, match="unknown time zone"):
+
+        @task("periodic.bad_zone", cron="0 * * * *", timezone="Europe/Atlantis")
+        async def bad_zone() -> None:
+            return None
+
+    assert not {"periodic.bad_cron", "periodic.bad_zone"} & set(get_all_task_types())
 
 
 def test_a_periodic_function_must_be_callable_without_arguments() -> None:
