@@ -18,11 +18,13 @@ import httpx
 import pytest
 
 from tests.conftest import ServerProcess, free_loopback_port, running_server
-from tests.e2e.periodic_tasks import RUNS_FILE
 from tests.e2e.test_cli_tasks import litetask
 
 pytestmark = pytest.mark.timeout(120)
+# Loaded by the servers only: imported here, its every-second task would join the default
+# registry and run in every in-process app of this pytest process.
 MODULE = "tests.e2e.periodic_tasks"
+RUNS_FILE = "PERIODIC_RUNS_FILE"  # tests/e2e/periodic_tasks.py appends each slot it ran to it
 TOKEN = "periodic-test-token-" + "x" * 20
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 SECOND = timedelta(seconds=1)
