@@ -34,6 +34,9 @@ MAX_ERROR_CHARS = 64 * 1024  # an attempt's error message, and its traceback, as
 MAX_BULK_TASKS = 1000  # tasks one bulk retry or cancel takes (ids given, or a filter's page)
 MAX_BATCH_TASKS = 1000  # tasks one add_tasks call or POST /tasks/batch queues
 MAX_SNOOZES = 100  # times a task may `raise Retry(...)` without spending an attempt
+# Slots of one periodic task type queued at once (missed="all" after downtime), the latest:
+# by default, and at most (LITETASK_MAX_MISSED_SLOTS).
+DEFAULT_MISSED_SLOTS, MAX_MISSED_SLOTS_LIMIT = 100, 10_000
 
 ONE_US = timedelta(microseconds=1)
 CONTAINERS = (dict, list, tuple, set, frozenset)

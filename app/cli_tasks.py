@@ -15,6 +15,7 @@ from typing import Any
 
 from app.cli_api import ApiClient, CliError, service_url, task_path
 from app.cli_output import Output
+from app.cli_schedules import list_schedules
 from app.worker.status import TaskStatus
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
@@ -23,10 +24,11 @@ Handler = Callable[[argparse.Namespace, ApiClient, Output], int]
 
 
 def add_parsers(commands: Any) -> None:
-    """Add `tasks` (list, show, cancel, retry) and `watch` to the `litetask` parser."""
+    """Add `tasks` (list, show, cancel, retry), `watch` and `schedules` to the `litetask`
+    parser."""
     group = commands.add_parser("tasks", help="list, show, cancel and retry a service's tasks")
     tasks = group.add_subparsers(dest="tasks_command", required=True, metavar="COMMAND")
-    listing = _command(tasks, "list", "the newest tasks, filtered")
+    listing = _command(tasks, "list", "the newest tasks, filtered", task_id=None)
     statuses = ", ".join(s.value for s in TaskStatus)
     listing.add_argument(
         "--status", action="append", help=f"only tasks in this status (repeatable): {statuses}"
@@ -41,13 +43,15 @@ def add_parsers(commands: Any) -> None:
     )
     retry.add_argument("--type", dest="task_type", help="with --all-failed: of this type only")
     _command(commands, "watch", "follow a task live until it ends (exit 0 when it completed)")
+    help_text = "the periodic task types, with their last and next run"
+    _command(commands, "schedules", help_text, task_id=None)
 
 
 def _command(
     parent: Any, name: str, help_text: str, *, task_id: str | None = "1"
 ) -> argparse.ArgumentParser:
     parser: argparse.ArgumentParser = parent.add_parser(name, help=help_text)
-    if name != "list":
+    if task_id is not None:
         parser.add_argument("task_id", metavar="ID", nargs=None if task_id == "1" else task_id)
     parser.add_argument("--json", action="store_true", help="print JSON (for scripts)")
     parser.add_argument("--url", help="the service (LITETASK_URL, default http://127.0.0.1:8000)")
@@ -62,6 +66,10 @@ def run_watch(args: argparse.Namespace) -> int:
     from app.cli_watch import watch
 
     return run(watch, args)
+
+
+def run_schedules(args: argparse.Namespace) -> int:
+    return run(list_schedules, args)
 
 
 def run(handler: Handler, args: argparse.Namespace) -> int:
@@ -141,5 +149,5 @@ TASK_COMMANDS: Mapping[str, Handler] = MappingProxyType(
     {"list": list_tasks, "show": show_task, "cancel": cancel_task, "retry": retry_task}
 )
 COMMANDS: Mapping[str, Callable[[argparse.Namespace], int]] = MappingProxyType(
-    {"tasks": run_tasks, "watch": run_watch}
+    {"tasks": run_tasks, "watch": run_watch, "schedules": run_schedules}
 )

@@ -12,6 +12,7 @@ from dataclasses import dataclass, fields, replace
 from typing import Any
 
 from app.access import token_problem
+from app.bounds import DEFAULT_MISSED_SLOTS
 from app.cache.setup import CacheSettings
 from app.cache.task_adapter import DEFAULT_CACHE_TIMEOUT
 from app.config_checks import check_allowed_hosts, check_trusted_proxies, problems
@@ -52,6 +53,7 @@ class Settings:
     max_attempts: int = 1
     retry_backoff: float = 1.0
     max_interruptions: int = 3
+    max_missed_slots: int = DEFAULT_MISSED_SLOTS
     reconcile_interval: float = 30.0
     heartbeat_interval: float = 10.0
     stop_timeout: float = 10.0

@@ -7,7 +7,7 @@ import ipaddress
 import re
 from typing import TYPE_CHECKING
 
-from app.bounds import MAX_ATTEMPTS_LIMIT, MAX_SECONDS
+from app.bounds import MAX_ATTEMPTS_LIMIT, MAX_MISSED_SLOTS_LIMIT, MAX_SECONDS
 from app.env_values import ConfigError
 from app.webhook_config import WEBHOOK_SCHEMES
 
@@ -46,6 +46,10 @@ def problems(s: Settings) -> list[tuple[bool, str]]:
             "LITETASK_STOP_TIMEOUT must be a positive number of seconds",
         ),
         (s.max_interruptions < 1, "LITETASK_MAX_INTERRUPTIONS must be at least 1"),
+        (
+            not 1 <= s.max_missed_slots <= MAX_MISSED_SLOTS_LIMIT,
+            f"LITETASK_MAX_MISSED_SLOTS must be from 1 to {MAX_MISSED_SLOTS_LIMIT}",
+        ),
         (s.max_body_bytes < 1024, "LITETASK_MAX_BODY_BYTES must be at least 1024"),
         (s.body_timeout <= 0, "LITETASK_BODY_TIMEOUT must be a positive number of seconds"),
         (s.read_timeout < 1, "LITETASK_READ_TIMEOUT must be at least 1 second"),

@@ -246,6 +246,20 @@ service_state = Table(
 )
 
 
+# Periodic task types (app/worker/slots.py): one row per schedule, changed in the same
+# transaction as the tasks of its slots. Every slot at or before `decided_until` has been
+# queued or passed over by the missed-slot policy; `last_slot` is the latest one queued.
+schedules = Table(
+    "schedules",
+    metadata,
+    Column("name", String(200), primary_key=True),
+    Column("decided_until", BigInteger, nullable=False),
+    Column("last_slot", BigInteger, nullable=True),
+    Column("last_task_id", String(64), nullable=True),
+    Column("updated_at", BigInteger, nullable=False),
+)
+
+
 def tasks_indexed_by(index_name: str) -> TextClause:
     """`tasks INDEXED BY <index>` for a FROM clause. Without ANALYZE statistics SQLite's
     planner prefers ix_tasks_status_seq for `status = 'pending'` and then sorts every pending

@@ -177,6 +177,16 @@ PATHS: dict[str, Any] = {
             "responses": _responses({200: "TaskTypes"}, ()),
         }
     },
+    "/schedules": {
+        "get": {
+            "summary": "The periodic task types, with their last and next run",
+            "description": "Each task type registered with `cron=` or `every=`, by name: its "
+            "schedule, the latest slot queued (with that task's id and status) and the next "
+            "slot. See docs/tasks.md#periodic-tasks.",
+            "operationId": "listSchedules",
+            "responses": _responses({200: "Schedules"}, (503,)),
+        }
+    },
     "/health": {"get": _readiness("health", "Readiness (the same answer as /health/ready)")},
     "/health/ready": {"get": _readiness("ready", "Readiness: can take and run work now")},
     "/health/live": {

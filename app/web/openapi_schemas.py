@@ -13,6 +13,7 @@ from app.bounds import (
     PRIORITY_MAX,
     PRIORITY_MIN,
 )
+from app.web.schedules import SCHEDULE_SCHEMA, SCHEDULES_SCHEMA
 from app.worker.status import ACTIVE, RETRYABLE, AttemptKind, TaskStatus
 
 STATUS_VALUES = [s.value for s in TaskStatus]
@@ -312,4 +313,6 @@ SCHEMAS: dict[str, Any] = {
     "BulkCancelRequest": _bulk_request(ACTIVE),
     "BulkResult": BULK_RESULT,
     "Throughput": THROUGHPUT,
+    "Schedule": SCHEDULE_SCHEMA,
+    "Schedules": SCHEDULES_SCHEMA,
 }

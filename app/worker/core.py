@@ -40,6 +40,8 @@ from app.worker.queue import TaskQueue
 from app.worker.records import Accepted, ClaimedTask, NewTask, task_event
 from app.worker.recovery import RecoverInterrupted
 from app.worker.registry import TaskDefinition, TaskFunction, TaskRegistry, default_registry
+from app.worker.scheduler import ScheduleInfo, Scheduler, read_schedules
+from app.worker.slots import DEFAULT_CAP
 from app.worker.status import TaskInfo, TaskStatus
 from app.worker.stopping import CUT_GRACE, Stragglers
 from app.worker.store import TaskPage, TaskStore
@@ -74,10 +76,11 @@ class AsyncTaskWorker(TaskWaiting):
         heartbeat_interval: float = 10.0,
         commit_observer: BatchHook | None = None,
         thread_workers: int = DEFAULT_THREAD_WORKERS,
+        max_missed_slots: int = DEFAULT_CAP,
     ) -> None:
         self.database_url = database_url
         self.registry = registry if registry is not None else default_registry
-        self.default_max_attempts = max_attempts
+        self.default_max_attempts, self.max_missed_slots = max_attempts, max_missed_slots
         self.max_interruptions = max_interruptions
         self.reconcile_interval, self.heartbeat_interval = reconcile_interval, heartbeat_interval
         # A new boot id on every start(): what a boot holds is told apart from the last's.
@@ -189,7 +192,10 @@ class AsyncTaskWorker(TaskWaiting):
         where = str(sqlite_path(self.database_url) or self.database_url)
         recovery = RecoverInterrupted(me, where, self.max_interruptions)
         self._threads.start()
-        self._upkeep = await start_pool(pool, recovery, self.reconcile_interval)
+        slots = Scheduler(
+            self._queue, self.registry, self.max_missed_slots, self.default_max_attempts
+        )
+        self._upkeep = await start_pool(pool, recovery, self.reconcile_interval, slots)
         self._pool = pool
         self.registry.attach(self)  # handle.defer() without a worker finds this one
 
@@ -381,6 +387,10 @@ class AsyncTaskWorker(TaskWaiting):
 
     async def queue_depth(self) -> dict[str, int]:
         return await self._require_store().counts()
+
+    async def schedules(self) -> list[ScheduleInfo]:
+        """Each periodic task type by name, with its latest slot queued and the next one."""
+        return await read_schedules(self.engines.reader, self.registry.definitions())
 
     # -- control -----------------------------------------------------------------------------
 

@@ -62,9 +62,12 @@ class TaskQueue:
 
     def _announce(self, accepted: Accepted) -> None:
         """Wake the pool (or the stager, for later) for a task just created."""
-        task = accepted.task
-        if not accepted.created or task is None:
-            return
+        if accepted.created and accepted.task is not None:
+            self.accepted(accepted.task)
+
+    def accepted(self, task: NewTask) -> None:
+        """A new task is committed: the stager wakes by its time (for later), or the pool
+        now (due)."""
         if task.status is TaskStatus.SCHEDULED:
             self.schedule(task.run_at)
             return

@@ -23,6 +23,7 @@ from app.errors import (
 )
 from app.worker.context import context_parameter
 from app.worker.handle import TaskHandle
+from app.worker.periodic import Schedule, schedule_from
 
 if TYPE_CHECKING:
     from app.worker.core import AsyncTaskWorker
@@ -44,6 +45,8 @@ class TaskDefinition:
     name: str
     func: TaskFunction
     options: dict[str, Any] = field(default_factory=dict)
+    # When it runs by itself (`cron=` or `every=`: app/worker/periodic.py); None: on demand.
+    schedule: Schedule | None = None
     signature: inspect.Signature = field(init=False, compare=False)
     accepts_progress: bool = field(init=False, compare=False)
     # False for a plain `def`, which runs in a worker thread.
@@ -83,10 +86,13 @@ class TaskRegistry:
         self._workers: list[AsyncTaskWorker] = []  # started here, in start order
 
     def register(self, name: str, func: TaskFunction, **options: Any) -> TaskDefinition:
+        """`options`: the defaults of every call, and for a periodic task type `cron` or
+        `every`, with `timezone` and `missed` (app/worker/periodic.py)."""
+        schedule = schedule_from(name, func, options)
         _check_definition(name, func, options)
         if name in self._by_name:
             raise TaskDefinitionError(f"task type {name!r} is already registered")
-        definition = TaskDefinition(name, func, dict(options))
+        definition = TaskDefinition(name, func, dict(options), schedule)
         _check_context(definition)
         self._by_name[name] = definition
         self._by_func[func] = name

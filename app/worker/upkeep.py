@@ -1,5 +1,6 @@
-"""Upkeep while the process lives: the owner heartbeat, the reconciler, and the stager (tasks
-for later become pending at their time: app/worker/stager.py).
+"""Upkeep while the process lives: the owner heartbeat, the reconciler, the stager (tasks
+for later become pending at their time: app/worker/stager.py) and the scheduler (periodic
+task types queue their slots: app/worker/scheduler.py).
 
 The heartbeat keeps this process's owner row alive (app/db/owner.py); if the row is gone,
 another process has taken the database over, and this one stops working at once. The
@@ -23,6 +24,7 @@ from app.db.writer import GroupCommitWriter
 from app.worker.pool import WorkerPool
 from app.worker.records import AttemptKey
 from app.worker.recovery import PutBack, RecoverInterrupted
+from app.worker.scheduler import Scheduler
 from app.worker.stager import Stager
 from app.worker.status import TaskStatus
 from app.worker.store import TaskStore
@@ -41,8 +43,10 @@ class Upkeep:
         *,
         reconcile_interval: float,
         on_lost: Callable[[], None],
+        scheduler: Scheduler | None = None,
     ) -> None:
         self.writer, self.store, self.pool, self.owner = writer, store, pool, owner
+        self.scheduler = scheduler
         self.reconcile_interval = reconcile_interval
         self._on_lost = on_lost
         self._seen: set[Held] = set()
@@ -55,6 +59,8 @@ class Upkeep:
             asyncio.create_task(self._reconcile(), name="litetask-reconciler"),
             asyncio.create_task(stager.run(), name="litetask-stager"),
         ]
+        if self.scheduler is not None and self.scheduler.periodic:
+            self._loops.append(asyncio.create_task(self.scheduler.run(), name="litetask-scheduler"))
 
     async def stop(self) -> None:
         loops, self._loops = self._loops, []
@@ -110,16 +116,28 @@ class Upkeep:
         return put_back
 
 
-async def start_pool(pool: WorkerPool, recovery: RecoverInterrupted, reconcile: float) -> Upkeep:
+async def start_pool(
+    pool: WorkerPool,
+    recovery: RecoverInterrupted,
+    reconcile: float,
+    scheduler: Scheduler | None = None,
+) -> Upkeep:
     """Take ownership of the database and put interrupted work back (one transaction), then
-    start the pool and its upkeep; DatabaseInUseError when another process owns it."""
+    start the pool and its upkeep (with the scheduler, when given); DatabaseInUseError when
+    another process owns it."""
     writer = pool.queue.writer
     recovered = await writer.run(recovery)
     if recovered.requeued or recovered.failed or recovered.returned:
         logger.warning("recovered interrupted tasks: %s", recovered)
     pool.suspects_waiting = recovered.suspects
     upkeep = Upkeep(
-        writer, pool.store, pool, recovery.me, reconcile_interval=reconcile, on_lost=pool.halt
+        writer,
+        pool.store,
+        pool,
+        recovery.me,
+        reconcile_interval=reconcile,
+        on_lost=pool.halt,
+        scheduler=scheduler,
     )
     upkeep.start()
     await pool.start()

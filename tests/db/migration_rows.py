@@ -74,6 +74,13 @@ ROWS: dict[str, dict[str, Any]] = {
         "received_at": NOW,
     },
     "service_state": {"key": "session_version", "value": 3, "updated_at": NOW},
+    "schedules": {
+        "name": "reports.hourly",
+        "decided_until": NOW,
+        "last_slot": NOW - 3600 * 10**6,
+        "last_task_id": TASK_ID,
+        "updated_at": NOW,
+    },
     # An owner that died long ago on another machine: any start takes it over.
     "owners": {
         "boot_id": "boot-of-an-older-release",

@@ -26,6 +26,8 @@ from app.config import ConfigError, Settings
         ("LITETASK_PRUNE_INTERVAL", "0"),
         ("LITETASK_PRUNE_BATCH", "0"),
         ("LITETASK_PRUNE_BATCH", "10001"),
+        ("LITETASK_MAX_MISSED_SLOTS", "0"),
+        ("LITETASK_MAX_MISSED_SLOTS", "10001"),
         ("LITETASK_WEBHOOK_DEDUPE_SECONDS", "3600"),  # shorter than the replay window
     ],
 )
@@ -41,10 +43,13 @@ def test_bounded_settings_are_taken() -> None:
             "LITETASK_CACHE_TTL": "60",
             "LITETASK_TASK_TIMEOUT": "5",
             "LITETASK_THREAD_WORKERS": "3",
+            "LITETASK_MAX_MISSED_SLOTS": "10000",
         }
     )
     assert (settings.max_attempts, settings.cache_ttl, settings.task_timeout) == (1000, 60, 5)
     assert settings.thread_workers == 3
+    assert settings.max_missed_slots == 10000
+    assert Settings.from_env({}).max_missed_slots == 100
 
 
 def test_retention_settings_make_the_pruners_policy() -> None:

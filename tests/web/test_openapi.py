@@ -32,6 +32,8 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
         "LITETASK_API_TOKEN": TOKEN,
         "LITETASK_WEBHOOK_SECRET": "whsec_c2VjcmV0",
         "LITETASK_WEBHOOK_TYPES": "demo.echo",
+        # Periodic task types, so GET /schedules answers with a last and a next run.
+        "LITETASK_TASK_MODULES": "tests.e2e.periodic_tasks",
     }
     with running_server(tmp_path_factory.mktemp("openapi"), **env) as process:
         yield process

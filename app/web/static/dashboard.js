@@ -1,14 +1,15 @@
 // litetask dashboard: reads the API with the browser's session cookie (same origin) and
 // follows GET /events live through the events hub (events-hub.js: one stream shared by all
 // tabs). This module connects, signs in, shows the health line and the submit form, and
-// hands each event to the task list (task-list.js), the open task (detail.js) and the
-// sparkline (throughput.js). Every piece of data goes into the DOM as textContent.
+// hands each event to the task list (task-list.js), the open task (detail.js), the
+// sparkline (throughput.js) and the schedules panel (schedules.js). Every piece of data goes into the DOM as textContent.
 import { closeDetail, onDetailEvent, openDetail } from "./detail.js";
 import { renderBulk, wireBulk } from "./bulk.js";
 import { $, api, backoff, showMessage, taskPath } from "./common.js";
 import {
   onFilterChange, readFilterFromAddress, renderStatusOptions, renderTypeOptions,
 } from "./filters.js";
+import { loadSchedules, onScheduleEvent } from "./schedules.js";
 import { addSubmitted, onTaskEvent, reloadTasks, renderTasks } from "./task-list.js";
 import { countEvent, loadThroughput } from "./throughput.js";
 import { loadVocabulary, shown, vocabulary } from "./vocabulary.js";
@@ -44,9 +45,9 @@ function handleError(error) {
 
 // --- connecting -------------------------------------------------------------------------
 
-// Loads task types and statuses, joins the event stream, then loads the tasks and the
-// sparkline; 401 shows the login, any other failure (a proxy's 502, the service
-// restarting) tries again with backoff.
+// Loads task types and statuses, joins the event stream, then loads the tasks, the
+// sparkline and the schedules; 401 shows the login, any other failure (a proxy's 502, the
+// service restarting) tries again with backoff.
 async function connect() {
   try {
     const types = await api("GET", "/task-types");
@@ -60,7 +61,7 @@ async function connect() {
     joinHub();
     hub.postMessage({ kind: "reconnect" }); // at once, if it had given up for now
     await hubReady();
-    await Promise.all([reloadTasks(), loadThroughput()]);
+    await Promise.all([reloadTasks(), loadThroughput(), loadSchedules()]);
     refreshHealth();
   } catch (error) {
     if (error.status === 401) {
@@ -124,12 +125,14 @@ function onEvent(type, event) {
   if (type === "reset") {
     reloadTasks().catch(handleError);
     loadThroughput().catch(handleError);
+    loadSchedules().catch(handleError);
     onDetailEvent({ type: "reset" });
     return;
   }
   onTaskEvent(event);
   onDetailEvent(event);
   countEvent(event);
+  onScheduleEvent(event);
   if (event.type !== "task.progress") scheduleHealth(HEALTH_AFTER_EVENT_MS);
 }
 
