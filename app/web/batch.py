@@ -3,7 +3,8 @@
 The body is `{"tasks": [...]}`: 1 to MAX_BATCH_TASKS items, each a POST /tasks body, plus an
 optional `idempotency_key` of its own (a batch has no Idempotency-Key header). When any item
 is bad, nothing is queued and the 422 lists every bad field as `tasks[i].field` (or
-`tasks[i]`) and every bad index in `invalid_indexes`. Otherwise 202 with the tasks in order
+`tasks[i]`) and every bad index in `invalid_indexes`; tasks larger in all than
+MAX_BATCH_BYTES are a 422 naming the field `tasks`. Otherwise 202 with the tasks in order
 (a task whose idempotency key was used before is its original).
 """
 
@@ -17,7 +18,7 @@ from starlette.routing import BaseRoute
 
 from app import bounds
 from app.bounds import MAX_BATCH_TASKS
-from app.errors import TaskBatchError
+from app.errors import TaskBatchError, TaskBatchTooLargeError
 from app.web.body import read_json
 from app.web.encoding import ApiJSONResponse, task_json
 from app.web.errors import Problem
@@ -83,6 +84,8 @@ def _problems_of(worker: AsyncTaskWorker, calls: list[tuple[int, TaskCall]]) -> 
         worker.check_batch([call for _, call in calls])
     except TaskBatchError as exc:
         return _fields_of(exc, [index for index, _ in calls])
+    except TaskBatchTooLargeError as exc:
+        return [{"field": exc.option, "message": exc.reason}]
     return []
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from app.bounds import MAX_BATCH_TASKS, MAX_IDEMPOTENCY_KEY_LENGTH
+from app.bounds import MAX_BATCH_BYTES, MAX_BATCH_TASKS, MAX_IDEMPOTENCY_KEY_LENGTH
 from app.web.openapi_schemas import SUBMIT_REQUEST
 
 KEY = {"type": ["string", "null"], "minLength": 1, "maxLength": MAX_IDEMPOTENCY_KEY_LENGTH}
@@ -52,6 +52,8 @@ BATCH_EXAMPLE = {
 BATCH_DESCRIPTION = (
     f"1 to {MAX_BATCH_TASKS} tasks, each a POST /tasks body (with an `idempotency_key` of "
     "its own, if any), all or none: when one is invalid nothing is queued, and the 422 lists "
-    "each bad field as `tasks[i].field` and each bad index in `invalid_indexes`. The tasks "
+    "each bad field as `tasks[i].field` and each bad index in `invalid_indexes`. Their args, "
+    f"kwargs and metadata may take {MAX_BATCH_BYTES // 2**20} MiB in all (else a 422 naming "
+    "`tasks`). The tasks "
     "are written in one transaction and answered in order. See docs/api.md."
 )
