@@ -4,8 +4,9 @@ The body is `{"tasks": [...]}`: 1 to MAX_BATCH_TASKS items, each a POST /tasks b
 optional `idempotency_key` of its own (a batch has no Idempotency-Key header). When any item
 is bad, nothing is queued and the 422 lists every bad field as `tasks[i].field` (or
 `tasks[i]`) and every bad index in `invalid_indexes`; tasks larger in all than
-MAX_BATCH_BYTES are a 422 naming the field `tasks`. Otherwise 202 with the tasks in order
-(a task whose idempotency key was used before is its original).
+MAX_BATCH_BYTES are a 422 naming the field `tasks`. Otherwise the tasks in order, each with
+`created`: false for a task whose idempotency key was used before (it is the original), as
+POST /tasks answers 200 for one; 202 when at least one was created, 200 when none was.
 """
 
 from __future__ import annotations
@@ -32,7 +33,9 @@ from app.worker.core import AsyncTaskWorker
 
 
 async def submit_batch(request: Request) -> Response:
-    """202 with every task, in order; 422 (nothing queued) listing each bad item."""
+    """202 with every task, in order, each saying whether it was `created`; 200 when none
+    was (every item repeated an earlier idempotency key); 422 (nothing queued) listing each
+    bad item."""
     body = await read_json(request, settings_of(request).max_body_bytes)
     worker = worker_of(request)
     calls, errors = parse_batch(body)
@@ -42,8 +45,10 @@ async def submit_batch(request: Request) -> Response:
         accepted = await worker.submit_batch([call for _, call in calls])
     except TaskBatchError as exc:
         raise _invalid(_fields_of(exc, [index for index, _ in calls])) from None
-    tasks = [task_json(await accepted_info(worker, one)) for one in accepted]
-    return ApiJSONResponse({"tasks": tasks}, 202)
+    tasks = [
+        {**task_json(await accepted_info(worker, one)), "created": one.created} for one in accepted
+    ]
+    return ApiJSONResponse({"tasks": tasks}, 202 if any(one.created for one in accepted) else 200)
 
 
 def parse_batch(body: Any) -> tuple[list[tuple[int, TaskCall]], list[FieldError]]:

@@ -29,9 +29,22 @@ BATCH_REQUEST: dict[str, Any] = {
     "additionalProperties": False,
 }
 
+# A task of the answer: the task, and whether this request created it (false: its
+# idempotency key was used before, and this is the original).
+BATCH_TASK: dict[str, Any] = {
+    "allOf": [
+        {"$ref": "#/components/schemas/Task"},
+        {
+            "type": "object",
+            "properties": {"created": {"type": "boolean"}},
+            "required": ["created"],
+        },
+    ]
+}
+
 BATCH_RESULT: dict[str, Any] = {
     "type": "object",
-    "properties": {"tasks": {"type": "array", "items": {"$ref": "#/components/schemas/Task"}}},
+    "properties": {"tasks": {"type": "array", "items": {"$ref": "#/components/schemas/BatchTask"}}},
     "required": ["tasks"],
 }
 
@@ -39,6 +52,7 @@ BATCH_SCHEMAS = {
     "BatchRequest": BATCH_REQUEST,
     "BatchItem": BATCH_ITEM,
     "BatchResult": BATCH_RESULT,
+    "BatchTask": BATCH_TASK,
 }
 
 # Two tasks of the demo types (`litetask serve --demo`); schemathesis sends it as it is.
@@ -55,5 +69,7 @@ BATCH_DESCRIPTION = (
     "each bad field as `tasks[i].field` and each bad index in `invalid_indexes`. Their args, "
     f"kwargs and metadata may take {MAX_BATCH_BYTES // 2**20} MiB in all (else a 422 naming "
     "`tasks`). The tasks "
-    "are written in one transaction and answered in order. See docs/api.md."
+    "are written in one transaction and answered in order, each with `created` (false: its "
+    "idempotency key was used before and this is the original); 202 when at least one was "
+    "created, 200 when none was. See docs/api.md."
 )

@@ -79,3 +79,20 @@ async def test_the_total_size_of_a_batch_is_bounded(make_client: ClientFactory) 
         body = assert_problem(response, 422)
         assert [e["field"] for e in body["errors"]] == ["tasks"]
         assert await task_count(client) == 0
+
+
+async def test_each_task_says_whether_it_was_created(client: httpx.AsyncClient) -> None:
+    def item(key: str) -> dict[str, Any]:
+        return {"task_type": "demo.add", "args": [1, 2], "idempotency_key": key, "delay": 3600}
+
+    first = await client.post("/tasks/batch", json={"tasks": [item("k1"), item("k2")]})
+    assert first.status_code == 202, first.text
+    assert [t["created"] for t in first.json()["tasks"]] == [True, True]
+    again = await client.post("/tasks/batch", json={"tasks": [item("k1"), item("k2")]})
+    assert again.status_code == 200, again.text  # nothing new, as POST /tasks with its key
+    assert [t["created"] for t in again.json()["tasks"]] == [False, False]
+    assert [t["id"] for t in again.json()["tasks"]] == [t["id"] for t in first.json()["tasks"]]
+    mixed = await client.post("/tasks/batch", json={"tasks": [item("k1"), item("k3")]})
+    assert mixed.status_code == 202, mixed.text
+    assert [t["created"] for t in mixed.json()["tasks"]] == [False, True]
+    assert await task_count(client) == 3
