@@ -14,7 +14,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from app.errors import InvalidOptionError, TaskSerializationError
+from app.errors import InvalidOptionError, TaskBatchTooLargeError, TaskSerializationError
 
 # Containers, counted from 1: [] is 1 deep, [[0]] 2. Each argument, each kwargs value, each
 # metadata value and a result may be this deep; a JSON body too (the body object counts).
@@ -33,6 +33,11 @@ LATEST = datetime(9999, 12, 30, tzinfo=UTC)
 MAX_ERROR_CHARS = 64 * 1024  # an attempt's error message, and its traceback, as kept
 MAX_BULK_TASKS = 1000  # tasks one bulk retry or cancel takes (ids given, or a filter's page)
 MAX_BATCH_TASKS = 1000  # tasks one add_tasks call or POST /tasks/batch queues
+# A batch's args and kwargs (packed) and metadata (JSON), all its tasks together: one batch is
+# one transaction, held by the single writer while every other write waits, so it is kept to
+# what SQLite writes in a fraction of a second. Two of the largest single tasks (2 x 4 MiB
+# + 64 KiB) still fit, so any task that can be queued alone can be queued in a batch.
+MAX_BATCH_BYTES = 16 * 1024 * 1024
 MAX_SNOOZES = 100  # times a task may `raise Retry(...)` without spending an attempt
 # Slots of one periodic task type queued at once (missed="all" after downtime), the latest:
 # by default, and at most (LITETASK_MAX_MISSED_SLOTS).
@@ -87,6 +92,16 @@ def packed_size(option: str, data: bytes) -> bytes:
             option, f"is {len(data)} bytes packed, over the limit of {MAX_ARGUMENTS_BYTES}"
         )
     return data
+
+
+def batch_bytes(total: int, args: bytes, kwargs: bytes, metadata: dict[str, Any]) -> int:
+    """`total` (the batch's tasks so far) plus one more task's args, kwargs and metadata as
+    stored; TaskBatchTooLargeError once past MAX_BATCH_BYTES, so a batch stops being built
+    (and nothing is written) as soon as it is too large."""
+    size = len(args) + len(kwargs) + (len(STRICT_JSON.encode(metadata)) if metadata else 0)
+    if total + size > MAX_BATCH_BYTES:
+        raise TaskBatchTooLargeError(MAX_BATCH_BYTES)
+    return total + size
 
 
 def metadata(value: Any) -> dict[str, Any]:

@@ -170,6 +170,18 @@ class InvalidOptionError(TaskArgumentsError):
         super().__init__(f"{option} {reason}")
 
 
+class TaskBatchTooLargeError(InvalidOptionError):
+    """A batch's tasks are larger in all than a batch may be, so none was queued."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        super().__init__(
+            "tasks",
+            f"are over {limit} bytes in all (args and kwargs as msgpack, metadata as JSON); "
+            "split the batch",
+        )
+
+
 class IdempotencyKeyReusedError(TaskError):
     """The idempotency key was already used for a different request."""
 

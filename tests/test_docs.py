@@ -101,6 +101,9 @@ def test_the_bounds_table_matches_the_code() -> None:
     assert f"{int(bounds.MAX_SECONDS)}" in rows["`delay`"]
     assert f"1-{bounds.MAX_TASK_ID_LENGTH} characters" in rows["`task_id`"]
     assert f"{bounds.LATEST:%Y-%m-%dT%H:%M:%SZ}" in rows["`run_at`"]
+    batch = rows["tasks per batch (`POST /tasks/batch`, `add_tasks`)"]
+    assert f"1 to {bounds.MAX_BATCH_TASKS}" in batch
+    assert f"{bounds.MAX_BATCH_BYTES // 2**20} MiB" in batch
 
 
 def test_the_task_guarantees_are_in_one_table() -> None:

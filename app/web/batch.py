@@ -3,8 +3,10 @@
 The body is `{"tasks": [...]}`: 1 to MAX_BATCH_TASKS items, each a POST /tasks body, plus an
 optional `idempotency_key` of its own (a batch has no Idempotency-Key header). When any item
 is bad, nothing is queued and the 422 lists every bad field as `tasks[i].field` (or
-`tasks[i]`) and every bad index in `invalid_indexes`. Otherwise 202 with the tasks in order
-(a task whose idempotency key was used before is its original).
+`tasks[i]`) and every bad index in `invalid_indexes`; tasks larger in all than
+MAX_BATCH_BYTES are a 422 naming the field `tasks`. Otherwise the tasks in order, each with
+`created`: false for a task whose idempotency key was used before (it is the original), as
+POST /tasks answers 200 for one; 202 when at least one was created, 200 when none was.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from starlette.routing import BaseRoute
 
 from app import bounds
 from app.bounds import MAX_BATCH_TASKS
-from app.errors import TaskBatchError
+from app.errors import TaskBatchError, TaskBatchTooLargeError
 from app.web.body import read_json
 from app.web.encoding import ApiJSONResponse, task_json
 from app.web.errors import Problem
@@ -31,7 +33,9 @@ from app.worker.core import AsyncTaskWorker
 
 
 async def submit_batch(request: Request) -> Response:
-    """202 with every task, in order; 422 (nothing queued) listing each bad item."""
+    """202 with every task, in order, each saying whether it was `created`; 200 when none
+    was (every item repeated an earlier idempotency key); 422 (nothing queued) listing each
+    bad item."""
     body = await read_json(request, settings_of(request).max_body_bytes)
     worker = worker_of(request)
     calls, errors = parse_batch(body)
@@ -41,8 +45,10 @@ async def submit_batch(request: Request) -> Response:
         accepted = await worker.submit_batch([call for _, call in calls])
     except TaskBatchError as exc:
         raise _invalid(_fields_of(exc, [index for index, _ in calls])) from None
-    tasks = [task_json(await accepted_info(worker, one)) for one in accepted]
-    return ApiJSONResponse({"tasks": tasks}, 202)
+    tasks = [
+        {**task_json(await accepted_info(worker, one)), "created": one.created} for one in accepted
+    ]
+    return ApiJSONResponse({"tasks": tasks}, 202 if any(one.created for one in accepted) else 200)
 
 
 def parse_batch(body: Any) -> tuple[list[tuple[int, TaskCall]], list[FieldError]]:
@@ -83,6 +89,8 @@ def _problems_of(worker: AsyncTaskWorker, calls: list[tuple[int, TaskCall]]) -> 
         worker.check_batch([call for _, call in calls])
     except TaskBatchError as exc:
         return _fields_of(exc, [index for index, _ in calls])
+    except TaskBatchTooLargeError as exc:
+        return [{"field": exc.option, "message": exc.reason}]
     return []
 
 

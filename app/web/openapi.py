@@ -140,7 +140,7 @@ PATHS: dict[str, Any] = {
                 "required": True,
                 "content": {JSON: {"schema": _ref("BatchRequest"), "example": BATCH_EXAMPLE}},
             },
-            "responses": _responses({202: "BatchResult"}, (*ERRORS_BODY, 409)),
+            "responses": _responses({200: "BatchResult", 202: "BatchResult"}, (*ERRORS_BODY, 409)),
         }
     },
     "/tasks/{task_id}": {

@@ -120,8 +120,9 @@ def _status_after(outcome: Failed, now: int) -> TaskStatus:
 def _failed_values(outcome: Failed, status: TaskStatus, now: int) -> dict[str, Any]:
     common: dict[str, Any] = {"owner": None, "lease_expires_at": None, "error": outcome.message}
     if outcome.kind is AttemptKind.SNOOZED:
-        # Its start counted (attempts only grow): the attempt is given back instead.
-        common.update(max_attempts=tasks.c.max_attempts + 1, snoozes=tasks.c.snoozes + 1)
+        # Its start counted (attempts only grow, the fence); counting the snooze gives the
+        # attempt back: a task has spent attempts - snoozes of its max_attempts.
+        common["snoozes"] = tasks.c.snoozes + 1
     if outcome.retry_at is not None:
         return {**common, "status": status.value, "run_at": outcome.retry_at}
     return {**common, "status": status.value, "completed_at": now}

@@ -4,7 +4,8 @@ Every task of a batch is checked before anything is written, with the checks one
 (its type, its arguments against the function's signature, app/bounds.py for options and
 sizes); one bad task fails the batch with TaskBatchError, which lists each bad index. Then
 the whole batch is one write (app/worker/accept.py PutTasks): one transaction, ids in order.
-At most MAX_BATCH_TASKS tasks per batch.
+At most MAX_BATCH_TASKS tasks per batch, and at most MAX_BATCH_BYTES of args, kwargs and
+metadata in all (TaskBatchTooLargeError, raised as soon as the tasks built so far pass it).
 
 `add_tasks` items are of one task type and take one TaskOptions; an item is a tuple (or
 list) of positional arguments, a dict of keyword arguments, or an `(args, kwargs)` pair: a
@@ -19,8 +20,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from app import bounds
 from app.bounds import MAX_BATCH_TASKS
-from app.errors import TaskArgumentsError, TaskBatchError, TaskError
+from app.errors import TaskArgumentsError, TaskBatchError, TaskBatchTooLargeError, TaskError
 from app.worker.options import TaskOptions
 from app.worker.records import NewTask
 
@@ -58,12 +60,14 @@ def calls_of(task_type: str, items: Sequence[Item], options: TaskOptions | None)
 
 def each(count: int, make: Callable[[int], Any]) -> list[Any]:
     """`make(i)` for every index, all or none: TaskBatchError with every index whose `make`
-    raised a TaskError (and why)."""
+    raised a TaskError (and why); TaskBatchTooLargeError at once, for the whole batch."""
     made: list[Any] = []
     problems: dict[int, str] = {}
     for index in range(count):
         try:
             made.append(make(index))
+        except TaskBatchTooLargeError:
+            raise
         except TaskError as exc:
             problems[index] = str(exc)
     if problems:
@@ -72,9 +76,17 @@ def each(count: int, make: Callable[[int], Any]) -> list[Any]:
 
 
 def new_tasks(calls: Sequence[TaskCall], build: Callable[[TaskCall], NewTask]) -> list[NewTask]:
-    """Every call checked and built (see `each`)."""
+    """Every call checked and built (see `each`), the batch's total size with them."""
     check_size(len(calls))
-    return each(len(calls), lambda i: build(calls[i]))
+    total = 0
+
+    def built(index: int) -> NewTask:
+        nonlocal total
+        task = build(calls[index])
+        total = bounds.batch_bytes(total, task.args, task.kwargs, task.metadata)
+        return task
+
+    return each(len(calls), built)
 
 
 def _arguments(item: Any) -> tuple[Sequence[Any], dict[str, Any]]:

@@ -57,8 +57,9 @@ class CancelTask(WriteOp[TaskStatus]):
 
 
 def _at_least_one_more() -> Any:
-    """max(max_attempts, attempts + 1), as SQL any database runs."""
-    more = tasks.c.attempts + 1
+    """max(max_attempts, spent + 1), as SQL any database runs: what a task has spent is its
+    attempts but its snoozes (which gave their attempts back)."""
+    more = tasks.c.attempts - tasks.c.snoozes + 1
     return case((more > tasks.c.max_attempts, more), else_=tasks.c.max_attempts)
 
 

@@ -211,7 +211,7 @@ class TaskExecutor:
         kind: AttemptKind = AttemptKind.FAILED,
     ) -> Failed:
         retry_at = None
-        if retryable and claimed.attempt < claimed.max_attempts:
+        if retryable and claimed.spent < claimed.max_attempts:
             retry_at = now_us() + seconds_to_us(self.retry_policy.delay(claimed.attempt))
         logger.info(
             "task %s attempt %s %s: %r",

@@ -101,6 +101,12 @@ class ClaimedTask:
     def key(self) -> AttemptKey:
         return (self.id, self.attempt)
 
+    @property
+    def spent(self) -> int:
+        """Attempts this one included that count against max_attempts: every start but the
+        snoozed ones (a snooze gives its attempt back and leaves max_attempts as it is)."""
+        return self.attempt - self.snoozes
+
     def log_fields(self) -> dict[str, Any]:
         """`extra=` for a log line about this attempt (JSON logs show them as fields)."""
         return {"task_id": self.id, "attempt": self.attempt, "task_type": self.task_type}

@@ -2,10 +2,11 @@
 (Abort). They are not failures of the function, and the attempt history says which it was.
 
 - `raise Retry(delay=30)`: run again in 30 s without spending an attempt (Oban's snooze,
-  River's JobSnooze). Attempts only grow (the start is counted), so the task's
-  `max_attempts` grows by one with it, as a graceful stop's put-back does, and `snoozes`
-  counts it. A task may snooze MAX_SNOOZES times; a Retry beyond that is an ordinary failed
-  attempt (retried with backoff while attempts remain).
+  River's JobSnooze). Attempts only grow (the start is counted: each attempt's number fences
+  its writes) and `snoozes` counts it; `max_attempts` stays as given (within its bound), and
+  what a task has spent of it is `attempts - snoozes` (ClaimedTask.spent). A task may
+  snooze MAX_SNOOZES times; a Retry beyond that is an ordinary failed attempt (retried with
+  backoff while attempts remain).
 - `raise Abort("reason")`: the task fails now, with no further attempt, whatever its
   `max_attempts`.
 """

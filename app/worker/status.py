@@ -83,8 +83,9 @@ class TaskInfo:
     # Stored values that could not be read back (field name -> why); such a field holds a
     # placeholder: [] / {} / None, or the epoch for a time. See app/worker/rendering.py.
     render_errors: dict[str, str] = field(default_factory=dict)
-    # Attempts that raised Retry: they ran again without spending an attempt (each one
-    # raised max_attempts by one, so attempts - snoozes is what the task has spent).
+    # Attempts that raised Retry: they ran again without spending an attempt. `attempts`
+    # counts every start, snoozed ones too; attempts - snoozes is what the task has spent
+    # of its max_attempts (which a snooze leaves as it was).
     snoozes: int = 0
 
     @property

@@ -6,7 +6,8 @@ from typing import Any
 
 import httpx
 
-from app.bounds import MAX_BATCH_TASKS
+from app.bounds import MAX_BATCH_BYTES, MAX_BATCH_TASKS
+from tests.conftest import ClientFactory
 
 from .helpers import assert_problem, task_count, wait_done
 
@@ -66,3 +67,32 @@ async def test_a_taken_id_conflicts_and_queues_nothing(client: httpx.AsyncClient
     response = await client.post("/tasks/batch", json={"tasks": items})
     assert_problem(response, 409)
     assert await task_count(client) == 1
+
+
+async def test_the_total_size_of_a_batch_is_bounded(make_client: ClientFactory) -> None:
+    blob = "x" * (3 * 2**20)  # each task well within its own bounds
+    item = {"task_type": "demo.echo", "args": [blob], "delay": 3600}
+    over = [item] * (MAX_BATCH_BYTES // len(blob) + 1)
+    async with make_client(max_body_bytes=2 * MAX_BATCH_BYTES) as client:
+        response = await client.post("/tasks/batch", json={"tasks": over})
+        assert response.status_code == 422, response.text[:200]
+        body = assert_problem(response, 422)
+        assert [e["field"] for e in body["errors"]] == ["tasks"]
+        assert await task_count(client) == 0
+
+
+async def test_each_task_says_whether_it_was_created(client: httpx.AsyncClient) -> None:
+    def item(key: str) -> dict[str, Any]:
+        return {"task_type": "demo.add", "args": [1, 2], "idempotency_key": key, "delay": 3600}
+
+    first = await client.post("/tasks/batch", json={"tasks": [item("k1"), item("k2")]})
+    assert first.status_code == 202, first.text
+    assert [t["created"] for t in first.json()["tasks"]] == [True, True]
+    again = await client.post("/tasks/batch", json={"tasks": [item("k1"), item("k2")]})
+    assert again.status_code == 200, again.text  # nothing new, as POST /tasks with its key
+    assert [t["created"] for t in again.json()["tasks"]] == [False, False]
+    assert [t["id"] for t in again.json()["tasks"]] == [t["id"] for t in first.json()["tasks"]]
+    mixed = await client.post("/tasks/batch", json={"tasks": [item("k1"), item("k3")]})
+    assert mixed.status_code == 202, mixed.text
+    assert [t["created"] for t in mixed.json()["tasks"]] == [False, True]
+    assert await task_count(client) == 3

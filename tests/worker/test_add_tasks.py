@@ -12,10 +12,11 @@ from app import (
     TaskAlreadyExistsError,
     TaskArgumentsError,
     TaskBatchError,
+    TaskBatchTooLargeError,
     TaskOptions,
     TaskRegistry,
 )
-from app.bounds import MAX_BATCH_TASKS
+from app.bounds import MAX_BATCH_BYTES, MAX_BATCH_TASKS
 
 from .conftest import sql
 
@@ -95,3 +96,17 @@ def _call(task_type: str, args: tuple[Any, ...], **options: Any) -> Any:
     from app.worker.batch import TaskCall
 
     return TaskCall(task_type, args, {}, TaskOptions(**options))
+
+
+async def test_the_total_size_of_a_batch_is_bounded(
+    worker: AsyncTaskWorker, database_url: str
+) -> None:
+    blob = "x" * (3 * 2**20)  # each task well within its own bounds
+    later = TaskOptions(delay=3600)
+    items = [(blob,)] * (MAX_BATCH_BYTES // len(blob) + 1)
+    with pytest.raises(TaskBatchTooLargeError, match="split") as caught:
+        await worker.add_tasks("record", items, options=later)
+    assert caught.value.option == "tasks"
+    assert sql(database_url, "select count(*) from tasks") == [(0,)]
+    within = await worker.add_tasks("record", items[:-1], options=later)
+    assert len(within) == len(items) - 1

@@ -22,6 +22,7 @@ from app import (
     TaskRegistry,
     TaskStatus,
 )
+from app.bounds import MAX_ATTEMPTS_LIMIT
 from app.worker.status import AttemptKind
 
 
@@ -53,6 +54,12 @@ class Signals:
             raise Retry(delay=delay)
         return context.attempt
 
+    async def snooze_then_fail(self, snoozes: int) -> None:
+        self.started.append(time.monotonic())
+        if len(self.started) <= snoozes:
+            raise Retry(delay=0)
+        raise RuntimeError(f"start {len(self.started)} failed")
+
     async def snooze_forever(self) -> None:
         raise Retry(delay=0)
 
@@ -69,7 +76,8 @@ def signals() -> Signals:
 @pytest.fixture
 async def signal_worker(database_url: str, signals: Signals) -> AsyncIterator[AsyncTaskWorker]:
     registry = TaskRegistry()
-    for name in ("describe", "annotated", "snooze_twice", "snooze_forever", "give_up"):
+    names = ("describe", "annotated", "snooze_twice", "snooze_then_fail", "snooze_forever")
+    for name in (*names, "give_up"):
         registry.register(name, getattr(signals, name))
     async with AsyncTaskWorker(database_url, registry=registry, retry_backoff=0.01) as started:
         yield started
@@ -118,6 +126,32 @@ async def test_retry_runs_again_after_the_delay_without_spending_an_attempt(
     assert [e.error_type for e in info.errors] == ["Retry", "Retry"]
     first, second, third = signals.started
     assert second - first >= 0.3 and third - second >= 0.3
+
+
+async def test_a_snooze_leaves_max_attempts_as_given(signal_worker: AsyncTaskWorker) -> None:
+    task_id = await signal_worker.add_task("snooze_twice", 0, max_attempts=MAX_ATTEMPTS_LIMIT)
+    assert await signal_worker.wait_for_tasks([task_id], timeout=10) == [3]
+    info = await signal_worker.get_task_info(task_id)
+    assert info is not None and info.status is TaskStatus.COMPLETED
+    assert (info.max_attempts, info.snoozes) == (MAX_ATTEMPTS_LIMIT, 2)
+
+
+async def test_snoozes_spend_none_of_max_attempts(signal_worker: AsyncTaskWorker) -> None:
+    task_id = await signal_worker.add_task("snooze_then_fail", 3, max_attempts=2)
+    future = await signal_worker.get_task_future(task_id)
+    with pytest.raises(TaskExecutionError, match="start 5 failed"):
+        await future
+    info = await signal_worker.get_task_info(task_id)
+    assert info is not None and info.status is TaskStatus.FAILED
+    assert (info.max_attempts, info.snoozes, info.attempts) == (2, 3, 5)
+    kinds = [e.kind for e in info.errors]
+    assert kinds == [AttemptKind.SNOOZED] * 3 + [AttemptKind.FAILED] * 2
+    retried = await signal_worker.retry_task(task_id)  # one more attempt, not one per snooze
+    assert retried.max_attempts == 3
+    with pytest.raises(TaskExecutionError, match="start 6 failed"):
+        await signal_worker.wait_for_tasks([task_id], timeout=10)
+    info = await signal_worker.get_task_info(task_id)
+    assert info is not None and (info.max_attempts, info.attempts) == (3, 6)
 
 
 async def test_retry_is_bounded_by_the_most_snoozes(signal_worker: AsyncTaskWorker) -> None:
