@@ -49,8 +49,13 @@ def age(iso: str | None, now: datetime) -> str:
     return f"{seconds}s"
 
 
+def spent(task: dict[str, Any]) -> int:
+    """Attempts that count against max_attempts: a snooze (`raise Retry`) spends none."""
+    return int(task.get("attempts") or 0) - int(task.get("snoozes") or 0)
+
+
 def attempts_of(task: dict[str, Any]) -> str:
-    return f"{task.get('attempts', 0)}/{task.get('max_attempts') or '?'}"
+    return f"{spent(task)}/{task.get('max_attempts') or '?'}"
 
 
 def styled(status: str) -> str:
@@ -154,7 +159,8 @@ def detail_rows(task: dict[str, Any]) -> list[tuple[str, str]]:
         ("type", task["task_type"]),
         ("status", task["status"]),
         ("progress", f"{round((task.get('progress') or 0) * 100)}%"),
-        ("attempts", f"{task.get('attempts', 0)} of at most {task.get('max_attempts')}"),
+        ("attempts", f"{spent(task)} of at most {task.get('max_attempts')}"),
+        ("snoozes", str(task.get("snoozes") or 0)),
         ("created", task.get("created_at") or ""),
         ("run at", task.get("run_at") or ""),
         ("started", task.get("started_at") or ""),

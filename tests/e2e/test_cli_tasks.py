@@ -29,7 +29,11 @@ TERMINAL = {"completed", "failed", "cancelled"}
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    env = {"LITETASK_API_TOKEN": TOKEN, "LITETASK_RETRY_BACKOFF": "0.01"}
+    env = {
+        "LITETASK_API_TOKEN": TOKEN,
+        "LITETASK_RETRY_BACKOFF": "0.01",
+        "LITETASK_TASK_MODULES": "tests.web.taskapi_tasks",
+    }
     with running_server(tmp_path_factory.mktemp("cli"), **env) as process:
         yield process
 
@@ -107,6 +111,15 @@ def test_list_filters_plain_and_json(server: ServerProcess) -> None:
     assert {waiting, failed} <= {t["id"] for t in json.loads(two.stdout)}
     newest = litetask(url, "tasks", "list", "--limit", "1")
     assert [line.split("\t")[0] for line in newest.stdout.splitlines()] == [waiting]
+
+
+def test_a_snooze_spends_no_attempt_in_what_show_prints(server: ServerProcess) -> None:
+    task_id = submit(server.url, "taskapi.snooze", args=[2], max_attempts=2)
+    wait_status(server.url, task_id, {"completed"})
+    out = litetask(server.url, "tasks", "show", task_id).stdout
+    assert "attempts: 1 of at most 2" in out and "snoozes: 2" in out
+    listed = litetask(server.url, "tasks", "list", "--limit", "1").stdout
+    assert "1/2" in listed.splitlines()[0].split("\t")
 
 
 def test_show_gives_every_attempt_with_its_traceback(server: ServerProcess) -> None:

@@ -142,6 +142,7 @@ def test_snoozed_and_aborted_attempts_are_shown_as_such(
     detail = page.locator("#detail")
     row(page, snoozed).locator("td.id button").click()
     expect(detail.locator("[data-field=snoozes]")).to_have_text("1")
+    expect(detail.locator("[data-field=attempts]")).to_contain_text("1 of at most")  # spent
     expect(detail.locator(".attempt.snoozed summary")).to_contain_text("snoozed · Retry")
     row(page, aborted).locator("td.id button").click()
     expect(detail.locator("[data-field=id]")).to_have_text(aborted)

@@ -51,7 +51,7 @@ function renderDetail(task) {
     ["type", task.task_type],
     ["status", shown(task.status)],
     ["progress", percent(task.progress)],
-    ["attempts", `${task.attempts} of at most ${task.max_attempts}`],
+    ["attempts", `${task.attempts - (task.snoozes || 0)} of at most ${task.max_attempts}`],
     ["created", task.created_at],
     ["run at", task.run_at],
     ["started", task.started_at],

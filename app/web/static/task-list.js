@@ -211,7 +211,7 @@ function fillRow(row, task) {
   cells[2].title = statusNote(task, status);
   cells[2].classList.add("status");
   fillProgress(cells[3], task.progress);
-  cells[4].textContent = String(task.attempts);
+  cells[4].textContent = String(task.attempts - (task.snoozes || 0)); // a snooze spends none
   if (task.max_attempts) cells[4].title = `of at most ${task.max_attempts}`;
   cells[5].textContent = formatTime(task.created_at);
   cells[5].title = task.created_at || "";
