@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.clock import datetime_to_us
 from app.db.tables import task_attempts, task_counts, tasks, tasks_indexed_by
-from app.worker.rendering import to_task_info
+from app.worker.rendering import TASK_INFO_COLUMNS, to_task_info
 from app.worker.status import ACTIVE, TaskInfo, TaskStatus
 
 
@@ -51,7 +51,9 @@ class TaskStore:
         cursor: int | None = None,
     ) -> TaskPage:
         """Newest first. `cursor` is the `next_cursor` of the previous page."""
-        statement = select(tasks).order_by(tasks.c.seq.desc()).limit(limit + 1)
+        statement = (
+            select(tasks.c.seq, *TASK_INFO_COLUMNS).order_by(tasks.c.seq.desc()).limit(limit + 1)
+        )
         if isinstance(status, str):
             statement = statement.where(tasks.c.status == TaskStatus(status).value)
         elif status is not None:
@@ -65,8 +67,8 @@ class TaskStore:
         async with self._engine.connect() as conn:
             rows = (await conn.execute(statement)).all()
         page = rows[:limit]
-        next_cursor = page[-1].seq if len(rows) > limit and page else None
-        return TaskPage([to_task_info(r) for r in page], next_cursor)
+        next_cursor = page[-1][0] if len(rows) > limit and page else None
+        return TaskPage([to_task_info(r[1:]) for r in page], next_cursor)
 
     async def counts(self) -> dict[str, int]:
         """How many tasks are in each status (every status present, zero included): the
@@ -121,7 +123,7 @@ class TaskStore:
 
 
 def task_row(task_id: str) -> Select[Any]:
-    return select(tasks).where(tasks.c.id == task_id)
+    return select(*TASK_INFO_COLUMNS).where(tasks.c.id == task_id)
 
 
 def attempt_rows(task_id: str) -> Select[Any]:
