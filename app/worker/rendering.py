@@ -48,7 +48,7 @@ def to_task_info(row: Sequence[Any], attempt_rows: Sequence[Any] = ()) -> TaskIn
         max_attempts, interruptions, created_at, run_at, started_at, completed_at, timeout,
         result, error, from_cache, idempotency_key,
     ) = row  # fmt: skip
-    read = _Reader()
+    read = Reader()
     return TaskInfo(
         id=task_id,
         task_type=task_type,
@@ -75,7 +75,7 @@ def to_task_info(row: Sequence[Any], attempt_rows: Sequence[Any] = ()) -> TaskIn
     )
 
 
-class _Reader:
+class Reader:
     """Decodes the stored values of one row, noting each it cannot read."""
 
     def __init__(self) -> None:
@@ -96,7 +96,7 @@ class _Reader:
     def metadata(self, value: Any) -> dict[str, Any]:
         if isinstance(value, UnreadableJSON):
             problem: str | None = f"is not valid JSON: {value.reason}"
-        elif value is None:
+        elif value is None or (type(value) is dict and not value):
             return {}
         else:
             problem = _shape_problem(value, dict, MAX_RESULT_ELEMENTS)

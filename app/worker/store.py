@@ -27,6 +27,14 @@ class TaskPage:
     next_cursor: int | None
 
 
+@dataclass(frozen=True, slots=True)
+class RowPage:
+    """One page as stored rows (TASK_INFO_COLUMNS, in order), not yet rendered."""
+
+    rows: list[Sequence[Any]]
+    next_cursor: int | None
+
+
 class TaskStore:
     """Read-side queries over the tasks table."""
 
@@ -41,7 +49,13 @@ class TaskStore:
             errors = (await conn.execute(attempt_rows(task_id))).all()
         return to_task_info(row, errors)
 
-    async def list(
+    async def list(self, **filters: Any) -> TaskPage:
+        """Newest first, filtered as `rows` is; `cursor` is the `next_cursor` of the previous
+        page."""
+        page = await self.rows(**filters)
+        return TaskPage([to_task_info(row) for row in page.rows], page.next_cursor)
+
+    async def rows(
         self,
         *,
         status: TaskStatus | Sequence[TaskStatus] | None = None,
@@ -49,8 +63,9 @@ class TaskStore:
         limit: int = 100,
         older_than: datetime | None = None,
         cursor: int | None = None,
-    ) -> TaskPage:
-        """Newest first. `cursor` is the `next_cursor` of the previous page."""
+    ) -> RowPage:
+        """A page as stored rows of TASK_INFO_COLUMNS (for a caller that renders them
+        itself, as the HTTP listing does), newest first."""
         statement = (
             select(tasks.c.seq, *TASK_INFO_COLUMNS).order_by(tasks.c.seq.desc()).limit(limit + 1)
         )
@@ -68,7 +83,7 @@ class TaskStore:
             rows = (await conn.execute(statement)).all()
         page = rows[:limit]
         next_cursor = page[-1][0] if len(rows) > limit and page else None
-        return TaskPage([to_task_info(r[1:]) for r in page], next_cursor)
+        return RowPage([row[1:] for row in page], next_cursor)
 
     async def counts(self) -> dict[str, int]:
         """How many tasks are in each status (every status present, zero included): the
