@@ -24,8 +24,26 @@ from app.bounds import MAX_DEPTH
 MAX_RENDER_DEPTH = 2 * MAX_DEPTH
 
 
+PLAIN = frozenset({str, int, bool, type(None)})  # JSON as they are (exact types only)
+
+
 def jsonable(value: Any, depth: int = MAX_RENDER_DEPTH) -> Any:
-    """`value` as plain JSON types (see the module docstring for the mapping)."""
+    """`value` as plain JSON types (see the module docstring for the mapping). Exact lists
+    and dicts of plain values take a short path; anything else goes through `_converted`."""
+    kind = type(value)
+    if kind in PLAIN:
+        return value
+    if kind is list and depth > 0:
+        return [v if type(v) in PLAIN else jsonable(v, depth - 1) for v in value]
+    if kind is dict and depth > 0:
+        return {
+            k if type(k) is str else _key(k): v if type(v) in PLAIN else jsonable(v, depth - 1)
+            for k, v in value.items()
+        }
+    return _converted(value, depth)
+
+
+def _converted(value: Any, depth: int) -> Any:
     if value is None or isinstance(value, bool | int | str):
         return value
     if isinstance(value, float):

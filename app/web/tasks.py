@@ -12,6 +12,7 @@ from app.errors import TaskNotFoundError
 from app.web.body import read_json
 from app.web.encoding import ApiJSONResponse, inserted_task_info, task_json
 from app.web.errors import Problem
+from app.web.listing import PageRenderer
 from app.web.routing import resource
 from app.web.state import settings_of, worker_of
 from app.web.submission import parse_submission
@@ -19,6 +20,7 @@ from app.web.validation import Fields, integer_text, one_of
 from app.worker.core import AsyncTaskWorker
 from app.worker.records import Accepted
 from app.worker.status import TaskInfo, TaskStatus
+from app.worker.store import TaskStore
 
 STATUSES = tuple(s.value for s in TaskStatus)
 MAX_PAGE = 1000
@@ -75,9 +77,10 @@ async def list_tasks(request: Request) -> Response:
     }
     query.reject_unknown()
     query.raise_if_invalid("the query string")
-    page = await worker_of(request).list_tasks(**filters)
+    page = await TaskStore(worker_of(request).engines.reader).rows(**filters)
+    render = PageRenderer().task
     return ApiJSONResponse(
-        {"tasks": [task_json(t) for t in page.tasks], "next_cursor": page.next_cursor}
+        {"tasks": [render(row) for row in page.rows], "next_cursor": page.next_cursor}
     )
 
 

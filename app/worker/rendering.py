@@ -17,11 +17,13 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from datetime import datetime
+from types import MappingProxyType
 from typing import Any, TypeVar
 
-from app.bounds import EARLIEST, MAX_DEPTH, MAX_RESULT_ELEMENTS, ONE_US, nesting_problem
+from app.bounds import EARLIEST, MAX_DEPTH, MAX_RESULT_ELEMENTS, ONE_US, SCALARS, nesting_problem
 from app.cache.serialization import unpackb
 from app.db.engine import UnreadableJSON
+from app.db.tables import tasks
 from app.errors import TaskSerializationError
 from app.worker.status import AttemptError, AttemptKind, TaskInfo, TaskStatus
 
@@ -29,33 +31,53 @@ T = TypeVar("T")
 UNREADABLE = (ValueError, TypeError, ArithmeticError, RecursionError, TaskSerializationError)
 
 
-def to_task_info(row: Any, attempt_rows: Sequence[Any] = ()) -> TaskInfo:
-    """The TaskInfo of a tasks row (and its task_attempts rows, oldest first)."""
-    read = _Reader()
+# The columns to_task_info reads, in the order it unpacks them (one tuple per row, no
+# attribute look-ups: a listing renders every row of a page).
+TASK_INFO_COLUMNS = tuple(
+    tasks.c[name]
+    for name in (
+        "id", "task_type", "status", "priority", "args", "kwargs", "metadata", "progress",
+        "attempts", "max_attempts", "interruptions", "created_at", "run_at", "started_at",
+        "completed_at", "timeout", "result", "error", "from_cache", "idempotency_key",
+        "snoozes",
+    )
+)  # fmt: skip
+STATUSES = MappingProxyType({s.value: s for s in TaskStatus})
+
+
+def to_task_info(row: Sequence[Any], attempt_rows: Sequence[Any] = ()) -> TaskInfo:
+    """The TaskInfo of a tasks row selected as TASK_INFO_COLUMNS (and its task_attempts
+    rows, oldest first)."""
+    (
+        task_id, task_type, status, priority, args, kwargs, metadata, progress, attempts,
+        max_attempts, interruptions, created_at, run_at, started_at, completed_at, timeout,
+        result, error, from_cache, idempotency_key, snoozes,
+    ) = row  # fmt: skip
+    read = Reader()
     return TaskInfo(
-        id=text(row.id),
-        task_type=text(row.task_type),
-        status=read.status(row.status),
-        priority=read.integer("priority", row.priority, 0),
-        args=read.value("args", row.args, list, []),
-        kwargs=read.value("kwargs", row.kwargs, dict, {}),
-        metadata=read.metadata(row._mapping["metadata"]),
-        progress=read.number("progress", row.progress) or 0.0,
-        attempts=read.integer("attempts", row.attempts, 0),
-        max_attempts=read.integer("max_attempts", row.max_attempts, 1),
-        interruptions=read.integer("interruptions", row.interruptions, 0),
-        created_at=read.time("created_at", row.created_at) or EARLIEST,
-        run_at=read.time("run_at", row.run_at) or EARLIEST,
-        started_at=read.time("started_at", row.started_at),
-        completed_at=read.time("completed_at", row.completed_at),
-        timeout=None if row.timeout is None else read.number("timeout", row.timeout),
-        result=None if row.result is None else read.value("result", row.result, object, None),
-        error=optional_text(row.error),
-        from_cache=bool(row.from_cache),
-        idempotency_key=optional_text(row.idempotency_key),
+        id=text(task_id),
+        task_type=text(task_type),
+        status=read.status(status),
+        priority=read.integer("priority", priority, 0),
+        args=read.value("args", args, list, []),
+        kwargs=read.value("kwargs", kwargs, dict, {}),
+        metadata=read.metadata(metadata),
+        progress=read.number("progress", progress) or 0.0,
+        attempts=read.integer("attempts", attempts, 0),
+        max_attempts=read.integer("max_attempts", max_attempts, 1),
+        interruptions=read.integer("interruptions", interruptions, 0),
+        created_at=read.time("created_at", created_at) or EARLIEST,
+        run_at=read.time("run_at", run_at) or EARLIEST,
+        started_at=read.time("started_at", started_at),
+        completed_at=read.time("completed_at", completed_at),
+        timeout=None if timeout is None else read.number("timeout", timeout),
+        result=None if result is None else read.value("result", result, object, None),
+        error=optional_text(error),
+        from_cache=bool(from_cache),
+        idempotency_key=optional_text(idempotency_key),
         errors=[read.attempt(i, a) for i, a in enumerate(attempt_rows)],
         render_errors=read.errors,
-        snoozes=read.integer("snoozes", row.snoozes, 0),
+        snoozes=read.integer("snoozes", snoozes, 0),
     )
 
 
@@ -70,7 +92,7 @@ def optional_text(stored: Any) -> str | None:
     return None if stored is None else text(stored)
 
 
-class _Reader:
+class Reader:
     """Decodes the stored values of one row, noting each it cannot read."""
 
     def __init__(self) -> None:
@@ -91,7 +113,7 @@ class _Reader:
     def metadata(self, value: Any) -> dict[str, Any]:
         if isinstance(value, UnreadableJSON):
             problem: str | None = f"is not valid JSON: {value.reason}"
-        elif value is None:
+        elif value is None or (type(value) is dict and not value):
             return {}
         else:
             problem = _shape_problem(value, dict, MAX_RESULT_ELEMENTS)
@@ -154,7 +176,15 @@ def _shape_problem(value: Any, kind: type, size: int) -> str | None:
     count, so small values skip the walk."""
     if not isinstance(value, kind):
         return f"holds a {type(value).__name__}, not a {kind.__name__}"
-    if size <= MAX_DEPTH:
+    if size <= MAX_DEPTH or _flat(value, size):
         return None
     within = kind is not object
     return nesting_problem(value, MAX_DEPTH, size + 1, within=within)
+
+
+def _flat(value: Any, size: int) -> bool:
+    """A dict or list of at most `size` scalars: nothing nested, so nothing to walk."""
+    kind = type(value)
+    if kind is dict:
+        return len(value) <= size and all(type(v) in SCALARS for v in value.values())
+    return kind is list and len(value) <= size and all(type(v) in SCALARS for v in value)

@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.clock import datetime_to_us
 from app.db.tables import task_attempts, task_counts, tasks, tasks_indexed_by
-from app.worker.rendering import to_task_info
+from app.worker.rendering import TASK_INFO_COLUMNS, to_task_info
 from app.worker.status import ACTIVE, TaskInfo, TaskStatus
 
 
@@ -24,6 +24,14 @@ class TaskPage:
     """One page of a listing; pass `next_cursor` back to get the next (None at the end)."""
 
     tasks: list[TaskInfo]
+    next_cursor: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class RowPage:
+    """One page as stored rows (TASK_INFO_COLUMNS, in order), not yet rendered."""
+
+    rows: list[Sequence[Any]]
     next_cursor: int | None
 
 
@@ -41,7 +49,13 @@ class TaskStore:
             errors = (await conn.execute(attempt_rows(task_id))).all()
         return to_task_info(row, errors)
 
-    async def list(
+    async def list(self, **filters: Any) -> TaskPage:
+        """Newest first, filtered as `rows` is; `cursor` is the `next_cursor` of the previous
+        page."""
+        page = await self.rows(**filters)
+        return TaskPage([to_task_info(row) for row in page.rows], page.next_cursor)
+
+    async def rows(
         self,
         *,
         status: TaskStatus | Sequence[TaskStatus] | None = None,
@@ -49,9 +63,12 @@ class TaskStore:
         limit: int = 100,
         older_than: datetime | None = None,
         cursor: int | None = None,
-    ) -> TaskPage:
-        """Newest first. `cursor` is the `next_cursor` of the previous page."""
-        statement = select(tasks).order_by(tasks.c.seq.desc()).limit(limit + 1)
+    ) -> RowPage:
+        """A page as stored rows of TASK_INFO_COLUMNS (for a caller that renders them
+        itself, as the HTTP listing does), newest first."""
+        statement = (
+            select(tasks.c.seq, *TASK_INFO_COLUMNS).order_by(tasks.c.seq.desc()).limit(limit + 1)
+        )
         if isinstance(status, str):
             statement = statement.where(tasks.c.status == TaskStatus(status).value)
         elif status is not None:
@@ -65,8 +82,8 @@ class TaskStore:
         async with self._engine.connect() as conn:
             rows = (await conn.execute(statement)).all()
         page = rows[:limit]
-        next_cursor = page[-1].seq if len(rows) > limit and page else None
-        return TaskPage([to_task_info(r) for r in page], next_cursor)
+        next_cursor = page[-1][0] if len(rows) > limit and page else None
+        return RowPage([row[1:] for row in page], next_cursor)
 
     async def counts(self) -> dict[str, int]:
         """How many tasks are in each status (every status present, zero included): the
@@ -121,7 +138,7 @@ class TaskStore:
 
 
 def task_row(task_id: str) -> Select[Any]:
-    return select(tasks).where(tasks.c.id == task_id)
+    return select(*TASK_INFO_COLUMNS).where(tasks.c.id == task_id)
 
 
 def attempt_rows(task_id: str) -> Select[Any]:
