@@ -29,6 +29,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 from huey import SqliteHuey
@@ -68,6 +69,23 @@ class Finished:
             await asyncio.wait_for(self.reached.wait(), timeout)
 
 
+@dataclass
+class Measured:
+    per_second: float
+    cpu_us: float  # process CPU time per task (all threads), steadier than rates under load
+
+
+class Clock:
+    """Wall and process CPU time since it was made."""
+
+    def __init__(self) -> None:
+        self.wall, self.cpu = time.perf_counter(), time.process_time()
+
+    def measured(self, tasks: int) -> Measured:
+        wall, cpu = time.perf_counter() - self.wall, time.process_time() - self.cpu
+        return Measured(tasks / wall, cpu / max(tasks, 1) * 1e6)
+
+
 Driver = Callable[[AsyncTaskWorker, int, float], Awaitable[int]]
 
 
@@ -88,7 +106,7 @@ async def add_concurrently(worker: AsyncTaskWorker, n: int, deadline: float) -> 
     return done
 
 
-async def run_litetask(mode: str, n: int, directory: Path, args: argparse.Namespace) -> float:
+async def run_litetask(mode: str, n: int, directory: Path, args: argparse.Namespace) -> Measured:
     """Tasks per second of `mode` (only the adds with the pool idle; else end to end)."""
     registry = TaskRegistry()
     registry.register("noop", noop)
@@ -100,14 +118,14 @@ async def run_litetask(mode: str, n: int, directory: Path, args: argparse.Namesp
     async with AsyncTaskWorker(
         url, max_workers=workers, registry=registry, event_sink=finished, commit_observer=observer
     ) as worker:
-        started = time.perf_counter()
-        added = await drive(worker, n, started + args.seconds)
+        clock = Clock()
+        added = await drive(worker, n, clock.wall + args.seconds)
         if workers:
             await finished.wait_for(added, timeout=args.seconds + 60)
-        return added / (time.perf_counter() - started)
+        return clock.measured(added)
 
 
-def run_huey(mode: str, n: int, directory: Path, seconds: float) -> float:
+def run_huey(mode: str, n: int, directory: Path, seconds: float) -> Measured:
     """Huey's twin of `mode`: enqueue alone (sequential), else enqueue and process."""
     huey = SqliteHuey(filename=str(directory / "huey.db"), fsync=True)
     finished = [0]
@@ -125,8 +143,8 @@ def run_huey(mode: str, n: int, directory: Path, seconds: float) -> float:
     if mode != "sequential":
         consumer = huey.create_consumer(workers=1, worker_type="thread", initial_delay=0.001)
         consumer.start()  # workers and scheduler threads, without run()'s signal handlers
-    started = time.perf_counter()
-    added, deadline = 0, started + seconds
+    clock = Clock()
+    added, deadline = 0, clock.wall + seconds
     while added < n and time.perf_counter() < deadline:
         noop_task(PAYLOAD)
         added += 1
@@ -134,18 +152,30 @@ def run_huey(mode: str, n: int, directory: Path, seconds: float) -> float:
         n = added
         while finished[0] < n and not all_done.wait(0.05):
             pass
-    elapsed = time.perf_counter() - started
+    result = clock.measured(added)
     if consumer is not None:
         consumer.stop(graceful=True)
-    return added / elapsed
+    return result
 
 
-def one_round(mode: str, n: int, args: argparse.Namespace) -> tuple[float, float]:
-    with tempfile.TemporaryDirectory() as tmp:
-        theirs = run_huey(mode, n, Path(tmp), args.seconds)
-    with tempfile.TemporaryDirectory() as tmp:
-        ours = asyncio.run(run_litetask(mode, n, Path(tmp), args))
-    return ours, theirs
+def one_round(
+    mode: str, n: int, args: argparse.Namespace, huey_first: bool
+) -> tuple[Measured, Measured]:
+    """litetask's and Huey's run of `mode`, in the order given (alternated by rounds)."""
+
+    def huey() -> Measured:
+        with tempfile.TemporaryDirectory() as tmp:
+            return run_huey(mode, n, Path(tmp), args.seconds)
+
+    def ours() -> Measured:
+        with tempfile.TemporaryDirectory() as tmp:
+            return asyncio.run(run_litetask(mode, n, Path(tmp), args))
+
+    if huey_first:
+        theirs = huey()
+        return ours(), theirs
+    mine = ours()
+    return mine, huey()
 
 
 def main() -> None:
@@ -159,14 +189,21 @@ def main() -> None:
     args = parser.parse_args()
     modes = [m.strip() for m in args.modes.split(",") if m.strip()]
     print(f"rounds: {args.rounds}, metrics: {args.metrics}, payload {len(PAYLOAD)} bytes")
-    print(f"{'mode':12}{'round':>6}{'litetask/s':>12}{'huey/s':>10}{'ratio':>8}")
+    print(
+        f"{'mode':12}{'round':>6}{'litetask/s':>12}{'huey/s':>10}{'ratio':>8}"
+        f"{'cpu µs/task':>14}{'huey':>8}"
+    )
     for mode in modes:
         n = args.concurrent_tasks if mode == "concurrent" else args.tasks
         ratios = []
         for index in range(args.rounds):
-            ours, theirs = one_round(mode, n, args)
-            ratios.append(ours / theirs)
-            print(f"{mode:12}{index + 1:6}{ours:12,.0f}{theirs:10,.0f}{ours / theirs:8.2f}")
+            ours, theirs = one_round(mode, n, args, huey_first=index % 2 == 0)
+            ratio = ours.per_second / theirs.per_second
+            ratios.append(ratio)
+            print(
+                f"{mode:12}{index + 1:6}{ours.per_second:12,.0f}{theirs.per_second:10,.0f}"
+                f"{ratio:8.2f}{ours.cpu_us:14.0f}{theirs.cpu_us:8.0f}"
+            )
         median = statistics.median(ratios)
         verdict = "meets" if median >= TARGETS[mode] else "misses"
         print(f"{mode:12} median ratio {median:.2f}x ({verdict} the {TARGETS[mode]}x target)")
