@@ -50,6 +50,9 @@ def insert_rows(
         return
     execute = _executor(conn)
     start, largest = 0, _largest_chunk(len(columns))
+    if len(rows) == 1:  # the single-call path: no flattening
+        execute(_insert_sql(dialect, table, columns), tuple(rows[0]))
+        return
     while start < len(rows):
         size = min(largest, 1 << ((len(rows) - start).bit_length() - 1))
         chunk = rows[start : start + size]
