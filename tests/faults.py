@@ -13,11 +13,11 @@ import sqlite3
 from collections.abc import Iterator
 from contextlib import closing, contextmanager
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from sqlalchemy import Connection, Engine, event
 
-from app.db.writer import GroupCommitWriter
+from app.db.writer import GroupCommitWriter, QuietOp, WriteOp
 
 F = TypeVar("F", bound="PragmaFault")
 SQLITE_MAX_PAGES = 1_073_741_823  # SQLite's default max_page_count: no cap
@@ -152,18 +152,31 @@ def drop_trigger(database: str | Path, name: str) -> None:
         conn.execute(f"DROP TRIGGER {name}")
 
 
+class ThreadDeath(BaseException):
+    """Not an Exception: no write's fault, nothing the writer's transaction catches."""
+
+
+class _KillThread(WriteOp[None]):
+    def apply(self, conn: Connection) -> None:
+        raise ThreadDeath("the writer thread was killed (fault injection)")
+
+
+class _CloseConnection(QuietOp[None]):
+    def apply_alone(self, raw: sqlite3.Connection) -> None:
+        raw.close()
+
+
 def kill_writer_thread(writer: GroupCommitWriter) -> None:
-    """Fault injection into the writer itself: shut down the thread its transactions run
-    in, as if that thread had died. The writer's next transaction cannot even start, which is
-    nothing a write did: the writer must die loudly (fail every waiting write, turn health
-    503, make `litetask serve` exit non-zero), not hang or limp on."""
-    thread: Any = writer._thread  # private on purpose: this is the fault being injected
-    thread.shutdown(wait=False)
+    """Fault injection into the writer itself: kill the thread its transactions run in, as
+    if that thread had died (the next transaction it takes raises what no write explains).
+    The writer must die loudly (fail every waiting write, turn health 503, make `litetask
+    serve` exit non-zero), not hang or limp on. Call it from the event loop."""
+    killed = asyncio.ensure_future(writer.submit(_KillThread()))
+    killed.add_done_callback(lambda f: f.exception())  # it fails: WriterFailedError
 
 
 async def close_writer_connection(writer: GroupCommitWriter) -> None:
     """Fault injection into the writer: close its SQLite connection under it (in its own
-    thread, where the connection lives), as if the handle had been lost."""
-    conn: Any = writer._conn  # private on purpose: closing it under the writer is the fault
-    loop = asyncio.get_running_loop()
-    await loop.run_in_executor(writer._thread, conn.connection.dbapi_connection.close)
+    thread, where the connection lives, between transactions), as if the handle had been
+    lost."""
+    await writer.run(_CloseConnection())

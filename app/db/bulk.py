@@ -11,16 +11,25 @@ to a few dozen rows per statement (`VALUES (...), (...)`): one step, one GIL han
 statements are compiled from the table definition, so columns cannot drift from
 `app/db/tables.py`; chunk sizes are powers of two, so a handful of statements cover every
 batch size and stay in the driver's statement cache.
+
+On SQLite both run straight on the driver's connection (the sqlite3 module's cursor, inside
+the transaction the writer opened through SQLAlchemy): SQLAlchemy's execution context costs
+tens of microseconds of Python per statement, and every microsecond the writer thread holds
+the GIL is one the event loop waits (bench/throughput.py, docs/performance.md). A failure
+raises the driver's own exception, which app/db/engine.py classifies the same way. While
+anything listens to the engine's cursor events (a tracer, a test counting statements), they
+go through SQLAlchemy instead, so every statement is still seen.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+import sqlite3
+from collections.abc import Callable, Sequence
 from functools import lru_cache
-from typing import Any, cast
+from typing import Any, Protocol, cast
 
-from sqlalchemy import ClauseElement, Connection, CursorResult, Dialect, Table, bindparam
+from sqlalchemy import ClauseElement, Connection, Dialect, Table, bindparam
 from sqlalchemy.sql.compiler import SQLCompiler
 
 Row = tuple[Any, ...]
@@ -39,13 +48,15 @@ def insert_rows(
     if dialect.paramstyle != "qmark":
         _insert_each(conn, table, columns, rows)
         return
+    execute = _executor(conn)
     start, largest = 0, _largest_chunk(len(columns))
+    if len(rows) == 1:  # the single-call path: no flattening
+        execute(_insert_sql(dialect, table, columns), tuple(rows[0]))
+        return
     while start < len(rows):
         size = min(largest, 1 << ((len(rows) - start).bit_length() - 1))
         chunk = rows[start : start + size]
-        conn.exec_driver_sql(
-            _multi_row_sql(dialect, table, columns, size), tuple(v for r in chunk for v in r)
-        )
+        execute(_multi_row_sql(dialect, table, columns, size), tuple(v for r in chunk for v in r))
         start += size
 
 
@@ -87,18 +98,47 @@ def json_text(value: Any) -> str:
     return json.dumps(value)
 
 
+class DriverResult(Protocol):
+    """What execute_compiled gives back: the driver's cursor, rows as tuples."""
+
+    @property
+    def rowcount(self) -> int: ...
+
+    def fetchall(self) -> Sequence[Any]: ...
+
+
+def _observed(conn: Connection) -> bool:
+    """Something listens to this engine's statements: they must go through SQLAlchemy."""
+    dispatch = conn.dispatch
+    return bool(dispatch.before_cursor_execute or dispatch.after_cursor_execute)
+
+
+def _executor(conn: Connection) -> Callable[[str, Any], DriverResult]:
+    """`execute(sql, parameters)` on the sqlite3 cursor under `conn` (in its transaction),
+    or through SQLAlchemy while statements are observed."""
+    if _observed(conn):
+        return conn.exec_driver_sql
+    raw = conn.connection.driver_connection
+    assert isinstance(raw, sqlite3.Connection)
+    return raw.cursor().execute
+
+
 def execute_compiled(
     conn: Connection, statement: ClauseElement, params: Sequence[dict[str, Any]]
-) -> CursorResult[Any]:
-    """Run `statement` (compiled once per dialect) with `params` straight through the
-    driver: no per-execution compile-cache lookup or parameter and result processing, so
-    rows come back as the driver gives them (JSON as text). For the writer's hottest
-    statements (claims); positional-parameter dialects (SQLite) only."""
+) -> DriverResult:
+    """Run `statement` (compiled once per dialect) with `params` straight on the driver's
+    cursor: no execution context, compile-cache lookup, or parameter and result processing,
+    so rows come back as the driver gives them (JSON as text). For the writer's hottest
+    statements (claims, starts, completions); positional-parameter dialects (SQLite) only."""
     sql, order, fixed = _positional_sql(conn.dialect, statement)
     rows = [tuple(p.get(name, fixed.get(name)) for name in order) for p in params]
     if len(rows) == 1:
-        return conn.exec_driver_sql(sql, rows[0])
-    return conn.exec_driver_sql(sql, rows)
+        return _executor(conn)(sql, rows[0])
+    if _observed(conn):
+        return conn.exec_driver_sql(sql, rows)
+    raw = conn.connection.driver_connection
+    assert isinstance(raw, sqlite3.Connection)
+    return raw.executemany(sql, rows)
 
 
 @lru_cache(maxsize=32)

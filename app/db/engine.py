@@ -152,7 +152,16 @@ def _install_sqlite_hooks(
 
     @event.listens_for(engine, "begin")
     def on_begin(connection: Any) -> None:
-        connection.exec_driver_sql(begin)
+        if read_only or connection.dispatch.before_cursor_execute:
+            connection.exec_driver_sql(begin)
+            return
+        # The writer's, once per group commit: straight on the driver (app/db/bulk.py).
+        try:
+            connection.connection.driver_connection.execute(begin)
+        except sqlite3.ProgrammingError:
+            # A closed handle: through SQLAlchemy, which invalidates it (CONNECTION_LOST),
+            # so the writer's retry gets a new connection.
+            connection.exec_driver_sql(begin)
 
 
 @dataclass(frozen=True, slots=True)

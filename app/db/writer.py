@@ -7,8 +7,10 @@ its future; the writer takes everything queued, runs it in one BEGIN IMMEDIATE .
 resolves each future only after the commit. Latency stays about one commit; throughput grows
 with load.
 
-The transaction runs in the writer's own thread on a synchronous connection (see
-app/db/engine.py): one hop from the event loop per transaction, not one per statement. So
+The writer is a thread of its own with a synchronous connection (see app/db/engine.py): a
+write goes into a thread-safe queue (no event-loop step before the thread takes it), and one
+`call_soon_threadsafe` per committed transaction settles every future of it: one hop each way
+per batch, not one per op or statement (app/db/commit_loop.py runs the thread's side). So
 `WriteOp.apply` is plain synchronous code; it must not touch the event loop.
 
 When a transaction fails, the writer asks why (`database_state_error` in app/db/engine.py):
@@ -36,19 +38,20 @@ returns it, so the service can stop and be restarted.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-import time
+import queue
+import threading
 from collections.abc import Awaitable, Callable
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
-from sqlalchemy import Connection, Engine, create_engine
+from sqlalchemy import Engine, create_engine
 from sqlalchemy.pool import NullPool
 
-from app.db.engine import TransactionRefused
-from app.db.write_op import QuietOp, WriteOp, by_type
+from app.db.commit_loop import CommitLoop, Inbox, Pending, drain
+from app.db.write_op import QuietOp, WriteOp
 from app.errors import DatabaseUnavailableError, WorkerNotRunningError, WriterFailedError
-from app.events.log import LAST_EVENT_ID, TaskEvent, append_events
+from app.events.log import TaskEvent
 
 __all__ = ["GroupCommitWriter", "QuietOp", "WriteOp"]
 
@@ -58,21 +61,12 @@ CommitHook = Callable[[list[TaskEvent]], None]
 FailureHook = Callable[[WriterFailedError], None]
 BatchHook = Callable[[int, float], None]  # (writes committed together, seconds it took)
 DEFAULT_RETRY_SECONDS = 5.0
-FIRST_RETRY_DELAY = 0.01
-MAX_RETRY_DELAY = 0.5
 TRANSACTION_SLACK = 1.0  # seconds past a write's deadline that a stop still waits for it
-
-
-class _Pending:
-    __slots__ = ("deadline", "future", "op")
-
-    def __init__(self, op: WriteOp[Any], future: asyncio.Future[Any], deadline: float) -> None:
-        self.op, self.future, self.deadline = op, future, deadline
 
 
 class GroupCommitWriter:
     """Owns the single write connection and the thread it is used from. `submit` from the
-    event loop; ops run in the writer thread."""
+    event loop; ops run in the writer thread (app/db/commit_loop.py)."""
 
     def __init__(
         self,
@@ -90,15 +84,20 @@ class GroupCommitWriter:
         self._on_batch = on_batch
         self._max_batch = max_batch
         self._retry_seconds = retry_seconds
-        self._queue: asyncio.Queue[_Pending | None] = asyncio.Queue()
-        self._runner: asyncio.Task[None] | None = None
-        self._thread: ThreadPoolExecutor | None = None
-        self._conn: Connection | None = None
-        self._inflight: list[_Pending] = []
+        self._inbox: Inbox = queue.SimpleQueue()
+        self._work = CommitLoop(engine, self._inbox, self._settle_soon, max_batch)
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._exited: asyncio.Future[None] | None = None  # set when the thread ends
+        self._running = False
         self._failure: WriterFailedError | None = None
         self._failed = asyncio.Event()
         self._finish_by = float("inf")  # event-loop time by which every write gives up
-        self.commits = 0  # transactions attempted
+
+    @property
+    def commits(self) -> int:
+        """Transactions attempted."""
+        return self._work.commits
 
     def longest_wait(self) -> float:
         """The longest a write submitted now can wait: until it is given up (the retry
@@ -132,228 +131,110 @@ class GroupCommitWriter:
         return self._failure
 
     async def start(self) -> None:
-        if self._runner is None:
-            self._thread = ThreadPoolExecutor(1, thread_name_prefix="litetask-writer")
-            self._conn = await self._in_thread(self._engine.connect)
-            self._runner = asyncio.create_task(self._run(), name="litetask-writer")
+        """Start the writer thread; returns once it holds its connection (or raises why it
+        could not open one)."""
+        if self._thread is not None:
+            return
+        loop = self._loop = asyncio.get_running_loop()
+        connected: asyncio.Future[None] = loop.create_future()
+        self._exited = loop.create_future()
+        self._work.abandoned = False
+        self._thread = threading.Thread(
+            target=self._main, args=(connected,), name="litetask-writer", daemon=True
+        )
+        self._thread.start()
+        try:
+            await connected
+        except BaseException:
+            self._thread = None
+            raise
+        self._running = True
+
+    def _main(self, connected: asyncio.Future[None]) -> None:
+        """The writer thread: connect, serve, close; a death is reported, never silent."""
+        try:
+            self._work.connect()
+        except BaseException as exc:
+            self._to_loop(_fail_future, connected, exc)
+            self._to_loop(_finish_future, self._exited)
+            return
+        self._to_loop(_finish_future, connected)
+        try:
+            self._work.serve()
+        except BaseException as exc:  # the thread dies: every waiting write learns it
+            self._to_loop(self._die, exc)
+        finally:
+            self._work.close()
+            self._to_loop(_finish_future, self._exited)
+
+    def _to_loop(self, callback: Callable[..., None], *args: Any) -> None:
+        loop = self._loop
+        assert loop is not None
+        with contextlib.suppress(RuntimeError):  # a closed loop: nobody waits any more
+            loop.call_soon_threadsafe(callback, *args)
 
     def finish_by(self, deadline: float) -> None:
         """Give up (DatabaseUnavailableError) every write not committed by `deadline`, in
         event-loop time, however recently it was submitted: the last writes of a stop."""
         self._finish_by = min(self._finish_by, deadline)
+        self._work.finish_by = self._finish_by  # the loop's clock is time.monotonic()
 
     async def stop(self, timeout: float | None = None) -> None:
         """Finish every op already submitted, then release the connection and the thread.
         After `timeout` seconds (default: until `finish_by`, or the retry budget, and one
         more) a transaction that has not returned is abandoned and its writes fail."""
-        runner, self._runner = self._runner, None
-        if runner is None:
+        thread, self._thread = self._thread, None
+        if thread is None:
             return
-        self._queue.put_nowait(None)
+        self._running = False
+        self._inbox.put(None)
         limit = self.longest_wait() if timeout is None else timeout
-        finished, _ = await asyncio.wait({runner}, timeout=limit)
-        if finished:
-            await self._release()
-        else:
-            self._abandon(runner, limit)
+        assert self._exited is not None
+        try:
+            await asyncio.wait_for(asyncio.shield(self._exited), limit)
+        except TimeoutError:
+            self._abandon(limit)
 
-    def _abandon(self, runner: asyncio.Task[None], limit: float) -> None:
+    def _abandon(self, limit: float) -> None:
         """The transaction in the writer's thread did not return (a hung disk): fail what
         waits; the thread closes its connection if the transaction ever returns."""
         logger.error("the database writer did not finish within %.1f s; writes given up", limit)
-        runner.cancel()
-        for pending in [*self._inflight, *self._drain_rest()]:
+        self._work.abandoned = True
+        for pending in [*self._work.inflight, *drain(self._inbox)]:
             if not pending.future.done():
                 pending.future.set_exception(
                     DatabaseUnavailableError("the database did not take this write before the stop")
                 )
-        self._inflight = []
-        conn, self._conn = self._conn, None
-        thread, self._thread = self._thread, None
-        if thread is not None:
-            if conn is not None:
-                thread.submit(conn.close)
-            thread.shutdown(wait=False)
-
-    async def _release(self) -> None:
-        conn, self._conn = self._conn, None
-        thread, self._thread = self._thread, None
-        try:
-            if conn is not None:
-                await asyncio.get_running_loop().run_in_executor(thread, conn.close)
-        except Exception:
-            logger.warning("could not close the writer's connection", exc_info=True)
-        finally:
-            if thread is not None:
-                thread.shutdown(wait=False)
 
     def submit(self, op: WriteOp[T]) -> Awaitable[T]:
         """Queue `op`; the returned awaitable gives its outcome once it is committed."""
         if self._failure is not None:
             raise WriterFailedError(str(self._failure))
-        if self._runner is None or self._runner.done():
+        if not self._running:
             # Stopped (the service is draining, or was never started): callers over HTTP
             # get 503 and try again, by then on a restarted service.
             raise WorkerNotRunningError("the database writer is not running (stopping?)")
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Any] = loop.create_future()
         deadline = min(loop.time() + self._retry_seconds, self._finish_by)
-        self._queue.put_nowait(_Pending(op, future, deadline))
+        self._inbox.put(Pending(op, future, deadline))
         return future
 
     async def run(self, op: WriteOp[T]) -> T:
         return await self.submit(op)
 
-    async def _in_thread(self, func: Callable[..., T], *args: Any) -> T:
-        return await asyncio.get_running_loop().run_in_executor(self._thread, func, *args)
+    def _settle_soon(self, group: list[Pending], seconds: float | None) -> None:
+        """In the writer thread: one hop settles the whole group on the event loop."""
+        self._to_loop(self._settle, group, seconds)
 
-    async def _run(self) -> None:
-        """The writer's loop, supervised: an unexpected error fails every waiting write."""
-        try:
-            await self._serve()
-        except Exception as exc:
-            self._die(exc)
-
-    async def _serve(self) -> None:
-        stopping = False
-        while not stopping:
-            batch, stopping = await self._take_batch()
-            self._inflight = batch
-            live = [p for p in batch if not p.future.cancelled()]
-            await self._commit([p for p in live if not isinstance(p.op, QuietOp)])
-            await self._run_quiet([p for p in live if isinstance(p.op, QuietOp)])
-            self._inflight = []
-
-    async def _run_quiet(self, group: list[_Pending]) -> None:
-        """Each QuietOp alone, between transactions, while no write waits (else skipped)."""
-        for pending in group:
-            op: QuietOp[Any] = pending.op  # type: ignore[assignment]  # sorted by _serve
-            if self._queue.empty():
-                await self._in_thread(self._alone, op)
-            else:
-                op.set_result(None)
-            self._resolve([pending])
-
-    def _alone(self, op: QuietOp[Any]) -> None:
-        conn = self._conn
-        assert conn is not None and not conn.in_transaction()
-        raw = conn.connection.driver_connection
-        assert raw is not None
-        op.run_alone(raw)
-
-    async def _take_batch(self) -> tuple[list[_Pending], bool]:
-        first = await self._queue.get()
-        if first is None:
-            return self._drain_rest(), True
-        batch = [first]
-        while len(batch) < self._max_batch and not self._queue.empty():
-            item = self._queue.get_nowait()
-            if item is None:
-                return batch + self._drain_rest(), True
-            batch.append(item)
-        return batch, False
-
-    def _drain_rest(self) -> list[_Pending]:
-        rest: list[_Pending] = []
-        while not self._queue.empty():
-            item = self._queue.get_nowait()
-            if item is not None:
-                rest.append(item)
-        return rest
-
-    async def _commit(self, group: list[_Pending]) -> None:
-        """Commit `group` in one transaction: tried again while the database's state refuses
-        it, split while one of its writes does. Every future in it is settled on return."""
-        delay = FIRST_RETRY_DELAY
-        while group:
-            refused = await self._attempt(group)
-            if refused is None:
-                self._resolve(group)
-                return
-            if refused.reason is None:
-                await self._isolate(group, refused.cause)
-                return
-            group = self._give_up_expired(group, refused)
-            if group:
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, MAX_RETRY_DELAY)
-
-    async def _attempt(self, group: list[_Pending]) -> TransactionRefused | None:
-        started = time.perf_counter()
-        try:
-            await self._in_thread(self._transaction, [p.op for p in group])
-        except TransactionRefused as refused:
-            return refused
-        if self._on_batch is not None:
-            self._observe(len(group), time.perf_counter() - started)
-        return None
-
-    def _observe(self, size: int, seconds: float) -> None:
-        assert self._on_batch is not None
-        try:
-            self._on_batch(size, seconds)
-        except Exception:
-            logger.exception("a batch hook raised; the writer goes on")
-
-    async def _isolate(self, group: list[_Pending], cause: Exception) -> None:
-        """One write of `group` fails by itself: halve the group until it is alone, so the
-        others still commit in a few transactions."""
-        if len(group) == 1:
-            group[0].op.set_error(cause)
-            self._resolve(group)
-            return
-        middle = len(group) // 2
-        await self._commit(group[:middle])
-        await self._commit(group[middle:])
-
-    def _give_up_expired(
-        self, group: list[_Pending], refused: TransactionRefused
-    ) -> list[_Pending]:
-        """Fail the writes whose retry time is spent; return the ones still worth trying."""
-        now = asyncio.get_running_loop().time()
-        live = [p for p in group if not p.future.cancelled()]
-        expired = [p for p in live if min(p.deadline, self._finish_by) <= now]
-        if expired:
-            logger.warning(
-                "%s writes given up after %s s: the database is unavailable (%s: %s)",
-                len(expired),
-                self._retry_seconds,
-                refused.reason,
-                refused.message,
-            )
-            for pending in expired:
-                pending.op.set_error(refused.unavailable())
-            self._resolve(expired)
-        return [p for p in live if min(p.deadline, self._finish_by) > now]
-
-    def _transaction(self, ops: list[WriteOp[Any]]) -> None:
-        """Runs in the writer thread: every op, then their events, in one transaction. A
-        failure rolls back and raises TransactionRefused; the ops keep no events of it."""
-        conn = self._conn
-        assert conn is not None
-        self.commits += 1
-        for op in ops:
-            op.events = []
-        try:
-            with conn.begin():
-                for batch_type, run in by_type(ops).items():
-                    batch_type.apply_batch(conn, run)
-                self._log_events(conn, ops)
-        except Exception as exc:
-            conn.info.pop(LAST_EVENT_ID, None)
-            for op in ops:
-                op.events = []
-            raise TransactionRefused(exc) from exc
-
-    @staticmethod
-    def _log_events(conn: Connection, ops: list[WriteOp[Any]]) -> None:
-        logged = iter(append_events(conn, [e for op in ops for e in op.events]))
-        for op in ops:
-            op.events = [next(logged) for _ in op.events]
-
-    def _resolve(self, batch: list[_Pending]) -> None:
+    def _settle(self, group: list[Pending], seconds: float | None) -> None:
+        if seconds is not None and self._on_batch is not None:
+            try:
+                self._on_batch(len(group), seconds)
+            except Exception:
+                logger.exception("a batch hook raised; the writer goes on")
         published: list[TaskEvent] = []
-        for pending in batch:
+        for pending in group:
             published.extend(pending.op.events)
             if pending.future.done():
                 continue
@@ -367,22 +248,33 @@ class GroupCommitWriter:
             except Exception:
                 logger.exception("a commit hook raised; the writer goes on")
 
-    def _die(self, exc: Exception) -> None:
-        """The loop met an error no write explains: fail every waiting write, say why."""
+    def _die(self, exc: BaseException) -> None:
+        """The thread met an error no write explains: fail every waiting write, say why."""
         logger.critical("the database writer stopped after an unexpected error", exc_info=exc)
+        self._running = False
         self._failure = WriterFailedError(
             f"the database writer stopped: {type(exc).__name__}: {exc}; restart the process"
         )
         self._failed.set()
-        for pending in [*self._inflight, *self._drain_rest()]:
+        for pending in [*self._work.inflight, *drain(self._inbox)]:
             if not pending.future.done():
                 pending.future.set_exception(WriterFailedError(str(self._failure)))
-        self._inflight = []
+        self._work.inflight = []
         if self._on_failure is not None:
             try:
                 self._on_failure(self._failure)
             except Exception:
                 logger.exception("a failure hook raised")
+
+
+def _finish_future(future: asyncio.Future[None] | None) -> None:
+    if future is not None and not future.done():
+        future.set_result(None)
+
+
+def _fail_future(future: asyncio.Future[None], exc: BaseException) -> None:
+    if not future.done():
+        future.set_exception(exc)
 
 
 async def run_in_batches(

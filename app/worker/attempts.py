@@ -15,6 +15,7 @@ from sqlalchemy import (
 )
 
 from app.clock import now_us
+from app.db.bulk import execute_compiled
 from app.db.tables import status_is, task_attempts, tasks
 from app.db.writer import WriteOp
 from app.events.log import EventType
@@ -162,7 +163,7 @@ def _complete_many(conn: Connection, ops: Sequence[FinishTask]) -> set[str]:
         }
         for op in ops
     ]
-    result = conn.execute(_COMPLETE, params)
+    result = execute_compiled(conn, _COMPLETE, params)
     if result.rowcount == len(params):
         return {op.task_id for op in ops}
     attempt_of = {op.task_id: op.attempt for op in ops}

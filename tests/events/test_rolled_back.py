@@ -19,12 +19,17 @@ from tests.events.sse_reader import open_stream, read_until
 from tests.faults import disk_full
 
 BIG = "x" * 16_384  # every task row needs new pages: a full disk refuses it
+# Rewriting a finished row frees its old overflow pages, so a full file still has a few
+# free: a task four times as big fits in none of them, even alone in its transaction.
+BIGGER = BIG * 4
 
 
-async def submit_all(worker: AsyncTaskWorker, count: int, tag: str) -> list[str | None]:
+async def submit_all(
+    worker: AsyncTaskWorker, count: int, tag: str, payload: str = BIG
+) -> list[str | None]:
     async def one(i: int) -> str | None:
         try:
-            return await worker.add_task("echo", f"{tag}{i}{BIG}")
+            return await worker.add_task("echo", f"{tag}{i}{payload}")
         except DatabaseUnavailableError:
             return None
 
@@ -48,7 +53,7 @@ async def test_a_full_disk_publishes_only_what_committed(tmp_path: Path) -> None
         ok = [i for i in await submit_all(worker, 5, "before") if i]
         await worker.wait_for_tasks(ok, timeout=10)
         with disk_full(tmp_path / "full.db") as disk:
-            refused = await submit_all(worker, 20, "refused")
+            refused = await submit_all(worker, 20, "refused", BIGGER)
             pending = asyncio.create_task(submit_all(worker, 20, "late"))
             await asyncio.sleep(0.2)
             disk.free()
