@@ -20,7 +20,15 @@ from collections.abc import Sequence
 from functools import lru_cache
 from typing import Any, cast
 
-from sqlalchemy import ClauseElement, Connection, CursorResult, Dialect, Table, bindparam
+from sqlalchemy import (
+    ClauseElement,
+    Connection,
+    CursorResult,
+    Dialect,
+    Executable,
+    Table,
+    bindparam,
+)
 from sqlalchemy.sql.compiler import SQLCompiler
 
 Row = tuple[Any, ...]
@@ -93,7 +101,11 @@ def execute_compiled(
     """Run `statement` (compiled once per dialect) with `params` straight through the
     driver: no per-execution compile-cache lookup or parameter and result processing, so
     rows come back as the driver gives them (JSON as text). For the writer's hottest
-    statements (claims); positional-parameter dialects (SQLite) only."""
+    statements (claims) on positional-parameter dialects (SQLite); elsewhere (PostgreSQL)
+    it is a plain execute."""
+    if not conn.dialect.positional:
+        executable = cast(Executable, statement)
+        return conn.execute(executable, params[0] if len(params) == 1 else list(params))
     sql, order, fixed = _positional_sql(conn.dialect, statement)
     rows = [tuple(p.get(name, fixed.get(name)) for name in order) for p in params]
     if len(rows) == 1:

@@ -34,6 +34,8 @@ from app.events.log import TERMINAL_EVENT_TYPES, EventType, TaskEvent
 from app.worker.executor import RetryPolicy, TaskExecutor
 from app.worker.options import TaskOptions, build_new_task
 from app.worker.pool import PoolSettings, WorkerPool
+from app.worker.postgres.backend import build_writer, start_wake
+from app.worker.postgres.wake import Wake
 from app.worker.progress import ProgressGate
 from app.worker.queue import TaskQueue
 from app.worker.records import Accepted, ClaimedTask, task_event
@@ -102,6 +104,7 @@ class AsyncTaskWorker:
         self._store: TaskStore | None = None
         self._pool: WorkerPool | None = None
         self._upkeep: Upkeep | None = None
+        self._wake: Wake | None = None  # PostgreSQL: wakes the pool for others' work
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -182,6 +185,8 @@ class AsyncTaskWorker:
         recovery = RecoverInterrupted(me, where, self.max_interruptions)
         self._upkeep = await start_pool(pool, recovery, self.reconcile_interval)
         self._pool = pool
+        assert self._engines is not None
+        self._wake = await start_wake(self._engines, pool)
 
     async def _open_database(self) -> None:
         path = sqlite_path(self.database_url)
@@ -191,8 +196,9 @@ class AsyncTaskWorker:
             await self._lock.acquire()
         self._engines = create_engines(self.database_url, busy_timeout=self.busy_timeout)
         await upgrade(self._engines.writer)
-        self._writer = GroupCommitWriter(
-            self._engines.writer,
+        self._writer = build_writer(
+            self._engines,
+            self.max_interruptions,
             on_commit=self._on_commit,
             on_failure=self._fail_waiters,
             on_batch=self.commit_observer,
@@ -213,6 +219,9 @@ class AsyncTaskWorker:
         time is given up (the next start recovers what it concerned)."""
         pool, self._pool = self._pool, None
         upkeep, self._upkeep = self._upkeep, None
+        wake, self._wake = self._wake, None
+        if wake is not None:
+            await wake.stop()
         if pool is not None:
             pool.stop_starting()
         if self._writer is not None and pool is not None:
