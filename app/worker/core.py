@@ -34,7 +34,7 @@ from app.events.log import TERMINAL_EVENT_TYPES, EventType, TaskEvent
 from app.worker.executor import RetryPolicy, TaskExecutor
 from app.worker.options import TaskOptions, build_new_task
 from app.worker.pool import PoolSettings, WorkerPool
-from app.worker.postgres.backend import build_writer, start_wake
+from app.worker.postgres.backend import build_writer, follows_log, start_wake
 from app.worker.postgres.wake import Wake
 from app.worker.progress import ProgressGate
 from app.worker.queue import TaskQueue
@@ -186,7 +186,7 @@ class AsyncTaskWorker:
         self._upkeep = await start_pool(pool, recovery, self.reconcile_interval)
         self._pool = pool
         assert self._engines is not None
-        self._wake = await start_wake(self._engines, pool)
+        self._wake = await start_wake(self._engines, pool, self._observe_logged)
 
     async def _open_database(self) -> None:
         path = sqlite_path(self.database_url)
@@ -451,8 +451,14 @@ class AsyncTaskWorker:
         return self._store
 
     def _on_commit(self, events: list[TaskEvent]) -> None:
+        self._observe_logged(events, publish=not follows_log(self.database_url))
+
+    def _observe_logged(self, events: list[TaskEvent], publish: bool = True) -> None:
+        """Committed events: published (unless the log follower does it: PostgreSQL), and
+        the waiters of the tasks they finished resolved."""
         self._progress_gate.observe(events)  # before publishing: nothing after a terminal
-        self._publish(events)
+        if publish:
+            self._publish(events)
         finished = {e.task_id for e in events if e.type in TERMINAL_EVENT_TYPES}
         waited = self._waiters.waiting_for(finished)
         if waited:

@@ -14,6 +14,7 @@ from app.db.writer import GroupCommitWriter
 from app.worker.claims import ClaimTasks
 from app.worker.pool import WorkerPool
 from app.worker.postgres.claims import claim_batch, stage_batch
+from app.worker.postgres.follower import Deliver, LogFollower
 from app.worker.postgres.processes import heartbeat_batch, recover_batch
 from app.worker.postgres.wake import Wake
 from app.worker.recovery import RecoverInterrupted
@@ -37,11 +38,18 @@ def build_writer(engines: Engines, max_interruptions: int, **options: Any) -> Gr
     return GroupCommitWriter(engines.writer, **options)
 
 
-async def start_wake(engines: Engines, pool: WorkerPool) -> Wake | None:
-    """On PostgreSQL, what wakes this pool for work other processes made; None on SQLite
-    (one process: its own puts wake it)."""
-    if not is_postgres(engines.url):
+def follows_log(url: str) -> bool:
+    """True where logged events reach subscribers from the log (app/worker/postgres/
+    follower.py), not from the commit that wrote them: on PostgreSQL."""
+    return is_postgres(url)
+
+
+async def start_wake(engines: Engines, pool: WorkerPool, deliver: Deliver) -> Wake | None:
+    """On PostgreSQL, what wakes this pool for work other processes made and follows the
+    event log for `deliver`; None on SQLite (one process: its own puts wake it, its own
+    commits publish)."""
+    if not follows_log(engines.url):
         return None
-    wake = Wake(engines.url, pool)
+    wake = Wake(engines.url, pool, LogFollower(engines.reader, deliver))
     await wake.start()
     return wake

@@ -17,8 +17,9 @@ from typing import Any
 import asyncpg
 from sqlalchemy.engine import make_url
 
-from app.db.postgres.writer import SUSPECTS_PAYLOAD, WORK_CHANNEL
+from app.db.postgres.writer import EVENTS_CHANNEL, SUSPECTS_PAYLOAD, WORK_CHANNEL
 from app.worker.pool import WorkerPool
+from app.worker.postgres.follower import LogFollower
 
 logger = logging.getLogger(__name__)
 POLL_SECONDS = 30.0
@@ -31,16 +32,28 @@ def asyncpg_dsn(url: str) -> str:
 
 
 class Wake:
-    def __init__(self, url: str, pool: WorkerPool, poll_seconds: float = POLL_SECONDS) -> None:
+    """The LISTEN connection of this process: wakes the pool on `litetask_work` and pokes
+    the log follower on `litetask_events`."""
+
+    def __init__(
+        self, url: str, pool: WorkerPool, follower: LogFollower, poll_seconds: float = POLL_SECONDS
+    ) -> None:
         self.url, self.pool, self.poll_seconds = url, pool, poll_seconds
+        self.follower = follower
         self._loops: list[asyncio.Task[None]] = []
         self._lost = asyncio.Event()
+        self._connection: asyncpg.Connection | None = None
 
     async def start(self) -> None:
-        connection = await self._listen()  # the first: a failure here fails the start
+        await self._listen()  # the first: a failure here fails the start
+        try:
+            await self.follower.start()
+        except BaseException:
+            await self._close()
+            raise
         self._loops = [
             asyncio.create_task(self._poll(), name="litetask-wake-poll"),
-            asyncio.create_task(self._keep(connection), name="litetask-listener"),
+            asyncio.create_task(self._keep(), name="litetask-listener"),
         ]
 
     def wake(self, suspects: bool = False) -> None:
@@ -52,29 +65,33 @@ class Wake:
     def _notified(self, _conn: Any, _pid: int, _channel: str, payload: str) -> None:
         self.wake(suspects=payload == SUSPECTS_PAYLOAD)
 
-    async def _listen(self) -> asyncpg.Connection:
+    def _logged(self, _conn: Any, _pid: int, _channel: str, _payload: str) -> None:
+        self.follower.poke()
+
+    async def _listen(self) -> None:
         self._lost.clear()
         connection = await asyncpg.connect(asyncpg_dsn(self.url))
+        self._connection = connection
         connection.add_termination_listener(lambda _conn: self._lost.set())
         await connection.add_listener(WORK_CHANNEL, self._notified)
-        return connection
+        await connection.add_listener(EVENTS_CHANNEL, self._logged)
 
-    async def _keep(self, connection: asyncpg.Connection) -> None:
-        """Hold the listening connection; reopen it when lost, then wake the pool (what was
-        said meanwhile is lost)."""
-        try:
-            while True:
-                await self._lost.wait()
-                connection = await self._reopen()
-                self.wake(suspects=True)
-        finally:
-            await _close(connection)
+    async def _keep(self) -> None:
+        """Reopen the listening connection when lost, then wake the pool and the follower
+        (what was said meanwhile is lost)."""
+        while True:
+            await self._lost.wait()
+            await self._close()
+            await self._reopen()
+            self.wake(suspects=True)
+            self.follower.poke()
 
-    async def _reopen(self) -> asyncpg.Connection:
+    async def _reopen(self) -> None:
         delay, longest = RECONNECT_SECONDS
         while True:
             try:
-                return await self._listen()
+                await self._listen()
+                return
             except (OSError, asyncpg.PostgresError) as exc:
                 logger.warning("LISTEN connection lost (%s); trying again in %.1f s", exc, delay)
                 await asyncio.sleep(delay)
@@ -84,6 +101,7 @@ class Wake:
         while True:
             await asyncio.sleep(self.poll_seconds)
             self.wake(suspects=True)
+            self.follower.poke()
 
     async def stop(self) -> None:
         loops, self._loops = self._loops, []
@@ -92,8 +110,11 @@ class Wake:
         for loop in loops:
             with contextlib.suppress(asyncio.CancelledError):
                 await loop
+        await self.follower.stop()
+        await self._close()
 
-
-async def _close(connection: asyncpg.Connection) -> None:
-    with contextlib.suppress(Exception):
-        await asyncio.wait_for(connection.close(), timeout=2)
+    async def _close(self) -> None:
+        connection, self._connection = self._connection, None
+        if connection is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(connection.close(), timeout=2)
