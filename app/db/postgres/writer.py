@@ -36,6 +36,7 @@ EVENT_LOG_LOCK = 0x6C746576656E7473
 WORK_EVENTS = frozenset({"task.queued", "task.retrying", "task.recovered"})
 RECOVERED = "task.recovered"
 SUSPECTS_PAYLOAD = "suspects"
+NOTIFY = "SELECT pg_notify(:channel, :payload)"
 
 
 class PostgresWriter(GroupCommitWriter):
@@ -85,9 +86,12 @@ def notify(conn: Connection, logged: Sequence[TaskEvent]) -> None:
     """NOTIFY the newest event id, and that there is work when some event says so: both
     delivered at commit, only if it commits."""
     newest = max(e.id or 0 for e in logged)
-    statement = "SELECT pg_notify(:channel, :payload)"
-    conn.execute(text(statement), {"channel": EVENTS_CHANNEL, "payload": str(newest)})
+    conn.execute(text(NOTIFY), {"channel": EVENTS_CHANNEL, "payload": str(newest)})
     if any(e.type in WORK_EVENTS for e in logged):
-        suspects = any(e.type == RECOVERED for e in logged)
-        payload = SUSPECTS_PAYLOAD if suspects else ""
-        conn.execute(text(statement), {"channel": WORK_CHANNEL, "payload": payload})
+        notify_work(conn, suspects=any(e.type == RECOVERED for e in logged))
+
+
+def notify_work(conn: Connection, *, suspects: bool = False) -> None:
+    """NOTIFY the processes that work became runnable (suspects among it), at commit."""
+    payload = SUSPECTS_PAYLOAD if suspects else ""
+    conn.execute(text(NOTIFY), {"channel": WORK_CHANNEL, "payload": payload})

@@ -18,6 +18,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, Connection, bindparam, select, update
 
 from app.clock import now_us, seconds_to_us
+from app.db.postgres.writer import notify_work
 from app.db.tables import status_is, tasks
 from app.worker.claims import (
     Claim,
@@ -114,9 +115,13 @@ def _stage_statement() -> Any:
 
 
 def stage_due(conn: Connection, now: int, limit: int = STAGE_BATCH) -> list[int]:
-    """app/worker/stager.py's stage_due, skipping rows another process is moving."""
+    """app/worker/stager.py's stage_due, skipping rows another process is moving. Staging
+    logs no event, so it tells the other processes itself that there is work (at commit)."""
     rows = conn.execute(_stage_statement(), {"b_now": now, "b_limit": limit})
-    return [row[0] for row in rows]
+    priorities = [row[0] for row in rows]
+    if priorities:
+        notify_work(conn)
+    return priorities
 
 
 def stage_batch(conn: Connection, ops: Sequence[StageDue]) -> None:
