@@ -105,6 +105,7 @@ class AsyncTaskWorker:
         self._pool: WorkerPool | None = None
         self._upkeep: Upkeep | None = None
         self._wake: Wake | None = None  # PostgreSQL: wakes the pool for others' work
+        self._follows_log = follows_log(database_url)  # PostgreSQL: the follower publishes
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -185,8 +186,7 @@ class AsyncTaskWorker:
         recovery = RecoverInterrupted(me, where, self.max_interruptions)
         self._upkeep = await start_pool(pool, recovery, self.reconcile_interval)
         self._pool = pool
-        assert self._engines is not None
-        self._wake = await start_wake(self._engines, pool, self._observe_logged)
+        self._wake = await start_wake(self.engines, pool, self._observe_logged)
 
     async def _open_database(self) -> None:
         path = sqlite_path(self.database_url)
@@ -451,7 +451,7 @@ class AsyncTaskWorker:
         return self._store
 
     def _on_commit(self, events: list[TaskEvent]) -> None:
-        self._observe_logged(events, publish=not follows_log(self.database_url))
+        self._observe_logged(events, publish=not self._follows_log)
 
     def _observe_logged(self, events: list[TaskEvent], publish: bool = True) -> None:
         """Committed events: published (unless the log follower does it: PostgreSQL), and
