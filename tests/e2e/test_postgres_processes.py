@@ -12,10 +12,12 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
+import pytest
 
 from tests.conftest import ServerProcess, free_loopback_port
 from tests.pg_server import PostgresServer, postgres_sql
 
+pytestmark = pytest.mark.timeout(400)  # three real servers, 5,000 tasks, a loaded machine
 TASKS = 5000
 WORKERS = 8
 
