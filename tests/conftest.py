@@ -23,7 +23,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.config import Settings
 from app.main import create_app
-from tests.backends import PG_ONLY_GAPS, backend_marks
+from tests.backends import backend_marks
 from tests.pg_server import PostgresServer, find_binaries, missing_reason, start_postgres
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -58,7 +58,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     """On PostgreSQL, mark the tests that do not pass there yet (tests/backends.py)."""
     if config.getoption("--backend") == "postgresql":
         for item in items:
-            for mark in backend_marks(item.nodeid, PG_ONLY_GAPS):
+            for mark in backend_marks(item.nodeid):
                 item.add_marker(mark)
 
 
