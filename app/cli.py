@@ -27,6 +27,7 @@ from app import cli_tasks
 from app.access import new_token
 from app.cli_api import service_url
 from app.config import ConfigError, Settings
+from app.env_values import mask_url
 from app.errors import TaskError
 from app.logs import configure_logging
 
@@ -177,7 +178,7 @@ def run_migrate(args: argparse.Namespace) -> int:
     settings = settings_from(args)
     configure_logging(settings.log_level, settings.log_format)
     asyncio.run(migrate(settings.database_url))
-    print(f"litetask: {settings.database_url} is up to date")
+    print(f"litetask: {mask_url(settings.database_url)} is up to date")
     return EXIT_OK
 
 
@@ -186,7 +187,11 @@ def database_file(args: argparse.Namespace) -> Path:
     from app.db.engine import sqlite_path
 
     path = sqlite_path(settings_from(args).database_url)
-    assert path is not None  # Settings accept SQLite URLs only
+    if path is None:
+        raise ConfigError(
+            "litetask backup and restore copy a SQLite file; for PostgreSQL use pg_dump and "
+            "pg_restore (docs/scaling.md)"
+        )
     return path
 
 

@@ -16,7 +16,11 @@ from sqlalchemy.exc import ArgumentError
 BOOLEANS = {"1": True, "true": True, "yes": True, "on": True}
 BOOLEANS.update({"0": False, "false": False, "no": False, "off": False})
 LOG_LEVELS = ("debug", "info", "warning", "error")
-SQLITE_URL_FORMS = "sqlite+aiosqlite:///relative/path.db or sqlite+aiosqlite:////absolute/path.db"
+POSTGRES_DRIVER = "postgresql+asyncpg"
+DATABASE_URL_FORMS = (
+    "sqlite+aiosqlite:///relative/path.db or sqlite+aiosqlite:////absolute/path.db "
+    "(or postgresql+asyncpg://user:password@host:port/database)"
+)
 MASK = "***"
 # user:password@ in a URL (or what looks like one in a string that does not parse).
 URL_PASSWORD = re.compile(r"(?P<user>//[^/@:]*):[^/@]*@")
@@ -69,19 +73,21 @@ def check_log_level(level: str) -> None:
 
 
 def check_database_url(url: str) -> None:
-    """A SQLite file through the aiosqlite driver: what the engines are built for."""
+    """A SQLite file through the aiosqlite driver, or a PostgreSQL database through asyncpg:
+    what the engines are built for."""
     try:
         parsed = make_url(url)
     except ArgumentError:
         parsed = None
     usable = (
         parsed is not None
-        and parsed.drivername == "sqlite+aiosqlite"
+        and parsed.drivername in ("sqlite+aiosqlite", POSTGRES_DRIVER)
         and parsed.database not in (None, "", ":memory:")
     )
     if not usable:
         raise ConfigError(
-            f"LITETASK_DATABASE_URL={mask_url(url)!r} is not a SQLite file; use {SQLITE_URL_FORMS}"
+            f"LITETASK_DATABASE_URL={mask_url(url)!r} is not a database litetask runs on; "
+            f"use {DATABASE_URL_FORMS}"
         )
 
 

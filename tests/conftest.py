@@ -1,5 +1,6 @@
-"""Shared fixtures: a free loopback port, the app with its lifespan running, and a real
-`litetask serve` process."""
+"""Shared fixtures: a free loopback port, the app with its lifespan running, a real
+`litetask serve` process, and the database backend the tests run on (`--backend`: SQLite
+files by default, or databases on a real PostgreSQL server, see tests/pg_server.py)."""
 
 from __future__ import annotations
 
@@ -22,6 +23,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.config import Settings
 from app.main import create_app
+from tests.backends import backend_marks
+from tests.pg_server import PostgresServer, find_binaries, missing_reason, start_postgres
 
 ROOT = Path(__file__).resolve().parents[1]
 # In-process clients speak to the app as a browser on this machine would: a localhost name
@@ -39,6 +42,57 @@ def free_loopback_port() -> int:
 @pytest.fixture
 def free_port() -> int:
     return free_loopback_port()
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--backend",
+        choices=("sqlite", "postgresql"),
+        default=os.environ.get("LITETASK_TEST_BACKEND", "sqlite"),
+        help="the database the worker/web/events suites run on (default: sqlite, or "
+        "$LITETASK_TEST_BACKEND)",
+    )
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """On PostgreSQL, mark the tests that do not pass there yet (tests/backends.py)."""
+    if config.getoption("--backend") == "postgresql":
+        for item in items:
+            for mark in backend_marks(item.nodeid):
+                item.add_marker(mark)
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresServer]:
+    """A PostgreSQL server for the whole session, removed at the end; skips (saying where
+    it looked) only when no binaries exist."""
+    if find_binaries() is None:
+        pytest.skip(missing_reason())
+    server = start_postgres(free_loopback_port())
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def backend(request: pytest.FixtureRequest) -> str:
+    """ "sqlite" or "postgresql": what `fresh_database_url` makes."""
+    return str(request.config.getoption("--backend"))
+
+
+def new_database(request: pytest.FixtureRequest, sqlite_file: Path) -> str:
+    """A new empty database on the backend under test: `sqlite_file`, or a new database on
+    the session's PostgreSQL server."""
+    if request.config.getoption("--backend") == "postgresql":
+        server: PostgresServer = request.getfixturevalue("postgres")
+        return server.create_database()
+    return f"sqlite+aiosqlite:///{sqlite_file}"
+
+
+@pytest.fixture
+def fresh_database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    return new_database(request, tmp_path / "litetask.db")
 
 
 class Running:
@@ -96,12 +150,14 @@ ClientFactory = Callable[..., Any]
 
 
 @pytest.fixture
-def make_client(tmp_path: Path) -> ClientFactory:
+def make_client(tmp_path: Path, fresh_database_url: str) -> ClientFactory:
     """`async with make_client(**settings) as client`: the app, started, behind httpx
-    (`base_url` chooses the scheme and Host the app sees)."""
+    (`base_url` chooses the scheme and Host the app sees), on the backend under test (the
+    same database each time it is called in one test)."""
 
     @asynccontextmanager
     async def make(base_url: str = LOCAL_URL, **overrides: Any) -> AsyncIterator[httpx.AsyncClient]:
+        overrides.setdefault("database_url", fresh_database_url)
         app = create_app(settings_for(tmp_path, **overrides))
         async with lifespan(app) as running, running.client(base_url) as client:
             yield client

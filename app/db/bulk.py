@@ -29,7 +29,14 @@ from collections.abc import Callable, Sequence
 from functools import lru_cache
 from typing import Any, Protocol, cast
 
-from sqlalchemy import ClauseElement, Connection, Dialect, Table, bindparam
+from sqlalchemy import (
+    ClauseElement,
+    Connection,
+    Dialect,
+    Executable,
+    Table,
+    bindparam,
+)
 from sqlalchemy.sql.compiler import SQLCompiler
 
 Row = tuple[Any, ...]
@@ -129,7 +136,11 @@ def execute_compiled(
     """Run `statement` (compiled once per dialect) with `params` straight on the driver's
     cursor: no execution context, compile-cache lookup, or parameter and result processing,
     so rows come back as the driver gives them (JSON as text). For the writer's hottest
-    statements (claims, starts, completions); positional-parameter dialects (SQLite) only."""
+    statements (claims, starts, completions) on positional-parameter dialects (SQLite);
+    elsewhere (PostgreSQL) it is a plain execute."""
+    if not conn.dialect.positional:
+        executable = cast(Executable, statement)
+        return conn.execute(executable, params[0] if len(params) == 1 else list(params))
     sql, order, fixed = _positional_sql(conn.dialect, statement)
     rows = [tuple(p.get(name, fixed.get(name)) for name in order) for p in params]
     if len(rows) == 1:

@@ -29,6 +29,12 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import ConnectionPoolEntry
 
 from app.db.files import create_private
+from app.db.postgres.engine import (
+    create_postgres_engines,
+    is_postgres,
+    postgres_state_error,
+    postgres_sync_url,
+)
 from app.errors import DatabaseUnavailableError
 
 DEFAULT_BUSY_TIMEOUT = 5.0
@@ -97,7 +103,7 @@ def database_state_error(exc: BaseException) -> str | None:
     code = getattr(orig, "sqlite_errorcode", None)
     if isinstance(code, int) and (code & 0xFF) in DATABASE_STATE_CODES:
         return str(getattr(orig, "sqlite_errorname", code))
-    return None
+    return postgres_state_error(orig) if orig is not None else None
 
 
 class TransactionRefused(Exception):
@@ -184,8 +190,10 @@ def create_engines(
     """Build both engines for `url`; SQLite gets WAL, synchronous=FULL and `busy_timeout`
     (seconds a statement waits for a lock another program holds before SQLITE_BUSY)."""
     path = sqlite_path(url)
+    if path is None and is_postgres(url):
+        return create_postgres_engines(url, reader_pool_size=reader_pool_size, load_json=load_json)
     if path is None:
-        raise ValueError(f"litetask runs on SQLite for now, not {make_url(url).get_backend_name()}")
+        raise ValueError(f"litetask runs on SQLite or PostgreSQL, not {make_url(url).drivername}")
     create_private(path)  # before SQLite opens it: -wal and -shm take its mode
     writer = create_engine(sync_url(url), pool_size=1, max_overflow=0, json_deserializer=load_json)
     reader = create_async_engine(
@@ -201,5 +209,7 @@ def create_engines(
 
 
 def sync_url(url: str | URL) -> URL:
-    """The same SQLite database through the synchronous pysqlite driver."""
+    """The same database through the synchronous driver (pysqlite, or psycopg)."""
+    if is_postgres(url):
+        return postgres_sync_url(url)
     return make_url(url).set(drivername="sqlite+pysqlite")

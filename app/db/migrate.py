@@ -27,6 +27,7 @@ from sqlalchemy.engine import Connection
 
 from app.db.backup import back_up
 from app.db.engine import sqlite_path
+from app.db.postgres.migrations import serialise_migrations
 from app.db.space import ensure_incremental_vacuum
 from app.errors import MigrationError, SchemaRevisionError
 
@@ -90,6 +91,7 @@ def _migrate(
     connection: Connection, revision: str, back_up_first: bool, scripts: Path | None
 ) -> None:
     config = alembic_config(connection, scripts)
+    serialise_migrations(connection)
     current = MigrationContext.configure(connection).get_current_revision()
     check_known(current, str(connection.engine.url.database), config)
     target = str(ScriptDirectory.from_config(config).as_revision_number(revision))
@@ -134,7 +136,10 @@ def _foreign_keys_off(connection: Connection) -> Iterator[None]:
 
 
 def _broken_references(connection: Connection) -> int:
-    """Rows whose foreign key points nowhere: what the keys, off meanwhile, would refuse."""
+    """Rows whose foreign key points nowhere: what the keys, off meanwhile, would refuse.
+    (Only SQLite turns them off; PostgreSQL checks every key as it goes.)"""
+    if connection.dialect.name != "sqlite":
+        return 0
     return len(connection.exec_driver_sql("PRAGMA foreign_key_check").all())
 
 

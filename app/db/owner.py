@@ -100,6 +100,11 @@ def take_ownership(conn: Connection, me: Owner, database: str) -> None:
                 "another database"
             )
     conn.execute(delete(owners))
+    insert_owner(conn, me, now)
+
+
+def insert_owner(conn: Connection, me: Owner, now: int) -> None:
+    """Add `me`'s row, its heartbeat fresh as of `now`."""
     conn.execute(
         owners.insert().values(
             boot_id=me.boot_id,

@@ -4,6 +4,8 @@ module is what queries are written against. Times are integer microseconds since
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy import (
     DDL,
     JSON,
@@ -26,6 +28,7 @@ from sqlalchemy import (
     literal_column,
     text,
 )
+from sqlalchemy.ext.compiler import compiles
 
 NAMING_CONVENTION = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -260,9 +263,21 @@ schedules = Table(
 )
 
 
+class IndexedTasks(TextClause):
+    """`tasks INDEXED BY <index>` on SQLite; plain `tasks` elsewhere (PostgreSQL's planner
+    keeps statistics and picks the partial index itself)."""
+
+    inherit_cache = True
+
+
+@compiles(IndexedTasks, "postgresql")
+def _plain_tasks(_element: IndexedTasks, _compiler: Any, **_kw: Any) -> str:
+    return "tasks"
+
+
 def tasks_indexed_by(index_name: str) -> TextClause:
     """`tasks INDEXED BY <index>` for a FROM clause. Without ANALYZE statistics SQLite's
     planner prefers ix_tasks_status_seq for `status = 'pending'` and then sorts every pending
     row, so a claim or a next-due lookup would cost O(backlog); naming the partial index makes
-    them read only the rows they need. (SQLite syntax: litetask runs on SQLite.)"""
-    return text(f"tasks INDEXED BY {index_name}")
+    them read only the rows they need. (SQLite syntax; PostgreSQL gets `tasks`.)"""
+    return IndexedTasks(f"tasks INDEXED BY {index_name}")

@@ -97,6 +97,16 @@ def _take_statement(index: str, condition: str, start: bool) -> Any:
         .limit(bindparam("b_limit"))
         .scalar_subquery()
     )
+    return (
+        update(tasks)
+        .where(tasks.c.seq.in_(due))
+        .values(**claim_values(start))
+        .returning(*claim_columns())
+    )
+
+
+def claim_values(start: bool) -> dict[str, Any]:
+    """What a claim sets: owner and lease, then running (`start`) or claimed."""
     values: dict[str, Any] = {
         "owner": bindparam("b_owner"),
         "lease_expires_at": bindparam("b_lease"),
@@ -111,12 +121,12 @@ def _take_statement(index: str, condition: str, start: bool) -> Any:
         )
     else:
         values["status"] = TaskStatus.CLAIMED.value
-    return (
-        update(tasks)
-        .where(tasks.c.seq.in_(due))
-        .values(**values)
-        .returning(*(tasks.c[name] for name in _CLAIM_COLUMNS))
-    )
+    return values
+
+
+def claim_columns() -> list[Any]:
+    """What a claim returns, in the order `claimed_task` reads."""
+    return [tasks.c[name] for name in _CLAIM_COLUMNS]
 
 
 SUSPECT_WAITING = "status = 'pending' AND suspect = 1"
@@ -157,12 +167,13 @@ class ClaimTasks(WriteOp[Claim]):
         params = {"b_now": now, "b_limit": limit, "b_owner": self.request.owner, "b_lease": lease}
         rows = execute_compiled(conn, _take_statement(*source, start), [params]).fetchall()
         step = 0 if start else 1  # a claimed row's attempt is the one it will start as
-        claimed = [_claimed(row, step) for row in rows]
+        claimed = [claimed_task(row, step) for row in rows]
         return sorted(claimed, key=lambda c: (c.priority, c.run_at, c.seq))
 
 
-def _claimed(row: Any, step: int) -> ClaimedTask:
-    """A RETURNING row (in _CLAIM_COLUMNS order, as the driver gives it) as a ClaimedTask."""
+def claimed_task(row: Any, step: int) -> ClaimedTask:
+    """A RETURNING row (in _CLAIM_COLUMNS order, as the driver gives it: metadata as JSON
+    text from SQLite, already decoded from PostgreSQL) as a ClaimedTask."""
     task_id, task_type, args, kwargs, attempts, max_attempts, timeout = row[:7]
     priority, run_at, seq, cache_key, cache_ttl, metadata, snoozes = row[7:]
     return ClaimedTask(
@@ -178,7 +189,7 @@ def _claimed(row: Any, step: int) -> ClaimedTask:
         seq,
         cache_key,
         cache_ttl,
-        json.loads(metadata),
+        json.loads(metadata) if isinstance(metadata, str) else metadata,
         snoozes=snoozes,
     )
 

@@ -35,6 +35,8 @@ from app.worker.batch import Item, TaskCall, calls_of, new_tasks
 from app.worker.executor import RetryPolicy, TaskExecutor
 from app.worker.options import TaskOptions, build_new_task, split_options
 from app.worker.pool import PoolSettings, WorkerPool
+from app.worker.postgres.backend import build_writer, follows_log, start_wake
+from app.worker.postgres.wake import Wake
 from app.worker.progress import ProgressGate
 from app.worker.queue import TaskQueue
 from app.worker.records import Accepted, ClaimedTask, NewTask, task_event
@@ -113,6 +115,8 @@ class AsyncTaskWorker(TaskWaiting):
         self._store: TaskStore | None = None
         self._pool: WorkerPool | None = None
         self._upkeep: Upkeep | None = None
+        self._wake: Wake | None = None  # PostgreSQL: wakes the pool for others' work
+        self._follows_log = follows_log(database_url)  # PostgreSQL: the follower publishes
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -197,6 +201,7 @@ class AsyncTaskWorker(TaskWaiting):
         )
         self._upkeep = await start_pool(pool, recovery, self.reconcile_interval, slots)
         self._pool = pool
+        self._wake = await start_wake(self.engines, pool, self._observe_logged)
         self.registry.attach(self)  # handle.defer() without a worker finds this one
 
     async def _open_database(self) -> None:
@@ -207,8 +212,9 @@ class AsyncTaskWorker(TaskWaiting):
             await self._lock.acquire()
         self._engines = create_engines(self.database_url, busy_timeout=self.busy_timeout)
         await upgrade(self._engines.writer)
-        self._writer = GroupCommitWriter(
-            self._engines.writer,
+        self._writer = build_writer(
+            self._engines,
+            self.max_interruptions,
             on_commit=self._on_commit,
             on_failure=self._fail_waiters,
             on_batch=self.commit_observer,
@@ -230,6 +236,9 @@ class AsyncTaskWorker(TaskWaiting):
         self.registry.detach(self)
         pool, self._pool = self._pool, None
         upkeep, self._upkeep = self._upkeep, None
+        wake, self._wake = self._wake, None
+        if wake is not None:
+            await wake.stop()
         if pool is not None:
             pool.stop_starting()
         if self._writer is not None and pool is not None:
@@ -453,8 +462,14 @@ class AsyncTaskWorker(TaskWaiting):
         return self._store
 
     def _on_commit(self, events: list[TaskEvent]) -> None:
+        self._observe_logged(events, publish=not self._follows_log)
+
+    def _observe_logged(self, events: list[TaskEvent], publish: bool = True) -> None:
+        """Committed events: published (unless the log follower does it: PostgreSQL), and
+        the waiters of the tasks they finished resolved."""
         self._progress_gate.observe(events)  # before publishing: nothing after a terminal
-        self._publish(events)
+        if publish:
+            self._publish(events)
         finished = {e.task_id for e in events if e.type in TERMINAL_EVENT_TYPES}
         waited = self._waiters.waiting_for(finished)
         if waited:

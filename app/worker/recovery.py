@@ -89,36 +89,48 @@ class RecoverInterrupted(WriteOp[Recovered]):
     def apply(self, conn: Connection) -> Recovered:
         take_ownership(conn, self.me, self.database)
         returned = len(_unclaim(conn, tasks.c.owner != self.me.boot_id))
-        now = now_us()
         running = status_is(TaskStatus.RUNNING)
-        too_many = tasks.c.interruptions + 1 > self.max_interruptions
-        failed = self._update(
-            conn,
-            and_(running, too_many),
-            status=TaskStatus.FAILED.value,
-            completed_at=now,
-            error=f"interrupted more than {self.max_interruptions} times "
-            "(the process running it died each time)",
-        )
-        requeued = self._update(
-            conn, running, status=TaskStatus.PENDING.value, run_at=now, suspect=True
-        )
+        requeued, failed = interrupt(self, conn, running, self.max_interruptions)
         return Recovered(requeued, failed, returned, _any_suspect(conn))
 
-    def _update(self, conn: Connection, where: Any, **values: Any) -> int:
-        statement = (
-            update(tasks)
-            .where(where)
-            .values(
-                **values, owner=None, lease_expires_at=None, interruptions=tasks.c.interruptions + 1
-            )
-            .returning(*_RETURNING)
+
+def interrupt(
+    op: WriteOp[Any], conn: Connection, where: Any, max_interruptions: int
+) -> tuple[int, int]:
+    """Rows matching `where` (running when their process died) count one more interruption
+    and go back as suspects, or fail past `max_interruptions`, each with an event in `op`;
+    returns (requeued, failed)."""
+    now = now_us()
+    too_many = tasks.c.interruptions + 1 > max_interruptions
+    failed = _interrupt(
+        op,
+        conn,
+        and_(where, too_many),
+        status=TaskStatus.FAILED.value,
+        completed_at=now,
+        error=f"interrupted more than {max_interruptions} times "
+        "(the process running it died each time)",
+    )
+    requeued = _interrupt(
+        op, conn, where, status=TaskStatus.PENDING.value, run_at=now, suspect=True
+    )
+    return requeued, failed
+
+
+def _interrupt(op: WriteOp[Any], conn: Connection, where: Any, **values: Any) -> int:
+    statement = (
+        update(tasks)
+        .where(where)
+        .values(
+            **values, owner=None, lease_expires_at=None, interruptions=tasks.c.interruptions + 1
         )
-        rows = conn.execute(statement).all()
-        for row in rows:
-            extra = {"reason": "interrupted", "interruptions": row.interruptions}
-            _requeued_events(self, [row], values["status"], **extra)
-        return len(rows)
+        .returning(*_RETURNING)
+    )
+    rows = conn.execute(statement).all()
+    for row in rows:
+        extra = {"reason": "interrupted", "interruptions": row.interruptions}
+        _requeued_events(op, [row], values["status"], **extra)
+    return len(rows)
 
 
 def _requeue_attempts(

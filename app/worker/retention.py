@@ -12,8 +12,9 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 
-from sqlalchemy import Connection, Integer, delete, func, literal_column, select
+from sqlalchemy import Connection, delete, func, select
 
+from app.db.dialects import row_id
 from app.db.tables import events, status_is, task_attempts, tasks, webhook_deliveries
 from app.db.writer import WriteOp
 from app.worker.status import TERMINAL, TaskStatus
@@ -74,7 +75,7 @@ class PruneDeliveries(WriteOp[int]):
         self.cutoff, self.batch = cutoff, batch
 
     def apply(self, conn: Connection) -> int:
-        rowid = literal_column("rowid", Integer)
+        rowid = row_id()
         received = webhook_deliveries.c.received_at
         victims = (
             select(rowid)

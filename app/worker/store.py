@@ -42,6 +42,8 @@ class TaskStore:
         self._engine = engine
 
     async def get(self, task_id: str) -> TaskInfo | None:
+        if "\x00" in task_id:
+            return None  # no stored id holds NUL (PostgreSQL cannot even compare one)
         async with self._engine.connect() as conn:
             row = (await conn.execute(task_row(task_id))).first()
             if row is None:

@@ -46,10 +46,70 @@ TRIGGERS = {
 }
 FINISHED_WHERE = sa.text("completed_at IS NOT NULL")
 
+# PostgreSQL: several processes write at once, and one counter row per status would make
+# every transaction that changes a status wait for the others (and deadlock when two touch
+# two statuses in opposite orders). So each statement adds rows of deltas, which nobody
+# updates, and `task_counts` is a view summing them; app/db/postgres/counts.py folds the
+# deltas back into one row per status now and then.
+PG_COUNTS = (
+    "CREATE TABLE task_count_deltas (status VARCHAR(16) NOT NULL, total BIGINT NOT NULL)",
+    "CREATE INDEX ix_task_count_deltas_status ON task_count_deltas (status)",
+    "INSERT INTO task_count_deltas (status, total) SELECT status, count(*) FROM tasks "
+    "GROUP BY status",
+    "CREATE VIEW task_counts AS SELECT status, CAST(sum(total) AS INTEGER) AS total "
+    "FROM task_count_deltas GROUP BY status",
+    """CREATE FUNCTION litetask_count_tasks() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF TG_OP = 'INSERT' THEN
+        INSERT INTO task_count_deltas (status, total)
+        SELECT status, count(*) FROM new_rows GROUP BY status;
+    ELSIF TG_OP = 'DELETE' THEN
+        INSERT INTO task_count_deltas (status, total)
+        SELECT status, -count(*) FROM old_rows GROUP BY status;
+    ELSE
+        INSERT INTO task_count_deltas (status, total)
+        SELECT status, sum(d) FROM (
+            SELECT status, 1 AS d FROM new_rows UNION ALL SELECT status, -1 FROM old_rows
+        ) AS changed GROUP BY status HAVING sum(d) <> 0;
+    END IF;
+    RETURN NULL;
+END $$""",
+    "CREATE TRIGGER tasks_count_insert AFTER INSERT ON tasks REFERENCING NEW TABLE AS new_rows "
+    "FOR EACH STATEMENT EXECUTE FUNCTION litetask_count_tasks()",
+    "CREATE TRIGGER tasks_count_delete AFTER DELETE ON tasks REFERENCING OLD TABLE AS old_rows "
+    "FOR EACH STATEMENT EXECUTE FUNCTION litetask_count_tasks()",
+    "CREATE TRIGGER tasks_count_status AFTER UPDATE ON tasks "
+    "REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows "
+    "FOR EACH STATEMENT EXECUTE FUNCTION litetask_count_tasks()",
+)
+PG_DROP = (
+    "DROP TRIGGER IF EXISTS tasks_count_status ON tasks",
+    "DROP TRIGGER IF EXISTS tasks_count_delete ON tasks",
+    "DROP TRIGGER IF EXISTS tasks_count_insert ON tasks",
+    "DROP FUNCTION IF EXISTS litetask_count_tasks()",
+    "DROP VIEW IF EXISTS task_counts",
+    "DROP TABLE IF EXISTS task_count_deltas",
+)
+
+
+def _finished_index() -> None:
+    # Not in batch mode: a rebuilt `tasks` would lose the triggers just made.
+    op.create_index(
+        "ix_tasks_finished",
+        "tasks",
+        ["status", "completed_at"],
+        unique=False,
+        sqlite_where=FINISHED_WHERE,
+        postgresql_where=FINISHED_WHERE,
+    )
+
 
 def upgrade() -> None:
-    if op.get_bind().dialect.name != "sqlite":
-        raise NotImplementedError("migration 0012 creates SQLite triggers; litetask runs on SQLite")
+    if op.get_bind().dialect.name == "postgresql":
+        for statement in PG_COUNTS:
+            op.execute(statement)
+        _finished_index()
+        return
     op.create_table(
         "task_counts",
         sa.Column("status", sa.String(length=16), nullable=False),
@@ -62,19 +122,15 @@ def upgrade() -> None:
     )
     for statement in TRIGGERS.values():
         op.execute(statement)
-    # Not in batch mode: a rebuilt `tasks` would lose the triggers just made.
-    op.create_index(
-        "ix_tasks_finished",
-        "tasks",
-        ["status", "completed_at"],
-        unique=False,
-        sqlite_where=FINISHED_WHERE,
-        postgresql_where=FINISHED_WHERE,
-    )
+    _finished_index()
 
 
 def downgrade() -> None:
     op.drop_index("ix_tasks_finished", table_name="tasks")
+    if op.get_bind().dialect.name == "postgresql":
+        for statement in PG_DROP:
+            op.execute(statement)
+        return
     for name in TRIGGERS:
         op.execute(f"DROP TRIGGER IF EXISTS {name}")
     op.drop_table("task_counts")

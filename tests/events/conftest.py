@@ -25,6 +25,7 @@ from app.web.events import routes
 from app.web.streams import StreamLimits
 from app.worker.core import AsyncTaskWorker
 from app.worker.registry import TaskRegistry
+from tests.conftest import new_database
 
 
 @dataclass
@@ -103,8 +104,8 @@ def gates() -> Gates:
 
 
 @pytest.fixture
-def database_url(tmp_path: Path) -> str:
-    return f"sqlite+aiosqlite:///{tmp_path / 'events.db'}"
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    return new_database(request, tmp_path / "events.db")
 
 
 @pytest.fixture

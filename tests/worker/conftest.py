@@ -12,6 +12,8 @@ from typing import Any, TypeVar
 import pytest
 
 from app import AsyncTaskWorker, TaskRegistry
+from tests.conftest import new_database
+from tests.pg_server import postgres_sql
 
 
 class Recorder:
@@ -111,7 +113,9 @@ async def eventually(check: Callable[[], Awaitable[T]], timeout: float = 5.0) ->
 
 
 def sql(database_url: str, statement: str) -> list[tuple[object, ...]]:
-    """Run one statement on the database file directly, as another program would."""
+    """Run one statement on the database directly, as another program would."""
+    if database_url.startswith("postgresql"):
+        return postgres_sql(database_url, statement)
     path = database_url.removeprefix("sqlite+aiosqlite:///")
     with closing(sqlite3.connect(path)) as conn, conn:
         return conn.execute(statement).fetchall()
@@ -128,8 +132,8 @@ def registry(recorder: Recorder) -> TaskRegistry:
 
 
 @pytest.fixture
-def database_url(tmp_path: Path) -> str:
-    return f"sqlite+aiosqlite:///{tmp_path / 'tasks.db'}"
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    return new_database(request, tmp_path / "tasks.db")
 
 
 @pytest.fixture

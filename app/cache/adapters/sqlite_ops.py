@@ -8,14 +8,15 @@ never make an entry look older than it is.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Self
+from typing import Any, Self
 
 from sqlalchemy import ColumnElement, Connection, and_, bindparam, delete, func, or_, select, update
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from app.clock import now_us
+from app.db.dialects import greatest, insert_for
 from app.db.tables import cache_entries
 from app.db.writer import WriteOp
 
@@ -56,7 +57,7 @@ class SetEntry(WriteOp[int]):
         for op in ops:
             touches.update(op.touches)
         apply_touches(conn, touches)
-        conn.execute(_UPSERT, [_row(op.entry) for op in ops])
+        conn.execute(_upsert(conn.dialect.name), [_row(op.entry) for op in ops])
         purge_expired(conn, now_us())
         evicted = _evict(conn, _tightest(op.max_entries for op in ops))
         for op in ops:
@@ -141,14 +142,20 @@ def _row(entry: Entry) -> dict[str, object]:
 _TOUCH = (
     update(cache_entries)
     .where(entries.key == bindparam("b_key"))
-    .values(accessed_at=func.max(entries.accessed_at, bindparam("b_at")))
+    .values(accessed_at=greatest(entries.accessed_at, bindparam("b_at")))
 )
 
-_INSERT = sqlite_insert(cache_entries)
-_UPSERT = _INSERT.on_conflict_do_update(
-    index_elements=[entries.key],
-    set_={
-        **{name: _INSERT.excluded[name] for name in ("value", "size", "created_at", "expires_at")},
-        "accessed_at": func.max(entries.accessed_at, _INSERT.excluded.accessed_at),
-    },
-)
+
+@functools.cache
+def _upsert(dialect_name: str) -> Any:
+    insert = insert_for(dialect_name, cache_entries)
+    return insert.on_conflict_do_update(
+        index_elements=[entries.key],
+        set_={
+            **{
+                name: insert.excluded[name]
+                for name in ("value", "size", "created_at", "expires_at")
+            },
+            "accessed_at": greatest(entries.accessed_at, insert.excluded.accessed_at),
+        },
+    )

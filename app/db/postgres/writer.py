@@ -1,0 +1,119 @@
+"""The group-commit writer on PostgreSQL: the same WriteOps, batched the same way, in one
+transaction on the writer thread's psycopg connection (app/db/postgres/engine.py says why).
+
+What differs from SQLite's writer (app/db/writer.py):
+- Ops whose SQL must differ (claims with FOR UPDATE SKIP LOCKED, process registration and
+  rescue) run through `overrides`, a table from op class to its PostgreSQL batch function,
+  given by the layer that owns those ops; every other op runs its own `apply_batch`.
+- Event ids must follow commit order, or a reader resuming after id n could miss an id below
+  n committed later by another process. So a transaction that logs events takes a
+  transaction-scoped advisory lock just before inserting them and holds it to its commit:
+  ids are handed out in commit order, at the cost of serialising those last moments.
+- After logging, it NOTIFYs `litetask_events` with the newest id (payload = event id), and
+  `litetask_work` when it made work runnable, so idle processes wake
+  (app/db/postgres/listener.py).
+- QuietOps (WAL checkpoints) have no meaning here: they are skipped (outcome None).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from sqlalchemy import Connection, Engine, text
+
+from app.db.commit_loop import CommitLoop, Inbox, Pending, Settle
+from app.db.engine import TransactionRefused
+from app.db.write_op import WriteOp, by_type
+from app.db.writer import GroupCommitWriter
+from app.events.log import LAST_EVENT_ID, TaskEvent, append_events
+
+BatchApply = Callable[[Connection, Sequence[Any]], None]
+EVENTS_CHANNEL = "litetask_events"
+WORK_CHANNEL = "litetask_work"
+# pg_advisory_xact_lock key of the event log ("ltevents" in ASCII).
+EVENT_LOG_LOCK = 0x6C746576656E7473
+# Events after which some process may find new work to claim; after RECOVERED, suspects.
+WORK_EVENTS = frozenset({"task.queued", "task.retrying", "task.recovered"})
+RECOVERED = "task.recovered"
+SUSPECTS_PAYLOAD = "suspects"
+NOTIFY = "SELECT pg_notify(:channel, :payload)"
+
+
+class PostgresWriter(GroupCommitWriter):
+    """GroupCommitWriter for PostgreSQL (see the module docstring): the same thread and
+    inbox, its transactions run by PostgresCommitLoop."""
+
+    def __init__(
+        self, engine: Engine, *, overrides: Mapping[type[Any], BatchApply], **options: Any
+    ) -> None:
+        super().__init__(engine, **options)
+        self._work = PostgresCommitLoop(
+            engine, self._inbox, self._settle_soon, self._max_batch, overrides
+        )
+
+
+class PostgresCommitLoop(CommitLoop):
+    """The writer thread's loop with PostgreSQL's ops, event ids in commit order and NOTIFY."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        inbox: Inbox,
+        settle: Settle,
+        max_batch: int,
+        overrides: Mapping[type[Any], BatchApply],
+    ) -> None:
+        super().__init__(engine, inbox, settle, max_batch)
+        self._overrides = dict(overrides)
+
+    def _run_quiet(self, group: list[Pending]) -> None:
+        for pending in group:
+            pending.op.set_result(None)
+        if group:
+            self.settle(group, None)
+
+    def _transaction(self, ops: list[WriteOp[Any]]) -> None:
+        conn = self.conn
+        assert conn is not None
+        self.commits += 1
+        for op in ops:
+            op.events = []
+        try:
+            with conn.begin():
+                for batch_type, run in by_type(ops).items():
+                    apply: BatchApply = self._overrides.get(batch_type, batch_type.apply_batch)
+                    apply(conn, run)
+                log_and_notify(conn, ops)
+        except Exception as exc:
+            conn.info.pop(LAST_EVENT_ID, None)
+            for op in ops:
+                op.events = []
+            raise TransactionRefused(exc) from exc
+
+
+def log_and_notify(conn: Connection, ops: Sequence[WriteOp[Any]]) -> None:
+    """Log the ops' events with ids in commit order, and tell the other processes."""
+    records = [e for op in ops for e in op.events]
+    if not records:
+        return
+    conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": EVENT_LOG_LOCK})
+    logged = iter(append_events(conn, records))
+    for op in ops:
+        op.events = [next(logged) for _ in op.events]
+    notify(conn, [e for op in ops for e in op.events])
+
+
+def notify(conn: Connection, logged: Sequence[TaskEvent]) -> None:
+    """NOTIFY the newest event id, and that there is work when some event says so: both
+    delivered at commit, only if it commits."""
+    newest = max(e.id or 0 for e in logged)
+    conn.execute(text(NOTIFY), {"channel": EVENTS_CHANNEL, "payload": str(newest)})
+    if any(e.type in WORK_EVENTS for e in logged):
+        notify_work(conn, suspects=any(e.type == RECOVERED for e in logged))
+
+
+def notify_work(conn: Connection, *, suspects: bool = False) -> None:
+    """NOTIFY the processes that work became runnable (suspects among it), at commit."""
+    payload = SUSPECTS_PAYLOAD if suspects else ""
+    conn.execute(text(NOTIFY), {"channel": WORK_CHANNEL, "payload": payload})

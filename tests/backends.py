@@ -1,0 +1,73 @@
+"""What does not run or pass on PostgreSQL, in one place, so it stays visible: each entry is
+a node id prefix (a module, a test, or a test with parameters) and why. Under
+`--backend postgresql`, tests in PG_GAPS are marked xfail (not strict: an XPASS says one
+passes now); tests in PG_SKIPPED are skipped: they test a rule only SQLite has, or need
+SQLite to inject their fault (half-run, they would leave the workers they started behind).
+The `-ra` summary lists both. SQLite runs them all."""
+
+from __future__ import annotations
+
+import pytest
+
+SQLITE_BY_NATURE = "tests SQLite itself (files, PRAGMAs, locks, query plans)"
+FAULTS = "not yet: faults are injected through SQLite (tests/faults.py), PostgreSQL's not written"
+ONE_OWNER = "the one-owner rule is SQLite's; on PostgreSQL many processes share the database"
+WRITE_LOCK = "not yet: holds SQLite's write lock from another connection"
+SQLITE_HELPERS = "its helpers read and backdate rows through sqlite3"
+LATER = (
+    "events reach streams through the log follower, a moment after their commit, so a "
+    "stream opened right after one may open before its events (docs/scaling.md)"
+)
+OUTCOMES = "tests/worker/test_outcomes.py::"
+
+# node id prefix -> reason: skipped on PostgreSQL
+PG_SKIPPED: dict[str, str] = {
+    "tests/worker/test_lifecycle.py::test_second_worker_on_the_same_file_refuses": ONE_OWNER,
+    "tests/worker/test_owner_and_reconcile.py::test_a_second_worker_refuses": ONE_OWNER,
+    "tests/worker/test_owner_and_reconcile.py::test_an_owner_on_another_host_is_refused": (
+        ONE_OWNER
+    ),
+    "tests/events/test_epoch.py::test_the_epoch_of_a_running_service_is_not_rotated": ONE_OWNER,
+    "tests/worker/test_query_plans.py": SQLITE_BY_NATURE,
+    "tests/events/test_query_plans.py": SQLITE_BY_NATURE,
+    "tests/web/test_disk_use.py::test_a_new_database_uses_incremental_vacuum": SQLITE_BY_NATURE,
+    "tests/web/test_disk_use.py::test_pruning_gives_space_back": SQLITE_BY_NATURE,
+    "tests/worker/test_chaos.py::test_faults_in_process_lose_nothing": FAULTS,
+    OUTCOMES + "test_an_outcome_waits_out_a_full_disk_and_is_then_stored": FAULTS,
+    OUTCOMES + "test_an_outcome_waits_out_a_held_write_lock": FAULTS,
+    OUTCOMES + "test_a_graceful_stop_waits_for_a_pending_outcome": FAULTS,
+    OUTCOMES + "test_a_stop_that_outlasts_a_full_disk_puts_the_task_back": FAULTS,
+    OUTCOMES + "test_an_outcome_the_database_can_never_store_fails_the_task": FAULTS,
+    OUTCOMES + "test_a_submit_the_database_refuses_raises_a_typed_error": FAULTS,
+    OUTCOMES + "test_a_refused_submit_publishes_no_event": FAULTS,
+    "tests/worker/test_bounded_stop.py::test_a_claim_in_flight_when_the_stop_begins": WRITE_LOCK,
+    "tests/worker/test_cancel_and_stop.py::test_another_connection_holding_the_write_lock": (
+        WRITE_LOCK
+    ),
+    "tests/worker/test_bounds.py::test_rows_written_by_another_program_still_read": (
+        "writes its rows with SQLite's SQL (x'..' blobs)"
+    ),
+}
+
+# node id prefix -> reason: xfail on PostgreSQL (not done yet)
+PG_GAPS: dict[str, str] = {
+    "tests/web/test_bounds.py::test_broken_rows_still_render": "writes broken rows through sqlite3",
+    "tests/web/test_retention.py::test_finished_tasks_and_their_rows_are_pruned": SQLITE_HELPERS,
+    "tests/web/test_retention.py::test_a_webhook_delivery_id_is_remembered": SQLITE_HELPERS,
+    "tests/web/test_retention.py::test_a_large_prune_goes_in_small_transactions": SQLITE_HELPERS,
+    "tests/web/test_throughput.py::test_rows_older_than_the_hour_are_left_out": SQLITE_HELPERS,
+    "tests/events/test_cursors.py::test_every_stream_opens_with_a_cursor_at_the_newest_id": LATER,
+    "tests/events/test_stream.py::test_without_a_last_id_only_live_events_come": LATER,
+}
+
+
+def backend_marks(nodeid: str) -> list[pytest.MarkDecorator]:
+    """The marks for `nodeid` on PostgreSQL (the longest matching prefix wins)."""
+    for table, mark in ((PG_SKIPPED, pytest.mark.skip), (PG_GAPS, None)):
+        for prefix in sorted(table, key=len, reverse=True):
+            if nodeid.startswith(prefix):
+                reason = f"PostgreSQL: {table[prefix]}"
+                if mark is not None:
+                    return [mark(reason=reason)]
+                return [pytest.mark.xfail(reason=reason, strict=False)]
+    return []
