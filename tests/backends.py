@@ -44,6 +44,9 @@ PG_SKIPPED: dict[str, str] = {
     "tests/worker/test_cancel_and_stop.py::test_another_connection_holding_the_write_lock": (
         WRITE_LOCK
     ),
+    OUTCOMES + "test_a_submit_to_a_read_only_database_raises_a_typed_error": FAULTS,
+    "tests/worker/test_periodic.py::test_a_refused_insert_is_queued_at_the_next_wake": FAULTS,
+    "tests/worker/test_periodic.py::test_the_task_and_the_schedules_progress_commit": FAULTS,
     "tests/worker/test_bounds.py::test_rows_written_by_another_program_still_read": (
         "writes its rows with SQLite's SQL (x'..' blobs)"
     ),
@@ -52,6 +55,16 @@ PG_SKIPPED: dict[str, str] = {
 # node id prefix -> reason: xfail on PostgreSQL (not done yet)
 PG_GAPS: dict[str, str] = {
     "tests/web/test_bounds.py::test_broken_rows_still_render": "writes broken rows through sqlite3",
+    "tests/web/test_bounds.py::test_values_of_any_type_still_render": (
+        "writes broken rows through sqlite3"
+    ),
+    "tests/web/test_listing_render.py::test_every_listed_row_is_what_reading": (
+        "writes its rows through sqlite3"
+    ),
+    "tests/worker/test_group_commit.py::test_a_producer_loop_costs_about_one_commit": (
+        "not yet: on PostgreSQL a completion's commit does not also claim the next task "
+        "(1.5 commits per task in a producer loop)"
+    ),
     "tests/web/test_retention.py::test_finished_tasks_and_their_rows_are_pruned": SQLITE_HELPERS,
     "tests/web/test_retention.py::test_a_webhook_delivery_id_is_remembered": SQLITE_HELPERS,
     "tests/web/test_retention.py::test_a_large_prune_goes_in_small_transactions": SQLITE_HELPERS,
