@@ -119,3 +119,27 @@ async def test_a_stale_worker_is_rescued_and_its_late_outcome_fenced_out(
     rescuer_recorder.gate.set()
     assert await rescuer.wait_for_tasks([task_id], timeout=10) == ["first"]
     assert (await rescuer.get_task_info(task_id)).attempts == 2  # type: ignore[union-attr]
+
+
+async def test_three_workers_queue_each_periodic_slot_once(
+    workers: WorkerFactory, pg_url: str
+) -> None:
+    """Issue 15 on PostgreSQL: three processes' schedulers race for every one-second slot;
+    the slot is the idempotency key, taken in the transaction that records the schedule's
+    progress, so each slot is queued (and run) exactly once."""
+    ran: list[str] = []
+
+    async def tick(scheduled_at: object) -> None:
+        ran.append(str(scheduled_at))
+
+    def registry() -> TaskRegistry:
+        each = TaskRegistry()
+        each.register("tick", tick, every=1, missed="skip")
+        return each
+
+    for _ in range(3):
+        await workers(registry())
+    await until(lambda: len(ran) >= 4, timeout=30, what="four slots run")
+    keys = postgres_sql(pg_url, "SELECT idempotency_key FROM tasks WHERE task_type = 'tick'")
+    assert len(keys) == len({k for (k,) in keys}), keys
+    assert len(ran) == len(set(ran)), ran
