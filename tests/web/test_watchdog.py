@@ -55,7 +55,7 @@ async def test_the_metrics_show_the_loop_lag_and_each_blocked_episode(
         quiet = parse((await client.get("/metrics")).text)
         assert value(quiet, "litetask_event_loop_blocked_total") == 0
         busy = await submit(client, "test.busy_loop", args=[3.0, 0.15])
-        await wait_status(client, busy["id"], "running")
+        await wait_status(client, busy["id"], "running", timeout=30)
         lags = []
         for _ in range(5):  # the loop waits up to 0.15 s at a time: pings see it
             samples = parse((await client.get("/metrics")).text)
