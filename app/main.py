@@ -182,7 +182,8 @@ def create_app(
 
 class Service(Starlette):
     """The Starlette app with SecurityHeaders outermost, around its error handling too, and
-    the access log (LITETASK_ACCESS_LOG) around that, so it sees every final status."""
+    the access log (LITETASK_ACCESS_LOG) around that, so it sees every final status; no
+    access-log layer at all when it is off. Inside the error handling: app/web/perimeter.py."""
 
     def __init__(self, *args: Any, access_log: bool = False, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
