@@ -210,14 +210,16 @@ async def _open_sessions(settings: Settings, worker: AsyncTaskWorker) -> Session
 
 
 def all_routes() -> list[BaseRoute]:
+    """Every route; the router tries them in order, so the probes' exact paths come first
+    (no other route matches /health*)."""
     return [
+        *health.routes,
         *bulk.routes,
         *batch.routes,
         *tasks.routes,
         *event_routes.routes,
         *task_types.routes,
         *schedules.routes,
-        *health.routes,
         *metrics_routes.routes,
         *stats.routes,
         *webhooks.routes,
