@@ -210,13 +210,13 @@ async def _open_sessions(settings: Settings, worker: AsyncTaskWorker) -> Session
 
 
 def all_routes() -> list[BaseRoute]:
-    """Every route; the router tries them in order, so the probes' exact paths come first
-    (no other route matches /health*)."""
+    """Every route; the router tries them in order, so the hot ones come early: the task
+    routes (the bulk and batch paths before /tasks/{task_id}), then the probes."""
     return [
-        *health.routes,
         *bulk.routes,
         *batch.routes,
         *tasks.routes,
+        *health.routes,
         *event_routes.routes,
         *task_types.routes,
         *schedules.routes,
