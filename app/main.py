@@ -182,7 +182,8 @@ def create_app(
 
 class Service(Starlette):
     """The Starlette app with SecurityHeaders outermost, around its error handling too, and
-    the access log (LITETASK_ACCESS_LOG) around that, so it sees every final status."""
+    the access log (LITETASK_ACCESS_LOG) around that, so it sees every final status; no
+    access-log layer at all when it is off. Inside the error handling: app/web/perimeter.py."""
 
     def __init__(self, *args: Any, access_log: bool = False, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -209,14 +210,16 @@ async def _open_sessions(settings: Settings, worker: AsyncTaskWorker) -> Session
 
 
 def all_routes() -> list[BaseRoute]:
+    """Every route; the router tries them in order, so the hot ones come early: the task
+    routes (the bulk and batch paths before /tasks/{task_id}), then the probes."""
     return [
         *bulk.routes,
         *batch.routes,
         *tasks.routes,
+        *health.routes,
         *event_routes.routes,
         *task_types.routes,
         *schedules.routes,
-        *health.routes,
         *metrics_routes.routes,
         *stats.routes,
         *webhooks.routes,

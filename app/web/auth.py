@@ -22,7 +22,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from app.clock import us_to_datetime
 from app.config import Settings
 from app.web.body import parse_json, read_body
-from app.web.csrf import cross_site, is_json, is_unsafe
+from app.web.csrf import SAFE_METHODS, cross_site, is_json, is_unsafe
 from app.web.dashboard import PAGE_PATHS, STATIC_PREFIX
 from app.web.encoding import ApiJSONResponse, iso
 from app.web.errors import Problem, problem_response
@@ -38,7 +38,7 @@ AUTHENTICATED = "litetask.authenticated"  # scope key: True when no token is set
 
 
 def is_authenticated(conn: HTTPConnection) -> bool:
-    """Whether AuthMiddleware let this request in on its credentials (False without it)."""
+    """Whether Admission let this request in on its credentials (False without it)."""
     return conn.scope.get(AUTHENTICATED) is True
 
 
@@ -48,28 +48,34 @@ def token_matches(given: str | bytes, token: str) -> bool:
     return hmac.compare_digest(presented, token.encode())
 
 
-class AuthMiddleware:
+class Admission:
     """Refuses, before routing: cross-site writes (403), requests without the token or a
-    valid session (401), and session-cookie writes that are not JSON (415)."""
+    valid session (401), and session-cookie writes that are not JSON (415). Without a token
+    a safe method (GET, HEAD, OPTIONS) has nothing to be refused for and passes untouched."""
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, settings: Settings) -> None:
         self.app = app
+        self.settings = settings
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        if self.settings.api_token is None and scope["method"] in SAFE_METHODS:
+            scope[AUTHENTICATED] = True
+            await self.app(scope, receive, send)
+            return
         conn = HTTPConnection(scope)
         # Public paths learn it too: /health shows its counts to authenticated callers only.
-        scope[AUTHENTICATED] = has_credentials(conn)
-        refusal = refuse(conn)
+        scope[AUTHENTICATED] = has_credentials(conn, self.settings)
+        refusal = refuse(conn, self.settings)
         if refusal is None:
             await self.app(scope, receive, send)
         else:
             await refusal(scope, receive, send)
 
 
-def refuse(conn: HTTPConnection) -> Response | None:
+def refuse(conn: HTTPConnection, settings: Settings) -> Response | None:
     """The answer to a request that may not go on; None when it may."""
     if conn.scope["path"].startswith("/webhooks/"):
         return None
@@ -79,7 +85,6 @@ def refuse(conn: HTTPConnection) -> Response | None:
         if reason is not None:
             detail = f"a cross-site request may not change anything here ({reason})"
             return problem_response(403, "cross-site-request", detail)
-    settings = settings_of(conn)
     if settings.api_token is None or _is_public(conn):
         return None
     if bearer is not None:
@@ -87,16 +92,16 @@ def refuse(conn: HTTPConnection) -> Response | None:
     return _session_refusal(conn, settings)
 
 
-def has_credentials(conn: HTTPConnection) -> bool:
+def has_credentials(conn: HTTPConnection, settings: Settings) -> bool:
     """The request carries the token or a valid session (always true without a token)."""
-    token = settings_of(conn).api_token
+    token = settings.api_token
     if token is None:
         return True
     bearer = _bearer(conn)
     if bearer is not None:
         return token_matches(bearer, token)
     sessions = sessions_of(conn)
-    cookie = conn.cookies.get(cookie_name(secure_cookie(conn, settings_of(conn))))
+    cookie = conn.cookies.get(cookie_name(secure_cookie(conn, settings)))
     return sessions is not None and cookie is not None and sessions.valid(cookie)
 
 

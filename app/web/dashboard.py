@@ -1,6 +1,6 @@
 """The live dashboard: one static page at `/` and `/dashboard`, its assets under `/static/`.
 
-The page holds no data and needs no auth (AuthMiddleware lets these paths through); its
+The page holds no data and needs no auth (app/web/auth.py lets these paths through); its
 script reads everything from the API with the browser's session cookie. Responses forbid
 inline script, framing and cross-origin connections, and the page is revalidated on every
 load so a new version shows at once.

@@ -13,6 +13,10 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 NOSNIFF = (b"x-content-type-options", b"nosniff")
 HSTS = (b"strict-transport-security", b"max-age=31536000")
+# What a response gets over https and over http, built once: the headers added, and the
+# names whose own value from the app they replace.
+SECURE = ((NOSNIFF, HSTS), frozenset({NOSNIFF[0], HSTS[0]}))
+PLAIN = ((NOSNIFF,), frozenset({NOSNIFF[0]}))
 
 
 class SecurityHeaders:
@@ -27,8 +31,7 @@ class SecurityHeaders:
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
                 # Read the scheme now: a proxy-headers middleware inside may have set it.
-                extra = [NOSNIFF, HSTS] if scope.get("scheme") == "https" else [NOSNIFF]
-                names = {name for name, _ in extra}
+                extra, names = SECURE if scope.get("scheme") == "https" else PLAIN
                 kept = [h for h in message.get("headers", ()) if h[0].lower() not in names]
                 message = {**message, "headers": [*kept, *extra]}
             await send(message)

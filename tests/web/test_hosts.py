@@ -11,19 +11,31 @@ from tests.conftest import ClientFactory
 TOKEN = "hosts-test-token-0123456789abcdefghij"
 
 
-async def status_for(client: httpx.AsyncClient, host: str) -> int:
+async def status_for(client: httpx.AsyncClient, host: str | bytes) -> int:
     return (await client.get("/health", headers={"host": host})).status_code
 
 
 @pytest.mark.parametrize(
-    "host", ["localhost", "localhost:8000", "127.0.0.1", "127.0.0.1:8000", "[::1]", "[::1]:8000"]
+    "host",
+    [
+        *("localhost", "localhost:8000", "127.0.0.1", "127.0.0.1:8000", "[::1]", "[::1]:8000"),
+        *("LocalHost", "LOCALHOST:8000", "localhost:099999"),
+    ],
 )
 async def test_loopback_answers_localhost_names(client: httpx.AsyncClient, host: str) -> None:
     assert await status_for(client, host) == 200
 
 
-@pytest.mark.parametrize("host", ["evil.example", "evil.example:8000", "10.0.0.1", "local"])
-async def test_loopback_refuses_other_names(client: httpx.AsyncClient, host: str) -> None:
+@pytest.mark.parametrize(
+    "host",
+    [
+        *("evil.example", "evil.example:8000", "10.0.0.1", "local", "localhost.evil.example"),
+        # Near misses of an allowed name: a port that is no number, an empty one, two ports.
+        *("localhost:", "localhost:80a", b"localhost:\xb2", "localhost:80:80", ":8000"),
+        *("127.0.0.1 ", "[::1]:8000:1", "localhost@evil.example"),
+    ],
+)
+async def test_loopback_refuses_other_names(client: httpx.AsyncClient, host: str | bytes) -> None:
     """A page on evil.example whose name now resolves to 127.0.0.1 still sends Host:
     evil.example; refusing it stops the rebinding."""
     response = await status_for(client, host)
