@@ -6,10 +6,11 @@ from __future__ import annotations
 import asyncio
 import logging
 
+import httpx
 import pytest
 
 from tests.conftest import ClientFactory
-from tests.web.helpers import submit, wait_done, wait_status
+from tests.web.helpers import submit, wait_done
 from tests.web.test_metrics import parse, value
 
 MODULES = ("app.demo", "tests.web.blocking_tasks")
@@ -54,8 +55,10 @@ async def test_the_metrics_show_the_loop_lag_and_each_blocked_episode(
     async with make_client(task_modules=MODULES, loop_lag_threshold=0.5) as client:
         quiet = parse((await client.get("/metrics")).text)
         assert value(quiet, "litetask_event_loop_blocked_total") == 0
-        busy = await submit(client, "test.busy_loop", args=[3.0, 0.15])
-        await wait_status(client, busy["id"], "running", timeout=30)
+        busy = await submit(client, "test.busy_loop", args=[6.0, 0.15])
+        # Started (each poll takes several of the busy loop's turns, so one may read the
+        # task claimed and the next already running for a while): lag is sampled after.
+        await wait_started(client, busy["id"])
         lags = []
         for _ in range(5):  # the loop waits up to 0.15 s at a time: pings see it
             samples = parse((await client.get("/metrics")).text)
@@ -68,3 +71,11 @@ async def test_the_metrics_show_the_loop_lag_and_each_blocked_episode(
             await asyncio.sleep(0.6)  # the watchdog's pings answer again between them
         blocked = parse((await client.get("/metrics")).text)
         assert value(blocked, "litetask_event_loop_blocked_total") == 2
+
+
+async def wait_started(client: httpx.AsyncClient, task_id: str) -> None:
+    async with asyncio.timeout(30):
+        while True:
+            if (await client.get(f"/tasks/{task_id}")).json()["started_at"] is not None:
+                return
+            await asyncio.sleep(0.01)
