@@ -174,19 +174,23 @@ class CommitLoop:
         try:
             with conn.begin():
                 for batch_type, run in by_type(ops).items():
-                    batch_type.apply_batch(conn, run)
-                _log_events(conn, ops)
+                    self._apply(batch_type, conn, run)
+                self._log(conn, ops)
         except Exception as exc:
             conn.info.pop(LAST_EVENT_ID, None)
             for op in ops:
                 op.events = []
             raise TransactionRefused(exc) from exc
 
+    def _apply(self, batch_type: type[WriteOp[Any]], conn: Connection, run: list[Any]) -> None:
+        """Run ops of one class together (a backend may give some classes its own SQL)."""
+        batch_type.apply_batch(conn, run)
 
-def _log_events(conn: Connection, ops: list[WriteOp[Any]]) -> None:
-    logged = iter(append_events(conn, [e for op in ops for e in op.events]))
-    for op in ops:
-        op.events = [next(logged) for _ in op.events]
+    def _log(self, conn: Connection, ops: list[WriteOp[Any]]) -> None:
+        """Log the ops' events in this transaction, each op keeping its logged events."""
+        logged = iter(append_events(conn, [e for op in ops for e in op.events]))
+        for op in ops:
+            op.events = [next(logged) for _ in op.events]
 
 
 def drain(inbox: Inbox) -> list[Pending]:

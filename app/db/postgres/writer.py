@@ -23,10 +23,9 @@ from typing import Any
 from sqlalchemy import Connection, Engine, text
 
 from app.db.commit_loop import CommitLoop, Inbox, Pending, Settle
-from app.db.engine import TransactionRefused
-from app.db.write_op import WriteOp, by_type
+from app.db.write_op import WriteOp
 from app.db.writer import GroupCommitWriter
-from app.events.log import LAST_EVENT_ID, TaskEvent, append_events
+from app.events.log import TaskEvent, append_events
 
 BatchApply = Callable[[Connection, Sequence[Any]], None]
 EVENTS_CHANNEL = "litetask_events"
@@ -73,23 +72,12 @@ class PostgresCommitLoop(CommitLoop):
         if group:
             self.settle(group, None)
 
-    def _transaction(self, ops: list[WriteOp[Any]]) -> None:
-        conn = self.conn
-        assert conn is not None
-        self.commits += 1
-        for op in ops:
-            op.events = []
-        try:
-            with conn.begin():
-                for batch_type, run in by_type(ops).items():
-                    apply: BatchApply = self._overrides.get(batch_type, batch_type.apply_batch)
-                    apply(conn, run)
-                log_and_notify(conn, ops)
-        except Exception as exc:
-            conn.info.pop(LAST_EVENT_ID, None)
-            for op in ops:
-                op.events = []
-            raise TransactionRefused(exc) from exc
+    def _apply(self, batch_type: type[WriteOp[Any]], conn: Connection, run: list[Any]) -> None:
+        apply: BatchApply = self._overrides.get(batch_type, batch_type.apply_batch)
+        apply(conn, run)
+
+    def _log(self, conn: Connection, ops: list[WriteOp[Any]]) -> None:
+        log_and_notify(conn, ops)
 
 
 def log_and_notify(conn: Connection, ops: Sequence[WriteOp[Any]]) -> None:
