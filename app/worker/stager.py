@@ -55,6 +55,7 @@ def _stage_statement() -> Any:
         .where(text("status = 'scheduled'"), run_at <= bindparam("b_now"))
         .order_by(run_at, seq)
         .limit(bindparam("b_limit"))
+        .with_for_update(skip_locked=True)  # PostgreSQL: rows another process moves; SQLite: none
         .scalar_subquery()
     )
     return (

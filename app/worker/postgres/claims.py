@@ -20,6 +20,7 @@ from sqlalchemy import ColumnElement, Connection, bindparam, select, update
 from app.clock import now_us, seconds_to_us
 from app.db.postgres.writer import notify_work
 from app.db.tables import status_is, tasks
+from app.worker import stager
 from app.worker.claims import (
     Claim,
     ClaimTasks,
@@ -96,29 +97,10 @@ def claim_batch(conn: Connection, ops: Sequence[ClaimTasks]) -> None:
         op.set_result(claim(conn, op))
 
 
-@functools.cache
-def _stage_statement() -> Any:
-    due = (
-        select(tasks.c.seq)
-        .where(status_is(TaskStatus.SCHEDULED), tasks.c.run_at <= bindparam("b_now"))
-        .order_by(tasks.c.run_at, tasks.c.seq)
-        .limit(bindparam("b_limit"))
-        .with_for_update(skip_locked=True)
-        .scalar_subquery()
-    )
-    return (
-        update(tasks)
-        .where(tasks.c.seq.in_(due))
-        .values(status=TaskStatus.PENDING.value)
-        .returning(tasks.c.priority)
-    )
-
-
 def stage_due(conn: Connection, now: int, limit: int = STAGE_BATCH) -> list[int]:
-    """app/worker/stager.py's stage_due, skipping rows another process is moving. Staging
+    """app/worker/stager.py's stage_due (which skips rows another process is moving). Staging
     logs no event, so it tells the other processes itself that there is work (at commit)."""
-    rows = conn.execute(_stage_statement(), {"b_now": now, "b_limit": limit})
-    priorities = [row[0] for row in rows]
+    priorities = stager.stage_due(conn, now, limit)
     if priorities:
         notify_work(conn)
     return priorities
