@@ -8,6 +8,7 @@ tests that need it skip, saying where they looked.
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import os
 import pwd
@@ -15,10 +16,13 @@ import shutil
 import subprocess
 import tempfile
 import uuid
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import psycopg
+
+from app.db.postgres.writer import EVENT_LOG_LOCK
 
 SEARCH = ("/usr/local/bin", *sorted(glob.glob("/usr/lib/postgresql/*/bin"), reverse=True))
 SUPERUSER = "litetask"
@@ -113,7 +117,29 @@ def start_postgres(port: int) -> PostgresServer:
 def postgres_sql(url: str, statement: str) -> list[tuple[object, ...]]:
     """Run one statement (committed) on the database of SQLAlchemy URL `url` through psycopg;
     its rows, if it returns any."""
-    conninfo = url.replace("postgresql+asyncpg://", "postgresql://", 1)
-    with psycopg.connect(conninfo, autocommit=True) as conn:
+    with psycopg.connect(conninfo(url), autocommit=True) as conn:
         cursor = conn.execute(statement)
         return [tuple(row) for row in cursor.fetchall()] if cursor.description else []
+
+
+def conninfo(url: str) -> str:
+    """psycopg's connection string for SQLAlchemy URL `url`."""
+    return url.replace("postgresql+asyncpg://", "postgresql://", 1)
+
+
+@contextlib.contextmanager
+def commits_held(url: str) -> Iterator[Callable[[int], bool]]:
+    """Hold the event log's lock (every transaction that logs events takes it before its
+    commit) as a slow transaction would: writers wait there with their rows inserted. Gives
+    `waiting(n)`: at least n transactions wait on a lock now."""
+    with psycopg.connect(conninfo(url), autocommit=True) as holder:
+        holder.execute("SELECT pg_advisory_lock(%s)", (EVENT_LOG_LOCK,))
+
+        def waiting(count: int) -> bool:
+            rows = holder.execute(
+                "SELECT count(*) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND wait_event_type = 'Lock'"
+            ).fetchall()
+            return int(rows[0][0]) >= count
+
+        yield waiting

@@ -4,14 +4,15 @@ concurrent duplicates still make one row."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Self
+from typing import Any, Self
 
-from sqlalchemy import ColumnElement, Connection, bindparam, or_, select
+from sqlalchemy import ColumnElement, Connection, bindparam, delete, or_, select
 
 from app.clock import seconds_to_us
 from app.db.bulk import Row, insert_rows, json_text
+from app.db.postgres.inserts import insert_unless_taken
 from app.db.tables import tasks, webhook_deliveries
 from app.db.writer import WriteOp
 from app.errors import IdempotencyKeyReusedError, TaskAlreadyExistsError, TaskError
@@ -27,14 +28,15 @@ class PutTask(WriteOp[Accepted]):
 
     @classmethod
     def apply_batch(cls, conn: Connection, ops: Sequence[Self]) -> None:
-        taken = _Taken.load(conn, [op.task for op in ops])
-        for op in ops:
-            try:
-                op.set_result(op._accept(taken))
-            except TaskError as exc:
-                op.set_error(exc)
-        insert_rows(conn, tasks, TASK_COLUMNS, [_task_row(t) for t in taken.inserted])
-        _record_deliveries(conn, taken.inserted)
+        def decide(taken: _Taken) -> None:
+            for op in ops:
+                op.events = []
+                try:
+                    op.set_result(op._accept(taken))
+                except TaskError as exc:
+                    op.set_error(exc)
+
+        _accept_and_insert(conn, [op.task for op in ops], decide)
 
     def _accept(self, taken: _Taken) -> Accepted:
         return _accept(self.task, taken, self.events)
@@ -50,13 +52,45 @@ class PutTasks(WriteOp[list[Accepted]]):
         self.tasks = list(new)
 
     def apply(self, conn: Connection) -> list[Accepted]:
-        taken = _Taken.load(conn, self.tasks)
         events: list[TaskEvent] = []
-        accepted = [_accept(t, taken, events) for t in self.tasks]  # raises: nothing written
-        insert_rows(conn, tasks, TASK_COLUMNS, [_task_row(t) for t in taken.inserted])
-        _record_deliveries(conn, taken.inserted)
+        accepted: list[Accepted] = []
+
+        def decide(taken: _Taken) -> None:
+            events.clear()
+            accepted[:] = [_accept(t, taken, events) for t in self.tasks]  # raises: no rows
+
+        _accept_and_insert(conn, self.tasks, decide)
         self.events.extend(events)
         return accepted
+
+
+def _accept_and_insert(
+    conn: Connection, new: Sequence[NewTask], decide: Callable[[_Taken], None]
+) -> None:
+    """Load what `new` collides with, `decide` each put against it, insert the tasks taken.
+    On PostgreSQL another process may take a key or id of theirs meanwhile: then nothing
+    of them stays inserted and all is decided again, against the winner's row."""
+    while True:
+        taken = _Taken.load(conn, new)
+        decide(taken)
+        if _insert_tasks(conn, taken.inserted):
+            _record_deliveries(conn, taken.inserted)
+            return
+
+
+def _insert_tasks(conn: Connection, new: Sequence[NewTask]) -> bool:
+    """Insert the rows of `new`; False, with none of them inserted, when another
+    transaction took a key or id of theirs. SQLite has one writer: nothing races it there,
+    and plain tasks (a generated id, no key) race nothing anywhere."""
+    contested = any(t.idempotency_key is not None or t.id_chosen for t in new)
+    if not contested or conn.dialect.name != "postgresql":
+        insert_rows(conn, tasks, TASK_COLUMNS, [_task_row(t) for t in new])
+        return True
+    inserted = insert_unless_taken(conn, tasks, [_task_values(t) for t in new], tasks.c.id)
+    if len(inserted) == len(new):
+        return True
+    conn.execute(delete(tasks).where(tasks.c.id.in_(inserted)))
+    return False
 
 
 def _accept(t: NewTask, taken: _Taken, events: list[TaskEvent]) -> Accepted:
@@ -229,6 +263,13 @@ TASK_COLUMNS = (
     "cache_key",
     "cache_ttl",
 )
+
+
+def _task_values(t: NewTask) -> dict[str, Any]:
+    """The new task's row as SQLAlchemy takes it (metadata as a value, not JSON text)."""
+    values = dict(zip(TASK_COLUMNS, _task_row(t), strict=True))
+    values["metadata"] = t.metadata
+    return values
 
 
 def _task_row(t: NewTask) -> Row:

@@ -12,7 +12,9 @@ import psycopg
 import pytest
 
 from app import AsyncTaskWorker, TaskRegistry, TaskStatus
-from tests.pg_server import PostgresServer, postgres_sql
+from app.worker.batch import TaskCall
+from app.worker.options import TaskOptions
+from tests.pg_server import PostgresServer, commits_held, postgres_sql
 from tests.waiting import until
 
 from .conftest import Recorder, eventually, make_registry
@@ -143,3 +145,53 @@ async def test_three_workers_queue_each_periodic_slot_once(
     keys = postgres_sql(pg_url, "SELECT idempotency_key FROM tasks WHERE task_type = 'tick'")
     assert len(keys) == len({k for (k,) in keys}), keys
     assert len(ran) == len(set(ran)), ran
+
+
+async def test_one_idempotency_key_submitted_on_two_workers_at_once_makes_one_task(
+    workers: WorkerFactory, pg_url: str
+) -> None:
+    """Both workers' writers insert the same key in transactions open at once: the later
+    answers with the earlier's task instead of failing on the unique index."""
+    first = await workers(make_registry(Recorder()), max_workers=1)
+    second = await workers(make_registry(Recorder()), max_workers=1)
+    with commits_held(pg_url) as waiting:
+        submits = [
+            asyncio.create_task(w.add_task("record", "same", idempotency_key="key"))
+            for w in (first, second)
+        ]
+        # One waits on the log's lock, the other on the first one's row of the key.
+        await until(lambda: waiting(2), timeout=15, what="both writers to wait")
+    ids = await asyncio.gather(*submits)
+    assert ids[0] == ids[1]
+    assert postgres_sql(pg_url, "SELECT id FROM tasks") == [(ids[0],)]
+    assert await first.wait_for_tasks(ids[:1], timeout=15) == ["same"]
+    queued = postgres_sql(pg_url, "SELECT count(*) FROM events WHERE type = 'task.queued'")
+    assert queued == [(1,)]
+
+
+async def test_one_key_in_batches_on_two_workers_at_once_makes_one_task(
+    workers: WorkerFactory, pg_url: str
+) -> None:
+    """submit_batch (all or none) on both workers at once, each batch with the shared key
+    and one of its own: one task for the shared key, the others created."""
+    first = await workers(make_registry(Recorder()), max_workers=1)
+    second = await workers(make_registry(Recorder()), max_workers=1)
+
+    def batch(own: str) -> list[TaskCall]:
+        return [
+            TaskCall("record", ("shared",), options=TaskOptions(idempotency_key="shared")),
+            TaskCall("record", (own,), options=TaskOptions(idempotency_key=own)),
+        ]
+
+    with commits_held(pg_url) as waiting:
+        submits = [
+            asyncio.create_task(w.submit_batch(batch(f"own-{n}")))
+            for n, w in enumerate((first, second))
+        ]
+        await until(lambda: waiting(2), timeout=15, what="both writers to wait")
+    answers = await asyncio.gather(*submits)
+    assert answers[0][0].task_id == answers[1][0].task_id
+    assert sorted(a[0].created for a in answers) == [False, True]
+    assert all(answer[1].created for answer in answers)
+    keys = postgres_sql(pg_url, "SELECT idempotency_key FROM tasks ORDER BY 1")
+    assert keys == [("own-0",), ("own-1",), ("shared",)]
