@@ -18,11 +18,13 @@ from app.worker.store import read_task
 
 class CancelTask(WriteOp[TaskStatus]):
     """Cancel a queued (scheduled, pending, claimed) or running task; the result is the
-    status it had."""
+    status it had. `running` is the attempt it stopped, when the task was running (its
+    function may run on another process: app/worker/postgres/cancels.py)."""
 
     def __init__(self, task_id: str) -> None:
         super().__init__()
         self.task_id = task_id
+        self.running: int | None = None
 
     def apply(self, conn: Connection) -> TaskStatus:
         row = _status_of(conn, self.task_id)
@@ -33,6 +35,7 @@ class CancelTask(WriteOp[TaskStatus]):
                 task_id=self.task_id,
                 status=previous.value,
             )
+        self.running = int(row.attempts) if previous is TaskStatus.RUNNING else None
         conn.execute(
             update(tasks)
             .where(tasks.c.id == self.task_id)
@@ -78,9 +81,8 @@ def _known_status(task_id: str, stored: Any) -> TaskStatus:
 
 
 def _status_of(conn: Connection, task_id: str) -> Any:
-    statement = select(tasks.c.status, tasks.c.task_type, tasks.c.metadata).where(
-        tasks.c.id == task_id
-    )
+    columns = (tasks.c.status, tasks.c.task_type, tasks.c.metadata, tasks.c.attempts)
+    statement = select(*columns).where(tasks.c.id == task_id)
     row = conn.execute(statement).first()
     if row is None:
         raise TaskNotFoundError(f"no task with id {task_id!r}", task_id=task_id)

@@ -100,16 +100,23 @@ class WorkerPool:
             self._stopping = False
             self._dispatcher = asyncio.create_task(self._dispatch(), name="litetask-dispatcher")
 
-    def cancel_local(self, task_id: str) -> bool:
-        """Cancel the attempts of this task held here, if any (its row was already marked
-        cancelled)."""
-        if self._ready.remove(task_id):
+    def executing(self) -> set[AttemptKey]:
+        """The attempts whose function runs here (or is about to)."""
+        return set(self._executing)
+
+    def cancel_local(self, task_id: str, attempt: int | None = None) -> bool:
+        """Cancel the attempts of this task held here (its row was already marked cancelled);
+        only that running `attempt` when given (another process cancelled it). True when it
+        cancelled one now (an attempt already cancelled, still unwinding, is left alone)."""
+        if attempt is None and self._ready.remove(task_id):
             self._note_ready()
             return True
-        attempts = [t for key, t in self._running.items() if key[0] == task_id]
-        for attempt in attempts:
-            attempt.cancel()
-        return bool(attempts)
+        running = self._running.items()
+        found = [t for (i, n), t in running if i == task_id and attempt in (None, n)]
+        found = [t for t in found if not t.cancelling()]
+        for task in found:
+            task.cancel()
+        return bool(found)
 
     def halt(self) -> None:
         """Stop claiming and cancel every attempt now: another process owns the database

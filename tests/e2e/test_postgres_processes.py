@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import signal
 import time
-from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -15,6 +14,7 @@ import httpx
 import pytest
 
 from tests.conftest import ServerProcess, free_loopback_port
+from tests.e2e.pg_tasks import read_notes
 from tests.pg_server import PostgresServer, postgres_sql
 
 pytestmark = pytest.mark.timeout(400)  # three real servers, 5,000 tasks, a loaded machine
@@ -83,16 +83,6 @@ def wait_until(condition: object, timeout: float, what: str) -> None:
     while not condition():  # type: ignore[operator]
         assert time.monotonic() < deadline, f"timed out waiting for {what}"
         time.sleep(0.1)
-
-
-def read_notes(effects: Path) -> dict[str, list[tuple[str, int, float]]]:
-    """task id -> [(kind, pid, time)], oldest first."""
-    notes: dict[str, list[tuple[str, int, float]]] = defaultdict(list)
-    for log in effects.glob("*.log"):
-        for line in log.read_text().splitlines():
-            kind, task_id, pid, at = line.split()
-            notes[task_id].append((kind, int(pid), float(at)))
-    return {task_id: sorted(found, key=lambda note: note[2]) for task_id, found in notes.items()}
 
 
 def test_three_processes_one_killed_midway_lose_nothing(

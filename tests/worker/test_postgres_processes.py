@@ -195,3 +195,21 @@ async def test_one_key_in_batches_on_two_workers_at_once_makes_one_task(
     assert all(answer[1].created for answer in answers)
     keys = postgres_sql(pg_url, "SELECT idempotency_key FROM tasks ORDER BY 1")
     assert keys == [("own-0",), ("own-1",), ("shared",)]
+
+
+async def test_one_key_for_two_requests_on_two_workers_at_once_refuses_the_later(
+    workers: WorkerFactory, pg_url: str
+) -> None:
+    """The same race with different requests: the later is refused with the typed error a
+    reused key gets, and nothing of it is written."""
+    first = await workers(make_registry(Recorder()), max_workers=1)
+    second = await workers(make_registry(Recorder()), max_workers=1)
+    with commits_held(pg_url) as waiting:
+        submits = [
+            asyncio.create_task(w.add_task("record", label, idempotency_key="key"))
+            for w, label in ((first, "one"), (second, "other"))
+        ]
+        await until(lambda: waiting(2), timeout=15, what="both writers to wait")
+    outcomes = await asyncio.gather(*submits, return_exceptions=True)
+    assert sorted(type(o).__name__ for o in outcomes) == ["IdempotencyKeyReusedError", "str"]
+    assert postgres_sql(pg_url, "SELECT count(*) FROM tasks") == [(1,)]

@@ -12,7 +12,9 @@ from app.db.postgres.engine import is_postgres
 from app.db.postgres.writer import BatchApply, PostgresWriter
 from app.db.writer import GroupCommitWriter
 from app.worker.claims import ClaimTasks
+from app.worker.control import CancelTask
 from app.worker.pool import WorkerPool
+from app.worker.postgres.cancels import cancel_batch
 from app.worker.postgres.claims import claim_batch, stage_batch
 from app.worker.postgres.follower import Deliver, LogFollower
 from app.worker.postgres.processes import heartbeat_batch, recover_batch
@@ -27,6 +29,7 @@ def postgres_overrides(max_interruptions: int) -> dict[type[Any], BatchApply]:
         StageDue: stage_batch,
         RecoverInterrupted: recover_batch,
         Heartbeat: heartbeat_batch(max_interruptions),
+        CancelTask: cancel_batch,
     }
 
 

@@ -2,9 +2,12 @@
 one, never sets this process's `new_work` event. So each process LISTENs on
 `litetask_work` (the writer NOTIFYs it in every transaction that makes work runnable,
 delivered at commit: app/db/postgres/writer.py) on a connection of its own, and an idle
-process makes no query until told. A slow fallback poll (`poll_seconds`) wakes the pool
-all the same, for a notification lost while the listening connection was being replaced;
-a lost connection is reopened with backoff, and the pool woken once it is back.
+process makes no query until told. The same connection hears `litetask_events` (the log
+follower reads on) and `litetask_cancel` (another process cancelled attempts that may run
+here: app/worker/postgres/cancels.py). A slow fallback poll (`poll_seconds`) wakes the pool
+and sweeps its running attempts all the same, for a notification lost while the listening
+connection was being replaced; a lost connection is reopened with backoff, and the pool
+woken and swept once it is back.
 """
 
 from __future__ import annotations
@@ -19,11 +22,14 @@ from sqlalchemy.engine import make_url
 
 from app.db.postgres.writer import EVENTS_CHANNEL, SUSPECTS_PAYLOAD, WORK_CHANNEL
 from app.worker.pool import WorkerPool
+from app.worker.postgres import cancels
 from app.worker.postgres.follower import LogFollower
 
 logger = logging.getLogger(__name__)
 POLL_SECONDS = 30.0
 RECONNECT_SECONDS = (0.1, 5.0)  # first and longest wait before reopening the connection
+# The listening connection's name in pg_stat_activity.
+APPLICATION_NAME = "litetask-listen"
 
 
 def asyncpg_dsn(url: str) -> str:
@@ -32,8 +38,8 @@ def asyncpg_dsn(url: str) -> str:
 
 
 class Wake:
-    """The LISTEN connection of this process: wakes the pool on `litetask_work` and pokes
-    the log follower on `litetask_events`."""
+    """The LISTEN connection of this process: wakes the pool on `litetask_work`, pokes the
+    log follower on `litetask_events`, cancels attempts on `litetask_cancel`."""
 
     def __init__(
         self, url: str, pool: WorkerPool, follower: LogFollower, poll_seconds: float = POLL_SECONDS
@@ -43,6 +49,7 @@ class Wake:
         self._loops: list[asyncio.Task[None]] = []
         self._lost = asyncio.Event()
         self._connection: asyncpg.Connection | None = None
+        self._sweeping: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         await self._listen()  # the first: a failure here fails the start
@@ -68,23 +75,40 @@ class Wake:
     def _logged(self, _conn: Any, _pid: int, _channel: str, _payload: str) -> None:
         self.follower.poke()
 
+    def _cancelled(self, _conn: Any, _pid: int, _channel: str, payload: str) -> None:
+        cancels.cancel_here(self.pool, cancels.parse(payload))
+
+    def _sweep(self) -> None:
+        """Look for attempts cancelled unheard (one sweep at a time, in the background)."""
+        if self._sweeping is None or self._sweeping.done():
+            sweep = cancels.sweep(self.follower.reader, self.pool)
+            self._sweeping = asyncio.create_task(sweep, name="litetask-cancel-sweep")
+            self._sweeping.add_done_callback(_log_failure)
+
     async def _listen(self) -> None:
         self._lost.clear()
-        connection = await asyncpg.connect(asyncpg_dsn(self.url))
+        settings = {"application_name": APPLICATION_NAME}
+        connection = await asyncpg.connect(asyncpg_dsn(self.url), server_settings=settings)
         self._connection = connection
         connection.add_termination_listener(lambda _conn: self._lost.set())
         await connection.add_listener(WORK_CHANNEL, self._notified)
         await connection.add_listener(EVENTS_CHANNEL, self._logged)
+        await connection.add_listener(cancels.CANCEL_CHANNEL, self._cancelled)
 
     async def _keep(self) -> None:
         """Reopen the listening connection when lost, then wake the pool and the follower
-        (what was said meanwhile is lost)."""
+        and sweep (what was said meanwhile is lost)."""
         while True:
             await self._lost.wait()
             await self._close()
             await self._reopen()
-            self.wake(suspects=True)
-            self.follower.poke()
+            self._catch_up()
+
+    def _catch_up(self) -> None:
+        """Act on whatever a lost notification would have said."""
+        self.wake(suspects=True)
+        self.follower.poke()
+        self._sweep()
 
     async def _reopen(self) -> None:
         delay, longest = RECONNECT_SECONDS
@@ -100,11 +124,12 @@ class Wake:
     async def _poll(self) -> None:
         while True:
             await asyncio.sleep(self.poll_seconds)
-            self.wake(suspects=True)
-            self.follower.poke()
+            self._catch_up()
 
     async def stop(self) -> None:
         loops, self._loops = self._loops, []
+        if self._sweeping is not None:
+            loops.append(self._sweeping)
         for loop in loops:
             loop.cancel()
         for loop in loops:
@@ -118,3 +143,8 @@ class Wake:
         if connection is not None:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(connection.close(), timeout=2)
+
+
+def _log_failure(sweep: asyncio.Task[None]) -> None:
+    if not sweep.cancelled() and sweep.exception() is not None:
+        logger.warning("looking for attempts cancelled elsewhere failed: %s", sweep.exception())
