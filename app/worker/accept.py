@@ -69,13 +69,15 @@ def _accept_and_insert(
 ) -> None:
     """Load what `new` collides with, `decide` each put against it, insert the tasks taken.
     On PostgreSQL another process may take a key or id of theirs meanwhile: then nothing
-    of them stays inserted and all is decided again, against the winner's row."""
-    while True:
+    of them stays inserted and all is decided again, against the winner's row (each round
+    sees at least one more: a bound far past that is a bug, not a race)."""
+    for _ in range(len(new) + RACE_ROUNDS):
         taken = _Taken.load(conn, new)
         decide(taken)
         if _insert_tasks(conn, taken.inserted):
             _record_deliveries(conn, taken.inserted)
             return
+    raise RuntimeError("tasks kept colliding with rows their transaction cannot see")
 
 
 def _insert_tasks(conn: Connection, new: Sequence[NewTask]) -> bool:
@@ -119,6 +121,7 @@ def _accept(t: NewTask, taken: _Taken, events: list[TaskEvent]) -> Accepted:
 # (endpoint, key) of a delivery row -> (task id, received_at)
 Deliveries = dict[tuple[str, str], tuple[str, int]]
 BODY_KEY_PREFIX = "sha256:"
+RACE_ROUNDS = 8  # rounds of deciding again past one per task (see _accept_and_insert)
 FOREVER = -(2**63)
 
 

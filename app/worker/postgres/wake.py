@@ -128,7 +128,7 @@ class Wake:
 
     async def stop(self) -> None:
         loops, self._loops = self._loops, []
-        if self._sweeping is not None:
+        if self._sweeping is not None and not self._sweeping.done():
             loops.append(self._sweeping)
         for loop in loops:
             loop.cancel()
