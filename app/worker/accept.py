@@ -84,8 +84,9 @@ def _insert_tasks(conn: Connection, new: Sequence[NewTask]) -> bool:
     """Insert the rows of `new`; False, with none of them inserted, when another
     transaction took a key or id of theirs. SQLite has one writer: nothing races it there,
     and plain tasks (a generated id, no key) race nothing anywhere."""
-    contested = any(t.idempotency_key is not None or t.id_chosen for t in new)
-    if not contested or conn.dialect.name != "postgresql":
+    if conn.dialect.name != "postgresql" or not any(
+        t.idempotency_key is not None or t.id_chosen for t in new
+    ):
         insert_rows(conn, tasks, TASK_COLUMNS, [_task_row(t) for t in new])
         return True
     inserted = insert_unless_taken(conn, tasks, [_task_values(t) for t in new], tasks.c.id)
