@@ -29,6 +29,12 @@ pytestmark = pytest.mark.timeout(240)  # real servers on a loaded machine
 ROOT = Path(__file__).resolve().parents[2]
 MODULES = "tests.e2e.move_tasks"
 GATES = 3
+# Both services: the same task modules and one unsigned webhook endpoint.
+SERVICE = {
+    "LITETASK_TASK_MODULES": MODULES,
+    "LITETASK_WEBHOOKS": '{"demo.echo": {"scheme": "none"}}',
+}
+CACHED = {"task_type": "demo.add", "args": [7, 8], "use_cache": True}
 
 
 def move(*args: str) -> subprocess.CompletedProcess[str]:
@@ -77,6 +83,24 @@ async def listing(client: httpx.AsyncClient, url: str) -> dict[str, tuple[Any, .
     return {t["id"]: tuple(t[f] for f in fields) for t in response.json()["tasks"]}
 
 
+async def deliver(client: httpx.AsyncClient, url: str, status: int) -> str:
+    """The same webhook delivery (id d-1) each time: 202 the first time, then 200."""
+    response = await client.post(
+        url + "/webhooks/demo.echo", json={"order": 1}, headers={"webhook-id": "d-1"}
+    )
+    assert response.status_code == status, response.text
+    return str(response.json()["task_id"])
+
+
+async def first_message(url: str, last_event_id: str) -> Got:
+    async with (
+        httpx.AsyncClient(timeout=30) as client,
+        open_stream(client, url + "/events", {"Last-Event-ID": last_event_id}) as source,
+    ):
+        got = await read_until(source, lambda got: bool(got), timeout=30, cursors=True)
+    return got[0]
+
+
 async def opening_cursor(client: httpx.AsyncClient, url: str) -> str:
     """The SSE id a client holds after reading everything so far: the opening cursor's."""
     async with open_stream(client, url + "/events") as source:
@@ -94,15 +118,14 @@ class Source:
         self.later = ""
         self.keyed = ""
         self.resume_from = ""
+        self.delivered = ""
         self.tasks: dict[str, tuple[Any, ...]] = {}
 
 
 async def fill_and_crash(database: Path, gate: Path) -> Source:
     """A SQLite service with history and a queue, killed -9 with a task running."""
     held = Source()
-    server = ServerProcess(
-        database, free_loopback_port(), LITETASK_TASK_MODULES=MODULES, LITETASK_MAX_WORKERS="1"
-    )
+    server = ServerProcess(database, free_loopback_port(), LITETASK_MAX_WORKERS="1", **SERVICE)
     try:
         await asyncio.to_thread(server.wait_ready, 60)
         async with httpx.AsyncClient(timeout=30) as client:
@@ -113,9 +136,12 @@ async def fill_and_crash(database: Path, gate: Path) -> Source:
             held.keyed = await submit(
                 client, url, task_type="demo.add", args=[40, 2], key="the-key"
             )
+            held.delivered = await deliver(client, url, 202)
             held.finished += [
                 held.keyed,
+                held.delivered,
                 await submit(client, url, task_type="demo.fail", max_attempts=1),
+                await submit(client, url, **CACHED),
             ]
             await wait_status(client, url, held.finished, {"completed", "failed"})
             held.resume_from = await opening_cursor(client, url)
@@ -152,10 +178,7 @@ async def test_a_moved_service_keeps_its_queue_history_and_event_stream(
     assert "running when the SQLite service stopped: 1 put back" in done.stdout, done.stdout
 
     server = ServerProcess(
-        tmp_path / "unused.db",
-        free_loopback_port(),
-        LITETASK_DATABASE_URL=url,
-        LITETASK_TASK_MODULES=MODULES,
+        tmp_path / "unused.db", free_loopback_port(), LITETASK_DATABASE_URL=url, **SERVICE
     )
     try:
         await asyncio.to_thread(server.wait_ready, 60)
@@ -169,6 +192,10 @@ async def test_a_moved_service_keeps_its_queue_history_and_event_stream(
                 client, server.url, task_type="demo.add", args=[40, 2], key="the-key"
             )
             assert again == held.keyed
+            assert await deliver(client, server.url, 200) == held.delivered  # seen before
+            cached = await submit(client, server.url, **CACHED)
+            await wait_status(client, server.url, [cached], {"completed"})
+            assert (await task_of(client, server.url, cached))["from_cache"] is True
             headers = {"Last-Event-ID": held.resume_from}
             async with open_stream(client, server.url + "/events", headers) as stream:
                 reader = asyncio.create_task(
@@ -197,6 +224,15 @@ async def test_a_moved_service_keeps_its_queue_history_and_event_stream(
         url, f"SELECT status, result IS NOT NULL FROM tasks WHERE id = '{held.later}'"
     ) == [("scheduled", False)]
     assert postgres_sql(url, "SELECT name FROM schedules") == [("move.hourly",)]
+    # Back on the SQLite file, the same id would name other events than the PostgreSQL
+    # log's: its log got a new epoch, so the client is told to reload instead.
+    back = ServerProcess(database, free_loopback_port(), **SERVICE)
+    try:
+        await asyncio.to_thread(back.wait_ready, 60)
+        reset = await first_message(back.url, held.resume_from)
+    finally:
+        back.close()
+    assert (reset.event, reset.data.get("reason")) == ("reset", "epoch"), reset
 
 
 def completed(got: list[Got], task_ids: list[str]) -> bool:
