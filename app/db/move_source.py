@@ -18,6 +18,8 @@ from app.errors import MoveError
 
 # What names a row in an error: its primary key, except for tasks, whose id users know.
 ROW_NAMES = {"tasks": ("id",)}
+# A batch is sent once its values reach this many bytes, however few its rows.
+BATCH_BYTES = 16 * 1024 * 1024
 
 
 class SourceSnapshot:
@@ -50,15 +52,25 @@ class SourceSnapshot:
             )
 
     def batches(self, table: Table, size: int) -> Iterator[list[dict[str, Any]]]:
-        """The rows of `table` converted for PostgreSQL, `size` at a time, in key order."""
+        """The rows of `table` converted for PostgreSQL, in key order, in batches of `size`
+        rows or BATCH_BYTES of values, whichever comes first (a task's arguments alone may
+        be megabytes)."""
         names = [column.name for column in table.columns]
         order = ", ".join(f'"{column.name}"' for column in table.primary_key.columns)
         listed = ", ".join(f'"{name}"' for name in names)
         statement = f'SELECT {listed} FROM "{table.name}" ORDER BY {order}'
         convert = [converter_of(column) for column in table.columns]
+        batch: list[dict[str, Any]] = []
+        held = 0
         with closing(self._conn.execute(statement)) as cursor:
-            while rows := cursor.fetchmany(size):
-                yield [self._converted(table, names, convert, row) for row in rows]
+            for row in cursor:  # sqlite3 steps the statement as rows are asked for
+                batch.append(self._converted(table, names, convert, row))
+                held += sum(len(value) for value in row if isinstance(value, bytes))
+                if len(batch) >= size or held >= BATCH_BYTES:
+                    yield batch
+                    batch, held = [], 0
+        if batch:
+            yield batch
 
     def _converted(
         self, table: Table, names: list[str], convert: list[Any], row: tuple[Any, ...]
