@@ -156,3 +156,26 @@ async def test_odd_values_postgresql_can_hold_are_copied_faithfully(
     assert rows[0][:2] == (ids[0], "boom")
     assert (bytes(rows[1][2]), bytes(rows[1][3])) == (b"\xc1", b"text")
     assert rows[2][4] == "paused"
+
+
+async def test_a_target_a_litetask_process_serves_is_refused_even_with_replace(
+    postgres: PostgresServer, tmp_path: Path
+) -> None:
+    database = tmp_path / "litetask.db"
+    await filled(database)
+    url = postgres.create_database()
+    server = ServerProcess(tmp_path / "unused.db", free_loopback_port(), LITETASK_DATABASE_URL=url)
+    try:
+        await asyncio.to_thread(server.wait_ready, 60)
+        args = ("--from", str(database), "--to", url, "--replace")
+        done = await asyncio.to_thread(move, *args)
+    finally:
+        server.close()
+    assert "the target" in one_line_error(done) and "stop it first" in done.stderr
+    assert target_tasks(url) == 0
+
+
+def test_a_target_that_is_not_postgresql_is_a_usage_error(tmp_path: Path) -> None:
+    done = move("--from", str(tmp_path / "litetask.db"), "--to", f"sqlite:///{tmp_path}/x.db")
+    assert done.returncode == 2
+    assert "--to must be a PostgreSQL URL" in done.stderr and "Traceback" not in done.stderr
