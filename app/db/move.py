@@ -18,6 +18,7 @@ The target keeps the source's epoch: an SSE client resumes there with the id it 
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import closing, contextmanager
 from dataclasses import dataclass, field
@@ -90,13 +91,15 @@ def move_database(
     lock = ProcessLock(source)
     lock.acquire_now()
     try:
-        _check_source(source)
+        with _source_errors(source):
+            _check_source(source)
         target = create_engine(postgres_sync_url(target_url), poolclass=NullPool)
         try:
             with _target_errors(target_url):
                 upgrade_sync(target)
-            _bring_to_head(source)
-            with _target_errors(target_url):
+            with _source_errors(source):
+                _bring_to_head(source)
+            with _target_errors(target_url), _source_errors(source):
                 return _copy(source, target, replace, steps, progress or _quiet)
         finally:
             target.dispose()
@@ -126,6 +129,18 @@ def _bring_to_head(source: Path) -> None:
 
 def _sqlite_engine(path: Path) -> Engine:
     return create_engine(f"sqlite+pysqlite:///{path}", poolclass=NullPool)
+
+
+@contextmanager
+def _source_errors(source: Path) -> Iterator[None]:
+    """The source's errors (not a database, damaged, unreadable) as one line."""
+    try:
+        yield
+    except (sqlite3.Error, DBAPIError) as exc:
+        orig = exc.orig if isinstance(exc, DBAPIError) else exc
+        if not isinstance(orig, sqlite3.Error):
+            raise
+        raise MoveError(f"cannot read the source database {source}: {orig}") from None
 
 
 @contextmanager

@@ -179,3 +179,22 @@ def test_a_target_that_is_not_postgresql_is_a_usage_error(tmp_path: Path) -> Non
     done = move("--from", str(tmp_path / "litetask.db"), "--to", f"sqlite:///{tmp_path}/x.db")
     assert done.returncode == 2
     assert "--to must be a PostgreSQL URL" in done.stderr and "Traceback" not in done.stderr
+
+
+@pytest.mark.parametrize(
+    ("content", "said"),
+    [
+        (b"not a database at all, just text" * 200, "cannot read the source database"),
+        (None, "is not a litetask database"),
+    ],
+)
+def test_a_source_that_is_not_a_litetask_database_is_refused(
+    tmp_path: Path, content: bytes | None, said: str
+) -> None:
+    source = tmp_path / "other.db"
+    if content is None:
+        sql(source, "CREATE TABLE notes (body TEXT)")
+    else:
+        source.write_bytes(content)
+    url = f"postgresql+asyncpg://litetask@127.0.0.1:{free_loopback_port()}/nowhere"
+    assert said in one_line_error(move("--from", str(source), "--to", url))
