@@ -1,5 +1,5 @@
 """The `litetask` command: serve, migrate, backup, restore, token, submit and status; the
-operator's `tasks` and `watch` (app/cli_tasks.py).
+operator's `tasks` and `watch` (app/cli_tasks.py); `move-to-postgres` (app/cli_move.py).
 
 `serve`, `migrate`, `backup` and `restore` read settings from LITETASK_* variables, flags
 overriding them;
@@ -23,7 +23,7 @@ from typing import Any
 
 import httpx
 
-from app import cli_tasks
+from app import cli_move, cli_tasks
 from app.access import new_token
 from app.cli_api import service_url
 from app.config import ConfigError, Settings
@@ -79,6 +79,7 @@ def build_parser() -> argparse.ArgumentParser:
     status.add_argument("task_id")
     _url_flag(status)
     cli_tasks.add_parsers(commands)
+    cli_move.add_parsers(commands)
     return parser
 
 
@@ -264,5 +265,6 @@ COMMANDS: Mapping[str, Callable[[argparse.Namespace], int]] = MappingProxyType(
         "submit": run_submit,
         "status": run_status,
         **cli_tasks.COMMANDS,
+        **cli_move.COMMANDS,
     }
 )

@@ -204,3 +204,9 @@ class MigrationError(TaskError):
     """A schema migration could not be applied; the database was left as it was."""
 
     category = "unavailable"
+
+
+class MoveError(TaskError):
+    """The database could not be moved to PostgreSQL; nothing was written to the target."""
+
+    category = "move"
