@@ -135,9 +135,13 @@ def pg_explain(url: str, mode: str = "auto") -> str:
     return "\n".join(str(row[0]) for row in rows)
 
 
-def buffers(plan: str) -> int:
-    """Shared buffers the top node touched (hit + read)."""
-    found = re.search(r"Buffers: shared ((?:\w+=\d+ ?)+)", plan)
+def buffers(plan: str, node: str = "Update on tasks") -> int:
+    """Shared buffers (hit + read) that the first plan node named `node` touched: the whole
+    claim ("Update on tasks", index upkeep of the rows taken included) or the read of the
+    rows to take ("Limit")."""
+    lines = plan.splitlines()
+    start = next((i for i, line in enumerate(lines) if node in line), None)
+    found = None if start is None else re.search(r"Buffers: shared (.*)", lines[start + 1])
     counts = dict(re.findall(r"(\w+)=(\d+)", found.group(1))) if found else {}
     return int(counts.get("hit", 0)) + int(counts.get("read", 0))
 
@@ -171,10 +175,9 @@ def report(backend: str, urls: dict[str, str], took: dict[str, list[float]]) -> 
     )
     if backend == "postgresql":
         plans = {name: pg_explain(url) for name, url in urls.items()}
-        print(
-            f"buffers touched by one claim of 10: backlog {buffers(plans['backlog'])}, "
-            f"small {buffers(plans['small'])}"
-        )
+        for node in ("Limit", "Update on tasks"):
+            counts = ", ".join(f"{n} {buffers(p, node)}" for n, p in plans.items())
+            print(f"buffers of one claim of 10 rows, node {node!r}: {counts}")
         print("EXPLAIN (ANALYZE, BUFFERS), backlog database:\n" + plans["backlog"])
         generic = pg_explain(urls["backlog"], "force_generic_plan")
         print("generic plan (plan_cache_mode=force_generic_plan), backlog database:\n" + generic)
