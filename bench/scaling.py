@@ -37,8 +37,6 @@ from app.db.engine import DEFAULT_READER_POOL_SIZE, sync_url
 from tests.conftest import free_loopback_port
 from tests.pg_server import PostgresServer, start_postgres
 
-START_AFTER = 6.0  # SQLite: seconds between queueing and the moment the tasks are due
-
 
 async def noop() -> None:
     return None
@@ -58,10 +56,9 @@ async def queue(url: str, n: int) -> None:
         await asyncio.gather(*(worker.add_task("noop", run_at=due) for _ in range(n)))
 
 
-def release(url: str, after: float, *, notify: bool) -> float:
-    """Make every queued task due `after` seconds from now, and (PostgreSQL) tell the
-    processes at once, as a put by another process would; the moment they are due."""
-    moment = time.time() + after
+def release(url: str, *, notify: bool) -> float:
+    """Make every queued task due now, and (PostgreSQL) tell the processes; that moment."""
+    moment = time.time()
     engine = create_engine(sync_url(url), poolclass=NullPool)
     with engine.begin() as conn:
         update = text("UPDATE tasks SET run_at = :at WHERE status = 'scheduled'")
@@ -72,10 +69,16 @@ def release(url: str, after: float, *, notify: bool) -> float:
     return moment
 
 
-def drain(url: str, stop: Event, ready: Queue[float], pool_size: int) -> None:
+def drain(url: str, stop: Event, ready: Queue[float], go: Event | None, pool_size: int) -> None:
+    """One worker process; with `go` (SQLite), a put of one more task once `go` is set
+    wakes its pool, whose claim stages the tasks just made due."""
+
     async def run() -> None:
-        async with AsyncTaskWorker(url, registry=registry(), reader_pool_size=pool_size):
+        async with AsyncTaskWorker(url, registry=registry(), reader_pool_size=pool_size) as worker:
             ready.put(time.time())
+            if go is not None:
+                await asyncio.to_thread(go.wait)
+                await worker.add_task("noop")
             await asyncio.to_thread(stop.wait)
 
     asyncio.run(run())
@@ -122,46 +125,47 @@ class Drained:
     per_s: float
     client_us: float  # worker processes' CPU per task
     server_us: float  # PostgreSQL's CPU per task (its processes)
-    late: float  # seconds the last worker was ready after the tasks were due (0: in time)
 
 
 def measure(
     url: str, n: int, processes: int, pool_size: int, server: PostgresServer | None = None
 ) -> Drained:
     """Tasks/s drained by `processes` worker processes, and CPU per task from the moment
-    the tasks were due to the last completion. On PostgreSQL the tasks are released once
-    every process has started (a NOTIFY wakes them, and each claim stages what is due); the
-    SQLite process is given a moment START_AFTER ahead (its stager wakes itself then)."""
+    the tasks were due to the last completion. The tasks are released once every process
+    has started: on PostgreSQL a NOTIFY wakes the processes, as a put by another process
+    would, and each claim stages what is due; on SQLite the one process puts one task more,
+    which wakes its pool the same way."""
     asyncio.run(queue(url, n))
-    due = 0.0 if server is not None else release(url, START_AFTER, notify=False)
+    postgres = server is not None
     context = multiprocessing.get_context("spawn")
-    stop, ready = context.Event(), context.Queue()
+    stop, ready, go = context.Event(), context.Queue(), None if postgres else context.Event()
     workers = [
-        context.Process(target=drain, args=(url, stop, ready, pool_size)) for _ in range(processes)
+        context.Process(target=drain, args=(url, stop, ready, go, pool_size))
+        for _ in range(processes)
     ]
     for worker in workers:
         worker.start()
-    started = max(ready.get(timeout=300) for _ in workers)
-    if server is not None:
-        due = release(url, 0.0, notify=True)
-    time.sleep(max(0.0, due - time.time()))
+    for _ in workers:
+        ready.get(timeout=300)
     pids = [w.pid for w in workers if w.pid is not None]
     client, db = cpu_seconds(pids), cpu_seconds(server_pids(server))
-    wait_completed(url, n)
+    due = release(url, notify=postgres)
+    if go is not None:
+        go.set()
+    wait_completed(url, n + (0 if postgres else processes))
     seconds = time.time() - due
     client, db = cpu_seconds(pids) - client, cpu_seconds(server_pids(server)) - db
     stop.set()
     for worker in workers:
         worker.join(30)
-    return Drained(n / seconds, client / n * 1e6, db / n * 1e6, max(0.0, started - due))
+    return Drained(n / seconds, client / n * 1e6, db / n * 1e6)
 
 
 def show(what: str, drained: Drained, baseline: float) -> None:
-    late = f", last worker ready {drained.late:.1f} s late" if drained.late else ""
     print(
         f"{what}: {drained.per_s:,.0f} tasks/s, {drained.per_s / baseline:.2f}x SQLite; "
         f"CPU per task: workers {drained.client_us:,.0f} us, "
-        f"PostgreSQL {drained.server_us:,.0f} us [{load()}]{late}",
+        f"PostgreSQL {drained.server_us:,.0f} us [{load()}]",
         flush=True,
     )
 
