@@ -16,6 +16,7 @@ from app.bounds import DEFAULT_MISSED_SLOTS
 from app.cache.setup import CacheSettings
 from app.cache.task_adapter import DEFAULT_CACHE_TIMEOUT
 from app.config_checks import check_allowed_hosts, check_trusted_proxies, problems
+from app.db.engine import DEFAULT_READER_POOL_SIZE
 from app.env_values import ConfigError as ConfigError  # raised here, caught by importers
 from app.env_values import (
     check_database_url,
@@ -58,6 +59,7 @@ class Settings:
     heartbeat_interval: float = 10.0
     stop_timeout: float = 10.0
     busy_timeout: float = 5.0
+    reader_pool_size: int = DEFAULT_READER_POOL_SIZE
     write_retry_seconds: float = 5.0
     host: str = "127.0.0.1"
     port: int = 8000

@@ -8,6 +8,7 @@ import re
 from typing import TYPE_CHECKING
 
 from app.bounds import MAX_ATTEMPTS_LIMIT, MAX_MISSED_SLOTS_LIMIT, MAX_SECONDS
+from app.db.engine import MAX_READER_POOL_SIZE
 from app.env_values import ConfigError
 from app.webhook_config import WEBHOOK_SCHEMES
 
@@ -46,6 +47,10 @@ def problems(s: Settings) -> list[tuple[bool, str]]:
             "LITETASK_STOP_TIMEOUT must be a positive number of seconds",
         ),
         (s.max_interruptions < 1, "LITETASK_MAX_INTERRUPTIONS must be at least 1"),
+        (
+            not 1 <= s.reader_pool_size <= MAX_READER_POOL_SIZE,
+            f"LITETASK_READER_POOL_SIZE must be from 1 to {MAX_READER_POOL_SIZE}",
+        ),
         (
             not 1 <= s.max_missed_slots <= MAX_MISSED_SLOTS_LIMIT,
             f"LITETASK_MAX_MISSED_SLOTS must be from 1 to {MAX_MISSED_SLOTS_LIMIT}",

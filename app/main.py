@@ -99,6 +99,7 @@ def build_worker(
         event_sink=_sink(events, metrics, throughput),
         cache=settings.cache(),
         busy_timeout=settings.busy_timeout,
+        reader_pool_size=settings.reader_pool_size,
         write_retry_seconds=settings.write_retry_seconds,
         commit_observer=metrics.observe_commit,
     )

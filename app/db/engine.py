@@ -170,6 +170,12 @@ def _install_sqlite_hooks(
             connection.exec_driver_sql(begin)
 
 
+# Reader connections per process (LITETASK_READER_POOL_SIZE): HTTP reads, SSE replays, the
+# log follower on PostgreSQL. Reads past it wait for a free one.
+DEFAULT_READER_POOL_SIZE = 4
+MAX_READER_POOL_SIZE = 100
+
+
 @dataclass(frozen=True, slots=True)
 class Engines:
     """The writer engine (synchronous, one connection, used by the writer thread only) and
@@ -185,7 +191,10 @@ class Engines:
 
 
 def create_engines(
-    url: str, *, reader_pool_size: int = 4, busy_timeout: float = DEFAULT_BUSY_TIMEOUT
+    url: str,
+    *,
+    reader_pool_size: int = DEFAULT_READER_POOL_SIZE,
+    busy_timeout: float = DEFAULT_BUSY_TIMEOUT,
 ) -> Engines:
     """Build both engines for `url`; SQLite gets WAL, synchronous=FULL and `busy_timeout`
     (seconds a statement waits for a lock another program holds before SQLITE_BUSY)."""

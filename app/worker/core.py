@@ -17,7 +17,13 @@ from app.cache.keys import build_cache_key, key_context
 from app.cache.setup import CacheSettings, open_cache
 from app.cache.task_adapter import AsyncCacheAdapter
 from app.config import DEFAULT_DATABASE_URL
-from app.db.engine import DEFAULT_BUSY_TIMEOUT, Engines, create_engines, sqlite_path
+from app.db.engine import (
+    DEFAULT_BUSY_TIMEOUT,
+    DEFAULT_READER_POOL_SIZE,
+    Engines,
+    create_engines,
+    sqlite_path,
+)
 from app.db.lock import ProcessLock
 from app.db.migrate import upgrade
 from app.db.mounts import check_local
@@ -79,6 +85,7 @@ class AsyncTaskWorker(TaskWaiting):
         commit_observer: BatchHook | None = None,
         thread_workers: int = DEFAULT_THREAD_WORKERS,
         max_missed_slots: int = DEFAULT_CAP,
+        reader_pool_size: int = DEFAULT_READER_POOL_SIZE,
     ) -> None:
         self.database_url = database_url
         self.registry = registry if registry is not None else default_registry
@@ -90,6 +97,7 @@ class AsyncTaskWorker(TaskWaiting):
         self.event_sink = event_sink
         self.commit_observer = commit_observer  # told each commit's size and seconds
         self.busy_timeout, self.write_retry_seconds = busy_timeout, write_retry_seconds
+        self.reader_pool_size = reader_pool_size  # readers; plus 1 writer (+1 LISTEN on PG)
         self.cache_settings = cache if cache is not None else CacheSettings()
         self._cache: AsyncCacheAdapter | None = None
         # Attempts that outlived a stop (they ignored cancellation) or their timeout (a
@@ -210,7 +218,11 @@ class AsyncTaskWorker(TaskWaiting):
             await asyncio.to_thread(check_local, path)
             self._lock = ProcessLock(path)
             await self._lock.acquire()
-        self._engines = create_engines(self.database_url, busy_timeout=self.busy_timeout)
+        self._engines = create_engines(
+            self.database_url,
+            reader_pool_size=self.reader_pool_size,
+            busy_timeout=self.busy_timeout,
+        )
         await upgrade(self._engines.writer)
         self._writer = build_writer(
             self._engines,

@@ -28,6 +28,8 @@ from app.config import ConfigError, Settings
         ("LITETASK_PRUNE_BATCH", "10001"),
         ("LITETASK_MAX_MISSED_SLOTS", "0"),
         ("LITETASK_MAX_MISSED_SLOTS", "10001"),
+        ("LITETASK_READER_POOL_SIZE", "0"),
+        ("LITETASK_READER_POOL_SIZE", "101"),
         ("LITETASK_WEBHOOK_DEDUPE_SECONDS", "3600"),  # shorter than the replay window
     ],
 )
@@ -44,8 +46,11 @@ def test_bounded_settings_are_taken() -> None:
             "LITETASK_TASK_TIMEOUT": "5",
             "LITETASK_THREAD_WORKERS": "3",
             "LITETASK_MAX_MISSED_SLOTS": "10000",
+            "LITETASK_READER_POOL_SIZE": "100",
         }
     )
+    assert settings.reader_pool_size == 100
+    assert Settings.from_env({}).reader_pool_size == 4
     assert (settings.max_attempts, settings.cache_ttl, settings.task_timeout) == (1000, 60, 5)
     assert settings.thread_workers == 3
     assert settings.max_missed_slots == 10000

@@ -9,23 +9,26 @@ What differs from SQLite's writer (app/db/writer.py):
   n committed later by another process. So a transaction that logs events takes a
   transaction-scoped advisory lock just before inserting them and holds it to its commit:
   ids are handed out in commit order, at the cost of serialising those last moments.
-- After logging, it NOTIFYs `litetask_events` with the newest id (payload = event id), and
+- With the events it NOTIFYs `litetask_events` with the newest id (payload = event id), and
   `litetask_work` when it made work runnable, so idle processes wake
-  (app/db/postgres/listener.py).
+  (app/worker/postgres/wake.py). Lock, insert and NOTIFYs are one statement, so the lock is
+  held for that statement and the COMMIT only (LOG_AND_NOTIFY).
 - QuietOps (WAL checkpoints) have no meaning here: they are skipped (outcome None).
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import Connection, Engine, text
 
+from app.db.bulk import json_text
 from app.db.commit_loop import CommitLoop, Inbox, Pending, Settle
 from app.db.write_op import WriteOp
 from app.db.writer import GroupCommitWriter
-from app.events.log import TaskEvent, append_events
+from app.events.log import group_of_event
 
 BatchApply = Callable[[Connection, Sequence[Any]], None]
 EVENTS_CHANNEL = "litetask_events"
@@ -80,25 +83,61 @@ class PostgresCommitLoop(CommitLoop):
         log_and_notify(conn, ops)
 
 
+# One statement, one round trip: take the event log's lock, insert the events in the given
+# order (the insert's source is sorted by ordinality, and PostgreSQL evaluates the ids'
+# nextval above that sort, so ids follow the order given), NOTIFY the newest id, and
+# `litetask_work` when asked. Three statements before, each a round trip to the client
+# while the lock was held, so every other process's commit waited on this process being
+# scheduled (docs/scaling.md, "Throughput across processes").
+LOG_AND_NOTIFY = text(
+    """
+WITH locked AS MATERIALIZED (SELECT pg_advisory_xact_lock(:lock_key) AS held),
+given AS (
+    SELECT u.*
+    FROM locked, unnest(
+        CAST(:types AS TEXT[]), CAST(:task_ids AS TEXT[]), CAST(:task_types AS TEXT[]),
+        CAST(:created AS BIGINT[]), CAST(:payloads AS JSON[]), CAST(:groups AS TEXT[])
+    ) WITH ORDINALITY AS u(type, task_id, task_type, created_at, payload, task_group, n)
+),
+logged AS (
+    INSERT INTO events (type, task_id, task_type, created_at, payload, task_group)
+    SELECT type, task_id, task_type, created_at, payload, task_group FROM given ORDER BY n
+    RETURNING id
+),
+told AS MATERIALIZED (
+    SELECT pg_notify(:events_channel, CAST(max(id) AS TEXT)) AS events,
+        CASE WHEN :work THEN pg_notify(:work_channel, :work_payload) END AS work
+    FROM logged
+)
+SELECT logged.id FROM logged, told ORDER BY logged.id
+"""
+)
+
+
 def log_and_notify(conn: Connection, ops: Sequence[WriteOp[Any]]) -> None:
-    """Log the ops' events with ids in commit order, and tell the other processes."""
+    """Log the ops' events with ids in commit order, and tell the other processes (one
+    statement: LOG_AND_NOTIFY)."""
     records = [e for op in ops for e in op.events]
     if not records:
         return
-    conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": EVENT_LOG_LOCK})
-    logged = iter(append_events(conn, records))
+    work = any(e.type in WORK_EVENTS for e in records)
+    suspects = any(e.type == RECOVERED for e in records)
+    params = {
+        "lock_key": EVENT_LOG_LOCK,
+        "types": [str(e.type) for e in records],
+        "task_ids": [e.task_id for e in records],
+        "task_types": [e.task_type for e in records],
+        "created": [e.created_at for e in records],
+        "payloads": [json_text(e.payload) for e in records],
+        "groups": [group_of_event(e) for e in records],
+        "events_channel": EVENTS_CHANNEL,
+        "work": work,
+        "work_channel": WORK_CHANNEL,
+        "work_payload": SUSPECTS_PAYLOAD if suspects else "",
+    }
+    ids = iter(conn.execute(LOG_AND_NOTIFY, params).scalars())
     for op in ops:
-        op.events = [next(logged) for _ in op.events]
-    notify(conn, [e for op in ops for e in op.events])
-
-
-def notify(conn: Connection, logged: Sequence[TaskEvent]) -> None:
-    """NOTIFY the newest event id, and that there is work when some event says so: both
-    delivered at commit, only if it commits."""
-    newest = max(e.id or 0 for e in logged)
-    conn.execute(text(NOTIFY), {"channel": EVENTS_CHANNEL, "payload": str(newest)})
-    if any(e.type in WORK_EVENTS for e in logged):
-        notify_work(conn, suspects=any(e.type == RECOVERED for e in logged))
+        op.events = [dataclasses.replace(e, id=next(ids)) for e in op.events]
 
 
 def notify_work(conn: Connection, *, suspects: bool = False) -> None:

@@ -1,8 +1,12 @@
 """Claims and staging on PostgreSQL: several processes take rows from one queue at once.
 
-Each takes the best due rows in one statement, `UPDATE tasks ... WHERE seq IN (SELECT seq
-... ORDER BY priority, run_at, seq LIMIT n FOR UPDATE SKIP LOCKED) RETURNING ...`: rows
+Each takes the best due rows in one statement, `UPDATE tasks ... WHERE seq = ANY(ARRAY(SELECT
+seq ... ORDER BY priority, run_at, seq LIMIT n FOR UPDATE SKIP LOCKED)) RETURNING ...`: rows
 another process is taking are skipped, not waited for, and a row is never taken twice. The
+ARRAY makes the rows taken an InitPlan whose result the UPDATE finds through the primary
+key, whatever the planner guesses: with `seq IN (SELECT ...)`, a generic plan (which cannot
+see the LIMIT's value and guesses a tenth of the table) joined it to a scan of every row,
+O(backlog) per claim (tests/worker/test_postgres_query_plans.py). The
 stager moves due scheduled rows the same way, so two processes staging at once never touch
 a row the other has moved (and claimed) meanwhile. Same ops, same results as SQLite's
 (app/worker/claims.py, app/worker/stager.py); only the statements differ.
@@ -15,7 +19,7 @@ import functools
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, bindparam, select, update
+from sqlalchemy import ColumnElement, Connection, any_, bindparam, func, select, update
 
 from app.clock import now_us, seconds_to_us
 from app.db.postgres.writer import notify_work
@@ -54,7 +58,7 @@ def take_statement(suspect: bool, start: bool) -> Any:
     """UPDATE the rows `_due` locks to running (`start`) or claimed, RETURNING them."""
     return (
         update(tasks)
-        .where(tasks.c.seq.in_(_due(suspect)))
+        .where(tasks.c.seq == any_(func.array(_due(suspect))))
         .values(**claim_values(start))
         .returning(*claim_columns())
     )
