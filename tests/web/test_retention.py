@@ -6,10 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-import sqlite3
 from collections.abc import AsyncIterator
-from contextlib import closing
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -31,15 +28,12 @@ KEPT_BY_ID = {
 }
 
 
-def rows_of(database: Path, task_id: str) -> dict[str, int]:
+def rows_of(database: str, task_id: str) -> dict[str, int]:
     """How many rows of each table belong to `task_id` (read as another program would)."""
-    with closing(sqlite3.connect(database)) as conn:
-        return {
-            table: conn.execute(
-                f"SELECT count(*) FROM {table} WHERE {column} = ?", (task_id,)
-            ).fetchone()[0]
-            for table, column in KEPT_BY_ID.items()
-        }
+    return {
+        table: count_rows(database, table, f"{column} = '{task_id}'")
+        for table, column in KEPT_BY_ID.items()
+    }
 
 
 async def wait_gone(client: httpx.AsyncClient, task_id: str, timeout: float = 30) -> None:
@@ -50,8 +44,9 @@ async def wait_gone(client: httpx.AsyncClient, task_id: str, timeout: float = 30
 
 
 @pytest.fixture
-def database(tmp_path: Path) -> Path:
-    return tmp_path / "litetask.db"
+def database(fresh_database_url: str) -> str:
+    """The URL of the test's database (the one make_client serves), on either backend."""
+    return fresh_database_url
 
 
 @pytest.fixture
@@ -87,7 +82,7 @@ async def finished_tasks(client: httpx.AsyncClient) -> dict[str, str]:
 
 
 async def test_finished_tasks_and_their_rows_are_pruned_active_ones_stay(
-    quick: httpx.AsyncClient, database: Path
+    quick: httpx.AsyncClient, database: str
 ) -> None:
     running = await submit(quick, "demo.sleep", kwargs={"seconds": 60})
     await wait_status(quick, running["id"], "running")
@@ -126,7 +121,7 @@ async def test_a_pruned_task_is_404_and_its_idempotency_key_makes_a_new_task(
 
 
 async def test_a_webhook_delivery_id_is_remembered_for_the_dedupe_window(
-    make_client: ClientFactory, database: Path
+    make_client: ClientFactory, database: str
 ) -> None:
     """The task goes after 1 s, its delivery id is kept for the dedupe window: the same
     delivery again still answers with the (pruned) original instead of a new task."""
@@ -177,7 +172,7 @@ def longest_commit(metrics: str) -> float:
 
 
 async def test_a_large_prune_goes_in_small_transactions_between_submits(
-    make_client: ClientFactory, database: Path
+    make_client: ClientFactory, database: str
 ) -> None:
     """80,000 finished tasks go in transactions of 500 (~20 ms each here; one transaction
     for all of them holds the lock ~0.6 s): a submit made once the prune has started
