@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
+import psycopg
 import pytest
 
 from app.webhook_config import parse_webhooks
@@ -193,3 +194,44 @@ async def test_a_large_prune_goes_in_small_transactions_between_submits(
         assert history() > 0, "the prune ended before the submit: make `rows` larger"
         await until(lambda: history() == 0, timeout=120, what="the whole prune")
         assert longest_commit((await client.get("/metrics")).text) <= 0.25
+
+
+def lock_waiters(database: str) -> int:
+    """Statements of this database waiting for a lock another transaction holds."""
+    where = "datname = current_database() AND wait_event_type = 'Lock'"
+    return count_rows(database, "pg_stat_activity", where)
+
+
+async def test_a_task_retried_while_it_is_pruned_is_kept_whole(
+    make_client: ClientFactory, database: str, backend: str
+) -> None:
+    """Another process retries a failed task just as its retention ends (PostgreSQL: many
+    processes write at once). The pruner must take the task whole or leave it whole: here
+    the retry's transaction holds the row, so the pruner passes it over (the task stays,
+    with its attempts) and prunes the others. (Its events go by age either way: events are
+    kept no longer than the shortest task retention.)"""
+    if backend != "postgresql":
+        pytest.skip("SQLite has one writer: no other transaction can hold a row meanwhile")
+    async with make_client(**QUICK) as client:
+        retried = await submit(client, "demo.fail", max_attempts=1)
+        await wait_done(client, retried["id"])
+        other = await submit(client, "demo.fail", max_attempts=1)
+        await wait_done(client, other["id"])
+        conninfo = database.replace("postgresql+asyncpg://", "postgresql://", 1)
+        with psycopg.connect(conninfo) as conn:  # a retry on another process, in progress
+            conn.execute("SELECT 1 FROM tasks WHERE id = %s FOR UPDATE", (retried["id"],))
+            await until(
+                lambda: lock_waiters(database) > 0 or rows_of(database, other["id"])["tasks"] == 0,
+                timeout=30,
+                what="the pruner to pass the retried task by, or to wait for it",
+            )
+            conn.execute(
+                "UPDATE tasks SET status = 'pending', max_attempts = 2, run_at = 0, "
+                "completed_at = NULL WHERE id = %s",
+                (retried["id"],),
+            )
+        await wait_gone(client, other["id"])
+        task = (await client.get(f"/tasks/{retried['id']}")).json()
+        assert task["status"] in ("pending", "claimed", "running", "failed"), task
+        kept = rows_of(database, retried["id"])
+        assert kept["tasks"] == 1 and kept["task_attempts"] >= 1, kept  # its errors kept
