@@ -206,6 +206,8 @@ class AsyncTaskWorker(TaskWaiting):
         self._upkeep = await start_pool(pool, recovery, self.reconcile_interval, slots)
         self._pool = pool
         self._wake = await start_wake(self.engines, pool, self._observe_logged)
+        if self._wake is not None:
+            self._upkeep.report_events_seen(self._wake.follower.position)
         self.registry.attach(self)  # handle.defer() without a worker finds this one
 
     async def _open_database(self) -> None:

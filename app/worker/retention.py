@@ -17,11 +17,10 @@ from sqlalchemy import Connection, delete, func, select
 from app.db.dialects import alone, row_id
 from app.db.tables import events, status_is, task_attempts, tasks, webhook_deliveries
 from app.db.writer import WriteOp
+from app.events.retention import NOTHING_UNREAD, PRUNE_LOCK, unread_from
 from app.worker.status import TERMINAL, TaskStatus
 
 WEEK = 7 * 24 * 3600.0
-# The advisory lock key of pruning on PostgreSQL ("ltprune" in ASCII): one process at a time.
-PRUNE_LOCK = 0x6C7470_72756E65
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,7 +47,8 @@ class PruneTasks(WriteOp[int]):
     """Delete up to `batch` tasks of `status` that finished before `cutoff` (µs), oldest
     first, with their attempts and events (never the log's newest event: on SQLite the
     writer numbers events max+1, so an id is never handed out twice). The outcome is how
-    many tasks went.
+    many tasks went. Events a live stream may still need stay (`unread_from`); event
+    retention takes them later.
 
     On PostgreSQL other processes write meanwhile: one process prunes at a time (the others'
     rounds find the lock taken and leave it to that one), and the victims are locked first,
@@ -73,7 +73,11 @@ class PruneTasks(WriteOp[int]):
         if not ids:
             return 0
         newest = select(func.max(events.c.id)).scalar_subquery()
-        conn.execute(delete(events).where(events.c.task_id.in_(ids), events.c.id < newest))
+        kept = [events.c.id < newest]
+        unread = unread_from(conn)
+        if unread != NOTHING_UNREAD:
+            kept.append(events.c.id < unread)
+        conn.execute(delete(events).where(events.c.task_id.in_(ids), *kept))
         conn.execute(delete(task_attempts).where(task_attempts.c.task_id.in_(ids)))
         return int(conn.execute(delete(tasks).where(tasks.c.id.in_(ids))).rowcount or 0)
 

@@ -14,11 +14,13 @@ from pathlib import Path
 
 import httpx
 import pytest
+from httpx_sse import EventSource
 
 from tests.conftest import ServerProcess, free_loopback_port
-from tests.events.sse_reader import Got, open_stream, read_until
+from tests.events.sse_reader import Got, open_stream, to_got
 from tests.history import add_finished, count_rows
 from tests.pg_server import PostgresServer, postgres_sql
+from tests.waiting import until
 
 pytestmark = pytest.mark.timeout(240)  # two real servers on a loaded machine
 BACKLOG = 20_000
@@ -95,3 +97,62 @@ def test_two_processes_pruning_at_once_delete_each_row_once(
     wait_until(lambda: deadlocks(url) == 0, 1, "no deadlock")  # the statistics may lag
     time.sleep(1.0)
     assert deadlocks(url) == 0
+
+
+def completed_all(task_ids: list[str], got: list[Got]) -> bool:
+    done = {g.data.get("task_id") for g in got if g.event == "task.completed"}
+    return set(task_ids) <= done
+
+
+async def test_a_paused_process_streams_what_the_other_pruned_meanwhile(
+    postgres: PostgresServer, tmp_path: Path
+) -> None:
+    """Process B is paused (SIGSTOP: a stalled VM, a long GC) while A runs tasks and prunes
+    them a second after they finish. B's log follower has not read their events yet, so
+    they are kept until it has: once B runs again, its stream gets every one of them."""
+    url = postgres.create_database()
+    a, b = [await asyncio.to_thread(serve, url, tmp_path) for _ in range(2)]
+    got: list[Got] = []
+
+    async def collect(source: EventSource) -> None:
+        async for sse in source.aiter_sse():
+            item = to_got(sse)
+            if item is not None:
+                got.append(item)
+
+    try:
+        async with (
+            httpx.AsyncClient(timeout=30) as client,
+            open_stream(client, b.url + "/events") as source,
+        ):
+            reader = asyncio.create_task(collect(source))
+            warm = [await submit(client, a)]
+            await until(lambda: completed_all(warm, got), 60, "B to stream a first task")
+            await asyncio.sleep(1.5)  # B reports how far it has read at its heartbeats
+            b.signal(signal.SIGSTOP)
+            try:
+                meanwhile = [await submit(client, a) for _ in range(10)]
+                listed = ", ".join(f"'{t}'" for t in meanwhile)
+                await until(
+                    lambda: count_rows(url, "tasks", f"id IN ({listed})") == 0,
+                    60,
+                    "A to prune the tasks it ran",
+                )
+            finally:
+                b.signal(signal.SIGCONT)
+            await until(lambda: completed_all(meanwhile, got), 60, "B to stream them")
+            reader.cancel()
+        kinds = {(g.data["task_id"], g.event) for g in got}
+        for task_id in meanwhile:
+            assert {(task_id, "task.queued"), (task_id, "task.completed")} <= kinds
+    finally:
+        for server in (a, b):
+            server.close()
+
+
+async def submit(client: httpx.AsyncClient, server: ServerProcess) -> str:
+    response = await client.post(
+        server.url + "/tasks", json={"task_type": "demo.add", "args": [1, 2]}
+    )
+    assert response.status_code == 202, response.text
+    return str(response.json()["id"])
