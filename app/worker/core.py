@@ -158,6 +158,13 @@ class AsyncTaskWorker(TaskWaiting):
         return self._log_epoch
 
     @property
+    def events_follow_log(self) -> bool:
+        """True where committed events reach subscribers from the log, a moment after
+        their commit (PostgreSQL: every process publishes every process's events through
+        its log follower); False where they are published at their commit (SQLite)."""
+        return self._follows_log
+
+    @property
     def pool(self) -> WorkerPool | None:
         return self._pool
 
