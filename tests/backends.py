@@ -62,6 +62,13 @@ PG_GAPS: dict[str, str] = {
         "(1.5 commits per task in a producer loop)"
     ),
     "tests/events/test_stream.py::test_without_a_last_id_only_live_events_come": LATER,
+    "tests/web/test_retention.py::test_a_large_prune_goes_in_small_transactions": (
+        "its bound (no commit over 0.25 s) is SQLite's: on PostgreSQL a batch of 500 tasks "
+        "with their attempts and events took 45 ms on average and up to 0.22 s here, and "
+        "over 0.25 s now and then with the machine loaded (load 10 on 2 cores); a "
+        "PostgreSQL bound wants a quiet machine. The rest of it (a submit completes mid-prune) "
+        "passes"
+    ),
 }
 
 
