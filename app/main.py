@@ -96,7 +96,8 @@ def build_worker(
         max_missed_slots=settings.max_missed_slots,
         reconcile_interval=settings.reconcile_interval,
         heartbeat_interval=settings.heartbeat_interval,
-        event_sink=_sink(events, metrics, throughput),
+        event_sink=_sink(events, throughput),
+        commit_sink=metrics.observe_events,
         cache=settings.cache(),
         busy_timeout=settings.busy_timeout,
         reader_pool_size=settings.reader_pool_size,
@@ -105,14 +106,14 @@ def build_worker(
     )
 
 
-def _sink(
-    events: EventManager, metrics: TaskMetrics, throughput: Throughput
-) -> Callable[[list[TaskEvent]], None]:
-    """The worker's event sink: subscribers first, then the counters (none raises)."""
+def _sink(events: EventManager, throughput: Throughput) -> Callable[[list[TaskEvent]], None]:
+    """The worker's event sink, told every committed event (on PostgreSQL every process's):
+    subscribers first, then the dashboard's throughput, which is the whole queue's (neither
+    raises). The metrics' counters are told this process's own commits only (commit_sink),
+    so each process counts what it did and their sum is the total."""
 
     def publish(batch: list[TaskEvent]) -> None:
         events.publish(batch)
-        metrics.observe_events(batch)
         throughput.observe(batch)
 
     return publish

@@ -2,13 +2,16 @@
 lifespan; nothing global, so two apps in one process count apart).
 
 Two kinds, as docs/operations.md lists them:
-- What happened (counters, histograms): `TaskMetrics` learns it from the events the writer
-  publishes after each commit, so a change that rolled back is never counted, and from the
-  writer's batch hook (size and latency of each committed transaction). Both hooks run on the
-  event loop, outside any transaction, and do a few dictionary updates each.
+- What happened (counters, histograms): `TaskMetrics` learns it from the events this
+  process's writer committed (told after each commit, so a change that rolled back is never
+  counted), and from the writer's batch hook (size and latency of each committed
+  transaction). Both hooks run on the event loop, outside any transaction, and do a few
+  dictionary updates each. They are this process's work only: with several processes on
+  PostgreSQL, each counts what it did, and the sum over processes is the total.
 - What is (gauges): `LiveCollector` renders a `Snapshot` the scrape reads just before it
-  renders (tasks by status, the oldest pending task, busy workers, event streams, the loop's
-  lag), so an idle service does no work for them between scrapes.
+  renders: the database's (tasks by status and type, the oldest pending task: the whole
+  queue, the same on every process) and this process's (busy workers, event streams, the
+  loop's lag), so an idle service does no work for them between scrapes.
 """
 
 from __future__ import annotations

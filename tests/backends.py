@@ -13,10 +13,13 @@ SQLITE_BY_NATURE = "tests SQLite itself (files, PRAGMAs, locks, query plans)"
 FAULTS = "not yet: faults are injected through SQLite (tests/faults.py), PostgreSQL's not written"
 ONE_OWNER = "the one-owner rule is SQLite's; on PostgreSQL many processes share the database"
 WRITE_LOCK = "not yet: holds SQLite's write lock from another connection"
-SQLITE_HELPERS = "its helpers read and backdate rows through sqlite3"
 LATER = (
-    "events reach streams through the log follower, a moment after their commit, so a "
-    "stream opened right after one may open before its events (docs/scaling.md)"
+    "replay_then_live(after=None) starts at its subscription, a synchronous moment; on "
+    "PostgreSQL events reach subscribers through the log follower, a moment after their "
+    "commit, so events committed before it can still arrive after it. Exactness needs a read "
+    "of the log's newest committed id after subscribing, which a caller does and passes as "
+    "`after` (the SSE endpoints do: tests/events/test_cursors.py passes); the generator "
+    "cannot do it itself, since it runs nothing until first iterated (docs/scaling.md)"
 )
 OUTCOMES = "tests/worker/test_outcomes.py::"
 
@@ -54,23 +57,18 @@ PG_SKIPPED: dict[str, str] = {
 
 # node id prefix -> reason: xfail on PostgreSQL (not done yet)
 PG_GAPS: dict[str, str] = {
-    "tests/web/test_bounds.py::test_broken_rows_still_render": "writes broken rows through sqlite3",
-    "tests/web/test_bounds.py::test_values_of_any_type_still_render": (
-        "writes broken rows through sqlite3"
-    ),
-    "tests/web/test_listing_render.py::test_every_listed_row_is_what_reading": (
-        "writes its rows through sqlite3"
-    ),
     "tests/worker/test_group_commit.py::test_a_producer_loop_costs_about_one_commit": (
         "not yet: on PostgreSQL a completion's commit does not also claim the next task "
         "(1.5 commits per task in a producer loop)"
     ),
-    "tests/web/test_retention.py::test_finished_tasks_and_their_rows_are_pruned": SQLITE_HELPERS,
-    "tests/web/test_retention.py::test_a_webhook_delivery_id_is_remembered": SQLITE_HELPERS,
-    "tests/web/test_retention.py::test_a_large_prune_goes_in_small_transactions": SQLITE_HELPERS,
-    "tests/web/test_throughput.py::test_rows_older_than_the_hour_are_left_out": SQLITE_HELPERS,
-    "tests/events/test_cursors.py::test_every_stream_opens_with_a_cursor_at_the_newest_id": LATER,
     "tests/events/test_stream.py::test_without_a_last_id_only_live_events_come": LATER,
+    "tests/web/test_retention.py::test_a_large_prune_goes_in_small_transactions": (
+        "its bound (no commit over 0.25 s) is SQLite's: on PostgreSQL a batch of 500 tasks "
+        "with their attempts and events took 45 ms on average and up to 0.22 s here, and "
+        "over 0.25 s now and then with the machine loaded (load 10 on 2 cores); a "
+        "PostgreSQL bound wants a quiet machine. The rest of it (a submit completes mid-prune) "
+        "passes"
+    ),
 }
 
 

@@ -1,13 +1,14 @@
 """The few SQL spellings that differ between SQLite and PostgreSQL, each compiled per
-dialect, so a query is written once: the larger of two values, a row's physical id, and an
-upsert. SQLite's output is exactly what the code wrote before."""
+dialect, so a query is written once: the larger of two values, a row's physical id, an
+upsert, and work only one process may do at a time. SQLite's output is exactly what the code
+wrote before."""
 
 from __future__ import annotations
 
 import functools
 from typing import Any
 
-from sqlalchemy import ColumnElement, Integer, Table
+from sqlalchemy import ColumnElement, Connection, Integer, Table, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.expression import ColumnClause, FunctionElement
@@ -55,3 +56,14 @@ def insert_for(dialect_name: str, table: Table) -> Any:
     if dialect_name == "postgresql":
         return postgresql.insert(table)
     return sqlite.insert(table)
+
+
+def alone(conn: Connection, key: int) -> bool:
+    """Inside the caller's transaction: True when no other transaction of any process does
+    the work named by `key` now, and none will start it until this one ends. On SQLite the
+    single writer makes that so already; on PostgreSQL it is a transaction-scoped advisory
+    lock, tried without waiting (False: another process holds it)."""
+    if conn.dialect.name != "postgresql":
+        return True
+    taken = conn.execute(text("SELECT pg_try_advisory_xact_lock(:key)"), {"key": key}).scalar()
+    return bool(taken)

@@ -103,8 +103,9 @@ def take_ownership(conn: Connection, me: Owner, database: str) -> None:
     insert_owner(conn, me, now)
 
 
-def insert_owner(conn: Connection, me: Owner, now: int) -> None:
-    """Add `me`'s row, its heartbeat fresh as of `now`."""
+def insert_owner(conn: Connection, me: Owner, now: int, events_seen: Any = None) -> None:
+    """Add `me`'s row, its heartbeat fresh as of `now` (and `events_seen`, a value or a
+    scalar subquery, on PostgreSQL)."""
     conn.execute(
         owners.insert().values(
             boot_id=me.boot_id,
@@ -114,6 +115,7 @@ def insert_owner(conn: Connection, me: Owner, now: int) -> None:
             started_at=now,
             heartbeat_at=now,
             expires_at=me.expires_at(now),
+            events_seen=events_seen,
         )
     )
 
@@ -134,18 +136,20 @@ def refuse_live_owner(conn: Connection) -> None:
 
 
 class Heartbeat(WriteOp[bool]):
-    """Keep our owner row alive; False when it is gone (another process took over)."""
+    """Keep our owner row alive, noting how far our log follower has read (`events_seen`,
+    PostgreSQL; None leaves it); False when the row is gone (another process took over)."""
 
-    def __init__(self, me: Owner) -> None:
+    def __init__(self, me: Owner, events_seen: int | None = None) -> None:
         super().__init__()
-        self.me = me
+        self.me, self.events_seen = me, events_seen
 
     def apply(self, conn: Connection) -> bool:
         now = now_us()
+        values: dict[str, int] = {"heartbeat_at": now, "expires_at": self.me.expires_at(now)}
+        if self.events_seen is not None:
+            values["events_seen"] = self.events_seen
         result = conn.execute(
-            update(owners)
-            .where(owners.c.boot_id == self.me.boot_id)
-            .values(heartbeat_at=now, expires_at=self.me.expires_at(now))
+            update(owners).where(owners.c.boot_id == self.me.boot_id).values(**values)
         )
         return result.rowcount == 1
 

@@ -207,6 +207,9 @@ owners = Table(
     Column("started_at", BigInteger, nullable=False),
     Column("heartbeat_at", BigInteger, nullable=False),
     Column("expires_at", BigInteger, nullable=False),
+    # PostgreSQL: the newest event id this process's log follower has read (reported at each
+    # heartbeat); the pruner keeps every event after the lowest. NULL on SQLite.
+    Column("events_seen", BigInteger, nullable=True),
 )
 
 

@@ -79,7 +79,7 @@ async def _events_body(
         yield retry_hint().encode()
         items: AsyncIterator[StreamItem]
         if asked is None:
-            start = await _start_of(sub, engine)
+            start = await _start_of(sub, engine, from_log=context.worker.events_follow_log)
             yield cursor_message(epoch, start).encode()
             items = live(sub, start, interval)
         else:
@@ -94,11 +94,22 @@ async def _events_body(
             yield chunk
 
 
-async def _start_of(sub: Subscription, engine: AsyncEngine) -> int:
-    """Where a stream without Last-Event-ID starts, exactly: after the newest id published
+async def _start_of(sub: Subscription, engine: AsyncEngine, *, from_log: bool) -> int:
+    """Where a stream without Last-Event-ID starts, exactly: events committed before it
+    opened never come, every later one does.
+
+    Where events are published at their commit (SQLite): after the newest id published
     before it subscribed (everything later reaches its queue). When nothing was published
-    yet in this process, the log's newest id, or just before the first event its queue
-    got if that is older (that one was published after it subscribed)."""
+    yet in this process, the log's newest id, or just before the first event its queue got
+    if that is older (that one was published after it subscribed).
+
+    Where they reach it from the log (PostgreSQL): after the log's newest committed id, read
+    now that it has subscribed. Ids follow commit order, so every id up to that one is
+    committed, and every later one commits after this read and is published (by the log
+    follower, after its commit) into the queue; this process's follower may lag behind the
+    log, so what it has published says nothing about what committed."""
+    if from_log:
+        return await newest_event_id(engine) or 0
     if sub.started_after:
         return sub.started_after
     newest = await newest_event_id(engine) or 0

@@ -77,6 +77,7 @@ class AsyncTaskWorker(TaskWaiting):
         max_interruptions: int = 3,
         lease_seconds: float = 300.0,
         event_sink: EventSink | None = None,
+        commit_sink: EventSink | None = None,
         cache: CacheSettings | None = None,
         busy_timeout: float = DEFAULT_BUSY_TIMEOUT,
         write_retry_seconds: float = DEFAULT_RETRY_SECONDS,
@@ -94,7 +95,10 @@ class AsyncTaskWorker(TaskWaiting):
         self.reconcile_interval, self.heartbeat_interval = reconcile_interval, heartbeat_interval
         # A new boot id on every start(): what a boot holds is told apart from the last's.
         self.boot_id = uuid.uuid4().hex
-        self.event_sink = event_sink
+        # event_sink: every committed event to publish (on PostgreSQL, every process's, from
+        # the log); commit_sink: the events this process's own writer committed, i.e. what
+        # this process did (its metrics), on either backend.
+        self.event_sink, self.commit_sink = event_sink, commit_sink
         self.commit_observer = commit_observer  # told each commit's size and seconds
         self.busy_timeout, self.write_retry_seconds = busy_timeout, write_retry_seconds
         self.reader_pool_size = reader_pool_size  # readers; plus 1 writer (+1 LISTEN on PG)
@@ -162,6 +166,13 @@ class AsyncTaskWorker(TaskWaiting):
         return self._log_epoch
 
     @property
+    def events_follow_log(self) -> bool:
+        """True where committed events reach subscribers from the log, a moment after
+        their commit (PostgreSQL: every process publishes every process's events through
+        its log follower); False where they are published at their commit (SQLite)."""
+        return self._follows_log
+
+    @property
     def pool(self) -> WorkerPool | None:
         return self._pool
 
@@ -210,6 +221,8 @@ class AsyncTaskWorker(TaskWaiting):
         self._upkeep = await start_pool(pool, recovery, self.reconcile_interval, slots)
         self._pool = pool
         self._wake = await start_wake(self.engines, pool, self._observe_logged)
+        if self._wake is not None:
+            self._upkeep.report_events_seen(self._wake.follower.position)
         self.registry.attach(self)  # handle.defer() without a worker finds this one
 
     async def _open_database(self) -> None:
@@ -474,6 +487,7 @@ class AsyncTaskWorker(TaskWaiting):
         return self._store
 
     def _on_commit(self, events: list[TaskEvent]) -> None:
+        self._hand(self.commit_sink, events)
         self._observe_logged(events, publish=not self._follows_log)
 
     def _observe_logged(self, events: list[TaskEvent], publish: bool = True) -> None:
@@ -506,14 +520,18 @@ class AsyncTaskWorker(TaskWaiting):
         self._waiters.fail_all(lambda: WriterFailedError(str(failure)))
 
     def _publish(self, events: list[TaskEvent]) -> None:
-        """Hand events to the sink; one that raises is logged, never the caller's problem
+        self._hand(self.event_sink, events)
+
+    @staticmethod
+    def _hand(sink: EventSink | None, events: list[TaskEvent]) -> None:
+        """Hand events to a sink; one that raises is logged, never the caller's problem
         (the writer's, or a task's progress callback)."""
-        if self.event_sink is None:
+        if sink is None:
             return
         try:
-            self.event_sink(events)
+            sink(events)
         except Exception:
-            logger.exception("the event sink raised on %s events; they are in the log", len(events))
+            logger.exception("an event sink raised on %s events; they are in the log", len(events))
 
     async def _resolve_waiters(self, waited: dict[str, list[asyncio.Future[Any]]]) -> None:
         store = self._store

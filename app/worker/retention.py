@@ -14,9 +14,10 @@ from dataclasses import dataclass, field
 
 from sqlalchemy import Connection, delete, func, select
 
-from app.db.dialects import row_id
+from app.db.dialects import alone, row_id
 from app.db.tables import events, status_is, task_attempts, tasks, webhook_deliveries
 from app.db.writer import WriteOp
+from app.events.retention import NOTHING_UNREAD, PRUNE_LOCK, unread_from
 from app.worker.status import TERMINAL, TaskStatus
 
 WEEK = 7 * 24 * 3600.0
@@ -46,24 +47,39 @@ class PruneTasks(WriteOp[int]):
     """Delete up to `batch` tasks of `status` that finished before `cutoff` (µs), oldest
     first, with their attempts and events (never the log's newest event: on SQLite the
     writer numbers events max+1, so an id is never handed out twice). The outcome is how
-    many tasks went."""
+    many tasks went. Events a live stream may still need stay (`unread_from`); event
+    retention takes them later.
+
+    On PostgreSQL other processes write meanwhile: one process prunes at a time (the others'
+    rounds find the lock taken and leave it to that one), and the victims are locked first,
+    skipping any row another transaction holds (a retry, say), then deleted by id, so a task
+    goes whole or stays whole."""
 
     def __init__(self, status: TaskStatus, cutoff: int, batch: int) -> None:
         super().__init__()
         self.status, self.cutoff, self.batch = status, cutoff, batch
 
     def apply(self, conn: Connection) -> int:
-        # The same subquery in each statement: nothing changes `tasks` before the last one.
+        if not alone(conn, PRUNE_LOCK):
+            return 0
         victims = (
             select(tasks.c.id)
             .where(status_is(self.status), tasks.c.completed_at < self.cutoff)
             .order_by(tasks.c.completed_at, tasks.c.seq)
             .limit(self.batch)
+            .with_for_update(skip_locked=True)
         )
+        ids = list(conn.execute(victims).scalars())
+        if not ids:
+            return 0
         newest = select(func.max(events.c.id)).scalar_subquery()
-        conn.execute(delete(events).where(events.c.task_id.in_(victims), events.c.id < newest))
-        conn.execute(delete(task_attempts).where(task_attempts.c.task_id.in_(victims)))
-        return int(conn.execute(delete(tasks).where(tasks.c.id.in_(victims))).rowcount or 0)
+        kept = [events.c.id < newest]
+        unread = unread_from(conn)
+        if unread != NOTHING_UNREAD:
+            kept.append(events.c.id < unread)
+        conn.execute(delete(events).where(events.c.task_id.in_(ids), *kept))
+        conn.execute(delete(task_attempts).where(task_attempts.c.task_id.in_(ids)))
+        return int(conn.execute(delete(tasks).where(tasks.c.id.in_(ids))).rowcount or 0)
 
 
 class PruneDeliveries(WriteOp[int]):
@@ -75,6 +91,8 @@ class PruneDeliveries(WriteOp[int]):
         self.cutoff, self.batch = cutoff, batch
 
     def apply(self, conn: Connection) -> int:
+        if not alone(conn, PRUNE_LOCK):
+            return 0
         rowid = row_id()
         received = webhook_deliveries.c.received_at
         victims = (

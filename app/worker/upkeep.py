@@ -51,6 +51,13 @@ class Upkeep:
         self._on_lost = on_lost
         self._seen: set[Held] = set()
         self._loops: list[asyncio.Task[None]] = []
+        # PostgreSQL: how far the log follower has read, reported at each heartbeat.
+        self._events_seen: Callable[[], int] | None = None
+
+    def report_events_seen(self, position: Callable[[], int]) -> None:
+        """Report `position()` (the log follower's) with every heartbeat from now on: the
+        pruner keeps the events after it (app/events/retention.py)."""
+        self._events_seen = position
 
     def start(self) -> None:
         stager = Stager(self.pool.queue, self.store)
@@ -86,7 +93,9 @@ class Upkeep:
     async def _beat(self) -> None:
         while True:
             await asyncio.sleep(self.owner.heartbeat_seconds)
-            if not await _guarded("heartbeat", self.writer.run(Heartbeat(self.owner)), True):
+            seen = self._events_seen() if self._events_seen is not None else None
+            beat = Heartbeat(self.owner, seen)
+            if not await _guarded("heartbeat", self.writer.run(beat), True):
                 logger.error("another process has taken this database over; stopping the workers")
                 self._on_lost()
                 for loop in self._loops:  # nothing here is ours to reconcile any more

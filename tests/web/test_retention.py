@@ -6,13 +6,11 @@ from __future__ import annotations
 
 import asyncio
 import json
-import sqlite3
 from collections.abc import AsyncIterator
-from contextlib import closing
-from pathlib import Path
 from typing import Any
 
 import httpx
+import psycopg
 import pytest
 
 from app.webhook_config import parse_webhooks
@@ -31,15 +29,12 @@ KEPT_BY_ID = {
 }
 
 
-def rows_of(database: Path, task_id: str) -> dict[str, int]:
+def rows_of(database: str, task_id: str) -> dict[str, int]:
     """How many rows of each table belong to `task_id` (read as another program would)."""
-    with closing(sqlite3.connect(database)) as conn:
-        return {
-            table: conn.execute(
-                f"SELECT count(*) FROM {table} WHERE {column} = ?", (task_id,)
-            ).fetchone()[0]
-            for table, column in KEPT_BY_ID.items()
-        }
+    return {
+        table: count_rows(database, table, f"{column} = '{task_id}'")
+        for table, column in KEPT_BY_ID.items()
+    }
 
 
 async def wait_gone(client: httpx.AsyncClient, task_id: str, timeout: float = 30) -> None:
@@ -50,8 +45,9 @@ async def wait_gone(client: httpx.AsyncClient, task_id: str, timeout: float = 30
 
 
 @pytest.fixture
-def database(tmp_path: Path) -> Path:
-    return tmp_path / "litetask.db"
+def database(fresh_database_url: str) -> str:
+    """The URL of the test's database (the one make_client serves), on either backend."""
+    return fresh_database_url
 
 
 @pytest.fixture
@@ -87,7 +83,7 @@ async def finished_tasks(client: httpx.AsyncClient) -> dict[str, str]:
 
 
 async def test_finished_tasks_and_their_rows_are_pruned_active_ones_stay(
-    quick: httpx.AsyncClient, database: Path
+    quick: httpx.AsyncClient, database: str
 ) -> None:
     running = await submit(quick, "demo.sleep", kwargs={"seconds": 60})
     await wait_status(quick, running["id"], "running")
@@ -126,7 +122,7 @@ async def test_a_pruned_task_is_404_and_its_idempotency_key_makes_a_new_task(
 
 
 async def test_a_webhook_delivery_id_is_remembered_for_the_dedupe_window(
-    make_client: ClientFactory, database: Path
+    make_client: ClientFactory, database: str
 ) -> None:
     """The task goes after 1 s, its delivery id is kept for the dedupe window: the same
     delivery again still answers with the (pruned) original instead of a new task."""
@@ -177,7 +173,7 @@ def longest_commit(metrics: str) -> float:
 
 
 async def test_a_large_prune_goes_in_small_transactions_between_submits(
-    make_client: ClientFactory, database: Path
+    make_client: ClientFactory, database: str
 ) -> None:
     """80,000 finished tasks go in transactions of 500 (~20 ms each here; one transaction
     for all of them holds the lock ~0.6 s): a submit made once the prune has started
@@ -198,3 +194,44 @@ async def test_a_large_prune_goes_in_small_transactions_between_submits(
         assert history() > 0, "the prune ended before the submit: make `rows` larger"
         await until(lambda: history() == 0, timeout=120, what="the whole prune")
         assert longest_commit((await client.get("/metrics")).text) <= 0.25
+
+
+def lock_waiters(database: str) -> int:
+    """Statements of this database waiting for a lock another transaction holds."""
+    where = "datname = current_database() AND wait_event_type = 'Lock'"
+    return count_rows(database, "pg_stat_activity", where)
+
+
+async def test_a_task_retried_while_it_is_pruned_is_kept_whole(
+    make_client: ClientFactory, database: str, backend: str
+) -> None:
+    """Another process retries a failed task just as its retention ends (PostgreSQL: many
+    processes write at once). The pruner must take the task whole or leave it whole: here
+    the retry's transaction holds the row, so the pruner passes it over (the task stays,
+    with its attempts) and prunes the others. (Its events go by age either way: events are
+    kept no longer than the shortest task retention.)"""
+    if backend != "postgresql":
+        pytest.skip("SQLite has one writer: no other transaction can hold a row meanwhile")
+    async with make_client(**QUICK) as client:
+        retried = await submit(client, "demo.fail", max_attempts=1)
+        await wait_done(client, retried["id"])
+        other = await submit(client, "demo.fail", max_attempts=1)
+        await wait_done(client, other["id"])
+        conninfo = database.replace("postgresql+asyncpg://", "postgresql://", 1)
+        with psycopg.connect(conninfo) as conn:  # a retry on another process, in progress
+            conn.execute("SELECT 1 FROM tasks WHERE id = %s FOR UPDATE", (retried["id"],))
+            await until(
+                lambda: lock_waiters(database) > 0 or rows_of(database, other["id"])["tasks"] == 0,
+                timeout=30,
+                what="the pruner to pass the retried task by, or to wait for it",
+            )
+            conn.execute(
+                "UPDATE tasks SET status = 'pending', max_attempts = 2, run_at = 0, "
+                "completed_at = NULL WHERE id = %s",
+                (retried["id"],),
+            )
+        await wait_gone(client, other["id"])
+        task = (await client.get(f"/tasks/{retried['id']}")).json()
+        assert task["status"] in ("pending", "claimed", "running", "failed"), task
+        kept = rows_of(database, retried["id"])
+        assert kept["tasks"] == 1 and kept["task_attempts"] >= 1, kept  # its errors kept

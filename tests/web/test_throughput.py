@@ -18,6 +18,7 @@ from app.clock import now_us
 from app.worker.throughput import finished_per_minute
 from tests.conftest import ClientFactory
 from tests.db.migration_rows import database_at
+from tests.direct_sql import run_sql
 from tests.web.helpers import submit, wait_done
 
 MINUTE = timedelta(minutes=1)
@@ -68,12 +69,11 @@ async def test_what_finished_before_a_restart_still_counts(make_client: ClientFa
 
 
 async def test_rows_older_than_the_hour_are_left_out(
-    make_client: ClientFactory, tmp_path: Path
+    make_client: ClientFactory, fresh_database_url: str
 ) -> None:
     async with make_client() as client:
         await run_some(client, completed=2, failed=0)
-    with closing(sqlite3.connect(tmp_path / "litetask.db")) as conn, conn:
-        conn.execute("UPDATE tasks SET completed_at = completed_at - 3600 * 1000000")
+    run_sql(fresh_database_url, "UPDATE tasks SET completed_at = completed_at - 3600000000")
     async with make_client() as client:
         assert totals(await throughput(client)) == (0, 0)
 

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import sqlite3
 from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import closing
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -13,7 +11,7 @@ import pytest
 
 from app import AsyncTaskWorker, TaskRegistry
 from tests.conftest import new_database
-from tests.pg_server import postgres_sql
+from tests.direct_sql import run_sql
 
 
 class Recorder:
@@ -112,13 +110,8 @@ async def eventually(check: Callable[[], Awaitable[T]], timeout: float = 5.0) ->
             await asyncio.sleep(0.01)
 
 
-def sql(database_url: str, statement: str) -> list[tuple[object, ...]]:
-    """Run one statement on the database directly, as another program would."""
-    if database_url.startswith("postgresql"):
-        return postgres_sql(database_url, statement)
-    path = database_url.removeprefix("sqlite+aiosqlite:///")
-    with closing(sqlite3.connect(path)) as conn, conn:
-        return conn.execute(statement).fetchall()
+# Run one statement on the database directly, as another program would (either backend).
+sql = run_sql
 
 
 @pytest.fixture

@@ -37,6 +37,10 @@ class LogFollower:
         self.after = await newest_event_id(self.reader) or 0
         self._loop = asyncio.create_task(self._run(), name="litetask-log-follower")
 
+    def position(self) -> int:
+        """The newest event id delivered: every event up to it has reached subscribers."""
+        return self.after
+
     def poke(self) -> None:
         """Something was logged (or may have been, unseen): read on."""
         self._more.set()

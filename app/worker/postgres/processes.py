@@ -17,12 +17,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Connection, and_, delete, or_, select
+from sqlalchemy import Connection, and_, delete, func, or_, select
 
 from app.clock import now_us
 from app.db.owner import Heartbeat, Owner, insert_owner, is_alive
 from app.db.postgres.counts import fold_counts
-from app.db.tables import owners, status_is, tasks
+from app.db.tables import events, owners, status_is, tasks
 from app.db.write_op import WriteOp
 from app.worker.recovery import (
     Recovered,
@@ -35,8 +35,11 @@ from app.worker.status import TaskStatus
 
 
 def register(conn: Connection, me: Owner) -> None:
-    """Add this process's row (no other process is refused: many share the database)."""
-    insert_owner(conn, me, now_us())
+    """Add this process's row (no other process is refused: many share the database). Its
+    log follower will start from the log's newest id: nothing before it is this process's
+    to publish, so the pruner need not keep it."""
+    newest = select(func.coalesce(func.max(events.c.id), 0)).scalar_subquery()
+    insert_owner(conn, me, now_us(), events_seen=newest)
 
 
 def dead_processes(conn: Connection, me: Owner) -> list[str]:
