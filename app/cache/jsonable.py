@@ -98,6 +98,20 @@ def dumps(content: Any) -> bytes:
         return _standard_dumps(content)
 
 
+def dumps_decoded(content: Any) -> bytes:
+    """`dumps(jsonable(content))` for content holding values as decoded from storage
+    (msgpack with app/cache/serialization.py's extension types, or JSON text) and plain
+    JSON, skipping `jsonable` when it has nothing to change: orjson writes what it takes as
+    `jsonable` makes it (non-finite floats null, UUIDs as their text, tuples as lists) and
+    refuses the rest (bytes, datetimes, Decimals, sets, keys that are not strings,
+    subclasses). Not for arbitrary objects: orjson writes an enum or a numpy value its own
+    way, where `jsonable` would write its repr."""
+    try:
+        return orjson.dumps(content, option=ORJSON_OPTIONS)
+    except orjson.JSONEncodeError:
+        return dumps(jsonable(content))
+
+
 def _standard_dumps(content: Any) -> bytes:
     text = json.dumps(content, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
     return text.encode("utf-8", "backslashreplace")

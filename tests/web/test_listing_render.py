@@ -137,3 +137,44 @@ async def test_values_a_fast_encoder_refuses_list_and_read_as_before(
     assert listed[ids["lone surrogate"]]["metadata"] == {"note": "a\ud800b"}
     assert listed[keyed]["result"] == {"1": "one", "null": "none", "2.5": "x", "false": "f"}
     assert listed[plain]["args"] == [1]
+
+
+async def test_a_page_the_fast_encoder_takes_whole_reads_as_each_task_alone(
+    client: httpx.AsyncClient, tmp_path: Path
+) -> None:
+    """Decoded values that orjson writes itself (UUIDs, tuples, non-finite floats, the 64-bit
+    edges, minus zero) come out as the single-task read's encoder makes them."""
+    values = {
+        "id": uuid.UUID(int=7),
+        "pair": (1, (2, "é")),
+        "nan": float("nan"),
+        "inf": float("-inf"),
+        "u64": 2**64 - 1,
+        "i64": -(2**63),
+        "zero": -0.0,
+        "tiny": 5e-324,
+    }
+    ids = [(await submit(client, "demo.echo", delay=3600))["id"] for _ in range(2)]
+    database = f"sqlite+aiosqlite:///{tmp_path / 'litetask.db'}"
+    sql(database, f"update tasks set result = x'{packb(values).hex()}' where id = '{ids[0]}'")
+    sql(database, f"update tasks set args = x'{packb([values]).hex()}' where id = '{ids[1]}'")
+    listing = await client.get("/tasks")
+    assert listing.status_code == 200, listing.text
+    listed = {task["id"]: task for task in listing.json()["tasks"]}
+    expected = {
+        "id": "00000000-0000-0000-0000-000000000007",
+        "pair": [1, [2, "é"]],
+        "nan": None,
+        "inf": None,
+        "u64": 2**64 - 1,
+        "i64": -(2**63),
+        "zero": -0.0,
+        "tiny": 5e-324,
+    }
+    assert listed[ids[0]]["result"] == expected
+    assert listed[ids[1]]["args"] == [expected]
+    for task_id in ids:
+        alone = await client.get(f"/tasks/{task_id}")
+        assert listed[task_id] == alone.json()
+        assert "render_errors" not in listed[task_id]
+    assert b'"zero":-0.0' in listing.content
