@@ -90,7 +90,7 @@ ORJSON_OPTIONS = (
 def dumps(content: Any) -> bytes:
     """Compact JSON bytes of plain JSON values (what `jsonable` returns): never a NaN or
     Infinity literal (null), and a lone surrogate written as its `\\uXXXX` escape, never an
-    encoding error. orjson first (a listing's 25 KB in a tenth of the time), the standard
+    encoding error. orjson first (a listing's 23 KB in a seventh of the time), the standard
     library for whatever orjson refuses, with the same bytes as before for those."""
     try:
         return orjson.dumps(content, option=ORJSON_OPTIONS)

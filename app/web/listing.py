@@ -80,13 +80,12 @@ class PageRenderer:
         return f"{text}.{micro:06d}Z"
 
     def _second(self, second: int) -> str:
-        """ "YYYY-MM-DDTHH:MM:SS" of a second since the epoch, from its minute's text."""
+        """The text of a second since the epoch, "YYYY-MM-DDTHH:MM:SS", from its minute's."""
         minute, rest = divmod(second, 60)
         text = self._minutes.get(minute)
-        if text is None:  # "YYYY-MM-DDTHH:MM:"
-            text = self._minutes[minute] = (NAIVE_EPOCH + timedelta(minutes=minute)).isoformat()[
-                :-2
-            ]
+        if text is None:
+            whole = (NAIVE_EPOCH + timedelta(minutes=minute)).isoformat()
+            text = self._minutes[minute] = whole[:-2]  # "YYYY-MM-DDTHH:MM:"
         return f"{text}{rest:02d}"
 
 
