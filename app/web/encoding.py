@@ -13,7 +13,7 @@ from urllib.parse import quote
 from starlette.responses import JSONResponse
 
 from app.cache.jsonable import dumps as dumps  # the one JSON encoder, re-exported
-from app.cache.jsonable import jsonable
+from app.cache.jsonable import dumps_decoded, jsonable
 from app.cache.serialization import unpackb
 from app.clock import us_to_datetime
 from app.worker.records import NewTask
@@ -89,7 +89,10 @@ def task_json(info: TaskInfo) -> dict[str, Any]:
 
 
 def task_url(task_id: str) -> str:
-    """The path of a task, its id percent-encoded (safe in a Location header)."""
+    """The path of a task, its id percent-encoded (safe in a Location header). An id of
+    ASCII letters, digits and hyphens (every generated id) has nothing to encode."""
+    if task_id.isascii() and task_id.replace("-", "").isalnum():
+        return "/tasks/" + task_id
     return "/tasks/" + quote(task_id, safe="")
 
 
@@ -120,3 +123,11 @@ class ApiJSONResponse(JSONResponse):
 
     def render(self, content: Any) -> bytes:
         return dumps(content)
+
+
+class DecodedJSONResponse(JSONResponse):
+    """JSONResponse rendered with `dumps_decoded`: for bodies holding stored values as
+    decoded (a listing's page, app/web/listing.py)."""
+
+    def render(self, content: Any) -> bytes:
+        return dumps_decoded(content)

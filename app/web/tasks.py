@@ -10,7 +10,7 @@ from starlette.routing import BaseRoute
 
 from app.errors import TaskNotFoundError
 from app.web.body import read_json
-from app.web.encoding import ApiJSONResponse, inserted_task_info, task_json
+from app.web.encoding import ApiJSONResponse, DecodedJSONResponse, inserted_task_info, task_json
 from app.web.errors import Problem
 from app.web.listing import PageRenderer
 from app.web.routing import resource
@@ -79,7 +79,7 @@ async def list_tasks(request: Request) -> Response:
     query.raise_if_invalid("the query string")
     page = await TaskStore(worker_of(request).engines.reader).rows(**filters)
     render = PageRenderer().task
-    return ApiJSONResponse(
+    return DecodedJSONResponse(
         {"tasks": [render(row) for row in page.rows], "next_cursor": page.next_cursor}
     )
 

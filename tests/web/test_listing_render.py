@@ -128,3 +128,86 @@ async def test_a_page_of_plain_rows_has_every_value_and_time(client: httpx.Async
     assert listed == [task]
     assert task["run_at"] == "2099-12-02T09:00:00.000000Z"
     assert task["created_at"].endswith("Z") and len(task["created_at"]) == 27
+
+
+# Stored values that reach the JSON encoder as Python values orjson refuses or writes its own
+# way (metadata is JSON text another program may have written): field -> (SQL text, the JSON
+# the body must hold for it, byte for byte, as the standard library's encoder writes it).
+ENCODER_EDGES = {
+    "lone surrogate": ('{"note": "a\\ud800b"}', b'"metadata":{"note":"a\\ud800b"}'),
+    "surrogate key": ('{"\\udc00": 1}', b'"metadata":{"\\udc00":1}'),
+    "beyond 64 bits": ('{"n": 100000000000000000000}', b'"metadata":{"n":100000000000000000000}'),
+    "below -2**63": ('{"n": -9223372036854775809}', b'"metadata":{"n":-9223372036854775809}'),
+    "not finite": ('{"n": NaN, "m": -Infinity}', b'"metadata":{"n":null,"m":null}'),
+}
+
+
+async def test_values_a_fast_encoder_refuses_list_and_read_as_before(
+    client: httpx.AsyncClient, tmp_path: Path
+) -> None:
+    """Lone surrogates are written as their escapes, integers past 64 bits in full, keys that
+    are not strings as the standard encoder names them, non-finite numbers as null: in a
+    listing, alone, and in a page where only one row holds such a value."""
+    plain = (await submit(client, "demo.echo", args=[1], delay=3600))["id"]
+    database = f"sqlite+aiosqlite:///{tmp_path / 'litetask.db'}"
+    ids = {}
+    for case, (stored, _written) in ENCODER_EDGES.items():
+        ids[case] = (await submit(client, "demo.echo", delay=3600))["id"]
+        sql(database, f"update tasks set metadata = '{stored}' where id = '{ids[case]}'")
+    keyed = (await submit(client, "demo.echo", delay=3600))["id"]
+    keys = packb({1: "one", None: "none", 2.5: "x", False: "f"}).hex()
+    sql(database, f"update tasks set status = 'completed', result = x'{keys}' where id = '{keyed}'")
+    listing = await client.get("/tasks?limit=100")
+    assert listing.status_code == 200, listing.text
+    listed = {task["id"]: task for task in listing.json()["tasks"]}
+    for case, (_stored, written) in ENCODER_EDGES.items():
+        alone = await client.get(f"/tasks/{ids[case]}")
+        assert alone.status_code == 200, alone.text
+        assert written in alone.content, (case, alone.content)
+        assert written in listing.content, case
+        assert listed[ids[case]] == alone.json()
+        assert "render_errors" not in alone.json()
+    assert listed[ids["lone surrogate"]]["metadata"] == {"note": "a\ud800b"}
+    assert listed[keyed]["result"] == {"1": "one", "null": "none", "2.5": "x", "false": "f"}
+    assert listed[plain]["args"] == [1]
+
+
+async def test_a_page_the_fast_encoder_takes_whole_reads_as_each_task_alone(
+    client: httpx.AsyncClient, tmp_path: Path
+) -> None:
+    """Decoded values that orjson writes itself (UUIDs, tuples, non-finite floats, the 64-bit
+    edges, minus zero) come out as the single-task read's encoder makes them."""
+    values = {
+        "id": uuid.UUID(int=7),
+        "pair": (1, (2, "é")),
+        "nan": float("nan"),
+        "inf": float("-inf"),
+        "u64": 2**64 - 1,
+        "i64": -(2**63),
+        "zero": -0.0,
+        "tiny": 5e-324,
+    }
+    ids = [(await submit(client, "demo.echo", delay=3600))["id"] for _ in range(2)]
+    database = f"sqlite+aiosqlite:///{tmp_path / 'litetask.db'}"
+    sql(database, f"update tasks set result = x'{packb(values).hex()}' where id = '{ids[0]}'")
+    sql(database, f"update tasks set args = x'{packb([values]).hex()}' where id = '{ids[1]}'")
+    listing = await client.get("/tasks")
+    assert listing.status_code == 200, listing.text
+    listed = {task["id"]: task for task in listing.json()["tasks"]}
+    expected = {
+        "id": "00000000-0000-0000-0000-000000000007",
+        "pair": [1, [2, "é"]],
+        "nan": None,
+        "inf": None,
+        "u64": 2**64 - 1,
+        "i64": -(2**63),
+        "zero": -0.0,
+        "tiny": 5e-324,
+    }
+    assert listed[ids[0]]["result"] == expected
+    assert listed[ids[1]]["args"] == [expected]
+    for task_id in ids:
+        alone = await client.get(f"/tasks/{task_id}")
+        assert listed[task_id] == alone.json()
+        assert "render_errors" not in listed[task_id]
+    assert b'"zero":-0.0' in listing.content
