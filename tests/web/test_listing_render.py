@@ -143,24 +143,30 @@ ENCODER_EDGES = {
 
 
 async def test_values_a_fast_encoder_refuses_list_and_read_as_before(
-    client: httpx.AsyncClient, tmp_path: Path
+    client: httpx.AsyncClient, fresh_database_url: str
 ) -> None:
     """Lone surrogates are written as their escapes, integers past 64 bits in full, keys that
     are not strings as the standard encoder names them, non-finite numbers as null: in a
     listing, alone, and in a page where only one row holds such a value."""
     plain = (await submit(client, "demo.echo", args=[1], delay=3600))["id"]
-    database = f"sqlite+aiosqlite:///{tmp_path / 'litetask.db'}"
+    database = fresh_database_url
     ids = {}
-    for case, (stored, _written) in ENCODER_EDGES.items():
+    # PostgreSQL's json type refuses NaN and Infinity, so that row cannot exist there.
+    edges = {
+        case: edge
+        for case, edge in ENCODER_EDGES.items()
+        if not (is_postgres(database) and case == "not finite")
+    }
+    for case, (stored, _written) in edges.items():
         ids[case] = (await submit(client, "demo.echo", delay=3600))["id"]
         sql(database, f"update tasks set metadata = '{stored}' where id = '{ids[case]}'")
     keyed = (await submit(client, "demo.echo", delay=3600))["id"]
-    keys = packb({1: "one", None: "none", 2.5: "x", False: "f"}).hex()
-    sql(database, f"update tasks set status = 'completed', result = x'{keys}' where id = '{keyed}'")
+    keys = blob(database, packb({1: "one", None: "none", 2.5: "x", False: "f"}).hex())
+    sql(database, f"update tasks set status = 'completed', result = {keys} where id = '{keyed}'")
     listing = await client.get("/tasks?limit=100")
     assert listing.status_code == 200, listing.text
     listed = {task["id"]: task for task in listing.json()["tasks"]}
-    for case, (_stored, written) in ENCODER_EDGES.items():
+    for case, (_stored, written) in edges.items():
         alone = await client.get(f"/tasks/{ids[case]}")
         assert alone.status_code == 200, alone.text
         assert written in alone.content, (case, alone.content)
@@ -173,7 +179,7 @@ async def test_values_a_fast_encoder_refuses_list_and_read_as_before(
 
 
 async def test_a_page_the_fast_encoder_takes_whole_reads_as_each_task_alone(
-    client: httpx.AsyncClient, tmp_path: Path
+    client: httpx.AsyncClient, fresh_database_url: str
 ) -> None:
     """Decoded values that orjson writes itself (UUIDs, tuples, non-finite floats, the 64-bit
     edges, minus zero) come out as the single-task read's encoder makes them."""
@@ -188,9 +194,10 @@ async def test_a_page_the_fast_encoder_takes_whole_reads_as_each_task_alone(
         "tiny": 5e-324,
     }
     ids = [(await submit(client, "demo.echo", delay=3600))["id"] for _ in range(2)]
-    database = f"sqlite+aiosqlite:///{tmp_path / 'litetask.db'}"
-    sql(database, f"update tasks set result = x'{packb(values).hex()}' where id = '{ids[0]}'")
-    sql(database, f"update tasks set args = x'{packb([values]).hex()}' where id = '{ids[1]}'")
+    database = fresh_database_url
+    result, args = (blob(database, packb(v).hex()) for v in (values, [values]))
+    sql(database, f"update tasks set result = {result} where id = '{ids[0]}'")
+    sql(database, f"update tasks set args = {args} where id = '{ids[1]}'")
     listing = await client.get("/tasks")
     assert listing.status_code == 200, listing.text
     listed = {task["id"]: task for task in listing.json()["tasks"]}
