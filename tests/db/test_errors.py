@@ -60,7 +60,7 @@ def test_read_only_is_the_database_state(database: Path) -> None:
 
 
 def test_errors_caused_by_the_write_are_not(writer: Engine, database: Path) -> None:
-    add_rejecting_trigger(database, "no_sevens", "BEFORE INSERT ON t WHEN NEW.value = 7", "no")
+    add_rejecting_trigger(database, "no_sevens", "BEFORE INSERT", "t", "no", when="NEW.value = 7")
     assert database_state_error(failure_of(writer, insert(7))) is None  # a trigger refuses it
     assert database_state_error(failure_of(writer, insert(1))) is None  # UNIQUE
     assert database_state_error(failure_of(writer, insert(2**63))) is None  # out of range

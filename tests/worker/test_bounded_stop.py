@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from pathlib import Path
 
 import pytest
 
@@ -139,14 +138,14 @@ async def test_a_base_exception_fails_its_task_and_the_worker_goes_on(
 
 
 async def test_a_claim_in_flight_when_the_stop_begins_starts_nothing(
-    database_url: str, registry: TaskRegistry, recorder: Recorder, tmp_path: Path
+    database_url: str, registry: TaskRegistry, recorder: Recorder
 ) -> None:
     worker = AsyncTaskWorker(database_url, max_workers=1, registry=registry, write_retry_seconds=60)
     await worker.start()
     gated = await worker.add_task("gated", "slow")
     await asyncio.wait_for(recorder.started.wait(), 5)
     backlog = [await worker.add_task("record", i) for i in range(3)]
-    with write_lock_held(tmp_path / "tasks.db") as lock:
+    with write_lock_held(database_url) as lock:
         recorder.gate.set()  # its outcome and the claim for the freed slot wait for the lock
         await until(lambda: ("gated", "slow") in recorder.calls, what="the slow task returned")
         await asyncio.sleep(0.3)  # the claim is asked for meanwhile
