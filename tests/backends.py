@@ -44,10 +44,6 @@ PG_GAPS: dict[str, str] = {
     "tests/web/test_listing_render.py::test_every_listed_row_is_what_reading": (
         "writes its rows through sqlite3"
     ),
-    "tests/worker/test_group_commit.py::test_a_producer_loop_costs_about_one_commit": (
-        "not yet: on PostgreSQL a completion's commit does not also claim the next task "
-        "(1.5 commits per task in a producer loop)"
-    ),
     "tests/web/test_retention.py::test_finished_tasks_and_their_rows_are_pruned": SQLITE_HELPERS,
     "tests/web/test_retention.py::test_a_webhook_delivery_id_is_remembered": SQLITE_HELPERS,
     "tests/web/test_retention.py::test_a_large_prune_goes_in_small_transactions": SQLITE_HELPERS,

@@ -84,6 +84,7 @@ class CommitLoop:
         first = self.inbox.get()
         if first is None:
             return drain(self.inbox), True
+        self._gather()
         batch = [first]
         while len(batch) < self.max_batch:
             try:
@@ -94,6 +95,9 @@ class CommitLoop:
                 return batch + drain(self.inbox), True
             batch.append(item)
         return batch, False
+
+    def _gather(self) -> None:
+        """A moment between the first write of a batch and taking the rest (none here)."""
 
     def _run_quiet(self, group: list[Pending]) -> None:
         """Each QuietOp alone, between transactions, while no write waits (else skipped)."""
