@@ -72,10 +72,14 @@ class CommitLoop:
             self.inflight = []
 
     def close(self) -> None:
+        """Close the connection for good (not back into the engine's pool): after an
+        abandoned stop the engine was disposed meanwhile, and a connection checked in to a
+        disposed pool would stay open until the garbage collector finds it."""
         conn, self.conn = self.conn, None
         if conn is None:
             return
         try:
+            conn.invalidate()
             conn.close()
         except Exception:
             logger.warning("could not close the writer's connection", exc_info=True)
