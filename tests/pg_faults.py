@@ -16,6 +16,10 @@ would. None of them patches litetask's code.
   the new sessions refuse writes with 25006 read_only_sql_transaction. `release()` resets
   it and terminates the sessions again (they keep the setting they started with).
 - A rejecting trigger: a plpgsql trigger that RAISEs (SQLSTATE P0001, the write's own fault).
+
+None of them takes a lock that waits for readers (DROP TRIGGER would): the helpers are
+synchronous, called from the test's event loop, which is also what runs the app's readers,
+so such a wait never ends. Triggers are disabled or left with no room instead of dropped.
 """
 
 from __future__ import annotations
