@@ -306,3 +306,23 @@ async def test_terminal_events_carry_the_result_or_error_capped(
     assert payloads[big] == payloads[big] | {"result_truncated": True}
     assert "result" not in payloads[big]
     assert payloads[failing]["error"] == "boom"
+
+
+async def test_every_event_committed_before_a_stop_reaches_the_sink(
+    database_url: str, registry: object
+) -> None:
+    """On PostgreSQL events reach the sink through the log follower, a moment after their
+    commit: a stop right after the tasks finished must still hand over every one of them
+    (the follower reads the log to its end before it stops), as SQLite's commit does."""
+    for _ in range(3):
+        events: list[object] = []
+        async with AsyncTaskWorker(
+            database_url,
+            registry=registry,  # type: ignore[arg-type]
+            event_sink=events.extend,
+        ) as worker:
+            failing = await worker.add_task("boom")
+            with pytest.raises(TaskExecutionError):
+                await worker.wait_for_tasks([failing], timeout=10)
+        failed = [e for e in events if e.type == "task.failed"]  # type: ignore[attr-defined]
+        assert [e.task_id for e in failed] == [failing]  # type: ignore[attr-defined]
