@@ -1,9 +1,10 @@
 """What does not run or pass on PostgreSQL, in one place, so it stays visible: each entry is
 a node id prefix (a module, a test, or a test with parameters) and why. Under
 `--backend postgresql`, tests in PG_GAPS are marked xfail (not strict: an XPASS says one
-passes now); tests in PG_SKIPPED are skipped: they test a rule only SQLite has, or need
-SQLite to inject their fault (half-run, they would leave the workers they started behind).
-The `-ra` summary lists both. SQLite runs them all."""
+passes now); tests in PG_SKIPPED are skipped: they test a rule only SQLite has, or write
+rows with SQLite's own SQL (half-run, they would leave the workers they started behind).
+Faults are no reason to skip: tests/faults.py injects each on both backends. The `-ra`
+summary lists both. SQLite runs them all."""
 
 from __future__ import annotations
 
