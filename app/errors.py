@@ -146,7 +146,7 @@ class DatabaseUnavailableError(TaskError):
     category = "unavailable"
 
     def __init__(self, message: str | None = None, *, reason: str | None = None) -> None:
-        self.reason = reason  # what SQLite said, e.g. "SQLITE_FULL"
+        self.reason = reason  # what the database said: "SQLITE_FULL", PostgreSQL's "disk_full"
         super().__init__(message)
 
 

@@ -1,18 +1,17 @@
 """What does not run or pass on PostgreSQL, in one place, so it stays visible: each entry is
 a node id prefix (a module, a test, or a test with parameters) and why. Under
 `--backend postgresql`, tests in PG_GAPS are marked xfail (not strict: an XPASS says one
-passes now); tests in PG_SKIPPED are skipped: they test a rule only SQLite has, or need
-SQLite to inject their fault (half-run, they would leave the workers they started behind).
-The `-ra` summary lists both. SQLite runs them all."""
+passes now); tests in PG_SKIPPED are skipped: they test a rule only SQLite has, or write
+rows with SQLite's own SQL (half-run, they would leave the workers they started behind).
+Faults are no reason to skip: tests/faults.py injects each on both backends. The `-ra`
+summary lists both. SQLite runs them all."""
 
 from __future__ import annotations
 
 import pytest
 
 SQLITE_BY_NATURE = "tests SQLite itself (files, PRAGMAs, locks, query plans)"
-FAULTS = "not yet: faults are injected through SQLite (tests/faults.py), PostgreSQL's not written"
 ONE_OWNER = "the one-owner rule is SQLite's; on PostgreSQL many processes share the database"
-WRITE_LOCK = "not yet: holds SQLite's write lock from another connection"
 LATER = (
     "replay_then_live(after=None) starts at its subscription, a synchronous moment; on "
     "PostgreSQL events reach subscribers through the log follower, a moment after their "
@@ -35,21 +34,6 @@ PG_SKIPPED: dict[str, str] = {
     "tests/events/test_query_plans.py": SQLITE_BY_NATURE,
     "tests/web/test_disk_use.py::test_a_new_database_uses_incremental_vacuum": SQLITE_BY_NATURE,
     "tests/web/test_disk_use.py::test_pruning_gives_space_back": SQLITE_BY_NATURE,
-    "tests/worker/test_chaos.py::test_faults_in_process_lose_nothing": FAULTS,
-    OUTCOMES + "test_an_outcome_waits_out_a_full_disk_and_is_then_stored": FAULTS,
-    OUTCOMES + "test_an_outcome_waits_out_a_held_write_lock": FAULTS,
-    OUTCOMES + "test_a_graceful_stop_waits_for_a_pending_outcome": FAULTS,
-    OUTCOMES + "test_a_stop_that_outlasts_a_full_disk_puts_the_task_back": FAULTS,
-    OUTCOMES + "test_an_outcome_the_database_can_never_store_fails_the_task": FAULTS,
-    OUTCOMES + "test_a_submit_the_database_refuses_raises_a_typed_error": FAULTS,
-    OUTCOMES + "test_a_refused_submit_publishes_no_event": FAULTS,
-    "tests/worker/test_bounded_stop.py::test_a_claim_in_flight_when_the_stop_begins": WRITE_LOCK,
-    "tests/worker/test_cancel_and_stop.py::test_another_connection_holding_the_write_lock": (
-        WRITE_LOCK
-    ),
-    OUTCOMES + "test_a_submit_to_a_read_only_database_raises_a_typed_error": FAULTS,
-    "tests/worker/test_periodic.py::test_a_refused_insert_is_queued_at_the_next_wake": FAULTS,
-    "tests/worker/test_periodic.py::test_the_task_and_the_schedules_progress_commit": FAULTS,
     "tests/worker/test_bounds.py::test_rows_written_by_another_program_still_read": (
         "writes its rows with SQLite's SQL (x'..' blobs)"
     ),
@@ -57,10 +41,6 @@ PG_SKIPPED: dict[str, str] = {
 
 # node id prefix -> reason: xfail on PostgreSQL (not done yet)
 PG_GAPS: dict[str, str] = {
-    "tests/worker/test_group_commit.py::test_a_producer_loop_costs_about_one_commit": (
-        "not yet: on PostgreSQL a completion's commit does not also claim the next task "
-        "(1.5 commits per task in a producer loop)"
-    ),
     "tests/events/test_stream.py::test_without_a_last_id_only_live_events_come": LATER,
     "tests/web/test_retention.py::test_a_large_prune_goes_in_small_transactions": (
         "its bound (no commit over 0.25 s) is SQLite's: on PostgreSQL a batch of 500 tasks "

@@ -83,10 +83,12 @@ def backend(request: pytest.FixtureRequest) -> str:
 
 def new_database(request: pytest.FixtureRequest, sqlite_file: Path) -> str:
     """A new empty database on the backend under test: `sqlite_file`, or a new database on
-    the session's PostgreSQL server."""
+    the session's PostgreSQL server, dropped when the test ends."""
     if request.config.getoption("--backend") == "postgresql":
         server: PostgresServer = request.getfixturevalue("postgres")
-        return server.create_database()
+        url = server.create_database()
+        request.addfinalizer(lambda: server.drop_database(url))
+        return url
     return f"sqlite+aiosqlite:///{sqlite_file}"
 
 

@@ -72,10 +72,14 @@ class CommitLoop:
             self.inflight = []
 
     def close(self) -> None:
+        """Close the connection for good (not back into the engine's pool): after an
+        abandoned stop the engine was disposed meanwhile, and a connection checked in to a
+        disposed pool would stay open until the garbage collector finds it."""
         conn, self.conn = self.conn, None
         if conn is None:
             return
         try:
+            conn.invalidate()
             conn.close()
         except Exception:
             logger.warning("could not close the writer's connection", exc_info=True)
@@ -84,6 +88,7 @@ class CommitLoop:
         first = self.inbox.get()
         if first is None:
             return drain(self.inbox), True
+        self._gather()
         batch = [first]
         while len(batch) < self.max_batch:
             try:
@@ -94,6 +99,9 @@ class CommitLoop:
                 return batch + drain(self.inbox), True
             batch.append(item)
         return batch, False
+
+    def _gather(self) -> None:
+        """A moment between the first write of a batch and taking the rest (none here)."""
 
     def _run_quiet(self, group: list[Pending]) -> None:
         """Each QuietOp alone, between transactions, while no write waits (else skipped)."""

@@ -197,10 +197,13 @@ def create_engines(
     busy_timeout: float = DEFAULT_BUSY_TIMEOUT,
 ) -> Engines:
     """Build both engines for `url`; SQLite gets WAL, synchronous=FULL and `busy_timeout`
-    (seconds a statement waits for a lock another program holds before SQLITE_BUSY)."""
+    (seconds a statement waits for a lock another program holds before SQLITE_BUSY; on
+    PostgreSQL the writer's lock_timeout)."""
     path = sqlite_path(url)
     if path is None and is_postgres(url):
-        return create_postgres_engines(url, reader_pool_size=reader_pool_size, load_json=load_json)
+        return create_postgres_engines(
+            url, reader_pool_size=reader_pool_size, load_json=load_json, busy_timeout=busy_timeout
+        )
     if path is None:
         raise ValueError(f"litetask runs on SQLite or PostgreSQL, not {make_url(url).drivername}")
     create_private(path)  # before SQLite opens it: -wal and -shm take its mode

@@ -24,7 +24,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Connection
+from sqlalchemy import Connection, text
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.requests import Request
 from starlette.responses import Response
@@ -40,12 +40,18 @@ from app.worker.core import AsyncTaskWorker
 
 logger = logging.getLogger(__name__)
 PROBE_TIMEOUT = 2.0
+NO_CHANGE = text("UPDATE tasks SET status = status WHERE false")
 
 
 class WriteProbe(WriteOp[bool]):
-    """Takes the write lock and commits nothing."""
+    """Takes the write lock and commits nothing. SQLite's BEGIN IMMEDIATE takes it; on
+    PostgreSQL an empty transaction locks nothing, so it also runs a write that changes no
+    row: it waits for a lock on the tasks table as a submit would (lock_timeout), and a
+    read-only database refuses it."""
 
     def apply(self, conn: Connection) -> bool:
+        if conn.dialect.name == "postgresql":
+            conn.execute(NO_CHANGE)
         return True
 
 

@@ -261,9 +261,6 @@ class AsyncTaskWorker(TaskWaiting):
         self.registry.detach(self)
         pool, self._pool = self._pool, None
         upkeep, self._upkeep = self._upkeep, None
-        wake, self._wake = self._wake, None
-        if wake is not None:
-            await wake.stop()
         if pool is not None:
             pool.stop_starting()
         if self._writer is not None and pool is not None:
@@ -293,6 +290,9 @@ class AsyncTaskWorker(TaskWaiting):
             if self._writer is not None:
                 await self._writer.stop()
                 self._writer = None
+            wake, self._wake = self._wake, None
+            if wake is not None:  # after the last commit: its events are read and handed on
+                await wake.stop()
             if self._engines is not None:
                 await self._engines.dispose()
                 self._engines = None

@@ -5,12 +5,20 @@ cancellation is put back all the same, a cut stops waiting at once, a task raisi
 from __future__ import annotations
 
 import asyncio
+import gc
+import threading
 import time
-from pathlib import Path
+import warnings
 
 import pytest
 
-from app import AsyncTaskWorker, TaskExecutionError, TaskRegistry, TaskStatus
+from app import (
+    AsyncTaskWorker,
+    DatabaseUnavailableError,
+    TaskExecutionError,
+    TaskRegistry,
+    TaskStatus,
+)
 from tests.faults import write_lock_held
 from tests.waiting import until
 
@@ -139,14 +147,14 @@ async def test_a_base_exception_fails_its_task_and_the_worker_goes_on(
 
 
 async def test_a_claim_in_flight_when_the_stop_begins_starts_nothing(
-    database_url: str, registry: TaskRegistry, recorder: Recorder, tmp_path: Path
+    database_url: str, registry: TaskRegistry, recorder: Recorder
 ) -> None:
     worker = AsyncTaskWorker(database_url, max_workers=1, registry=registry, write_retry_seconds=60)
     await worker.start()
     gated = await worker.add_task("gated", "slow")
     await asyncio.wait_for(recorder.started.wait(), 5)
     backlog = [await worker.add_task("record", i) for i in range(3)]
-    with write_lock_held(tmp_path / "tasks.db") as lock:
+    with write_lock_held(database_url) as lock:
         recorder.gate.set()  # its outcome and the claim for the freed slot wait for the lock
         await until(lambda: ("gated", "slow") in recorder.calls, what="the slow task returned")
         await asyncio.sleep(0.3)  # the claim is asked for meanwhile
@@ -160,3 +168,33 @@ async def test_a_claim_in_flight_when_the_stop_begins_starts_nothing(
     left = sql(database_url, f"select status, attempts, started_at from tasks where id in ({ids})")
     assert left == [("pending", 0, None)] * 3
     assert [label for name, label in recorder.calls if name == "record"] == []
+
+
+def writer_threads() -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name == "litetask-writer"]
+
+
+async def test_a_writer_abandoned_at_the_stop_closes_its_connection(
+    database_url: str, registry: TaskRegistry
+) -> None:
+    """A stop gives up on a transaction that does not return in time (here: waiting for a
+    lock another program holds) and closes the database. When that transaction returns
+    later, its thread closes its connection for good: nothing is left for the garbage
+    collector to find open (psycopg warns of it: a ResourceWarning in a later test)."""
+    before = writer_threads()
+    worker = AsyncTaskWorker(
+        database_url, registry=registry, busy_timeout=3.0, write_retry_seconds=0.3
+    )
+    await worker.start()
+    with write_lock_held(database_url):
+        submit = asyncio.ensure_future(worker.add_task("add", 1, 2))
+        await asyncio.sleep(0.3)  # the writer waits for the lock
+        await asyncio.wait_for(worker.stop(timeout=0.1), 10)  # and is abandoned
+        assert not submit.done() or submit.exception() is not None
+    with pytest.raises(DatabaseUnavailableError):
+        await submit
+    await until(lambda: writer_threads() == before, 20, "the abandoned writer thread ended")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        gc.collect()
+    assert [w.message for w in caught if issubclass(w.category, ResourceWarning)] == []

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import sqlite3
 
 import pytest
 from sqlalchemy import event
@@ -16,6 +15,7 @@ from app import (
     TaskStateError,
     TaskStatus,
 )
+from tests.faults import write_lock_held
 
 from .conftest import Recorder, sql
 
@@ -154,17 +154,13 @@ async def test_a_delayed_task_wakes_the_idle_pool_without_polling(
 async def test_another_connection_holding_the_write_lock_only_delays_a_submit(
     worker: AsyncTaskWorker, database_url: str
 ) -> None:
-    """busy_timeout makes the writer wait for a lock held elsewhere (a backup, a sqlite3
-    shell) instead of surfacing "database is locked" to the caller."""
-    path = database_url.removeprefix("sqlite+aiosqlite:///")
-    other = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-    try:
-        other.execute("begin immediate")
+    """busy_timeout (lock_timeout on PostgreSQL) makes the writer wait for a lock held
+    elsewhere (a backup, a sqlite3 shell, a maintenance script) instead of surfacing
+    "database is locked" to the caller."""
+    with write_lock_held(database_url) as lock:
         submit = asyncio.create_task(worker.add_task("add", 1, 2))
         await asyncio.sleep(0.5)
         assert not submit.done()
-        other.execute("commit")
+        lock.release()
         task_id = await asyncio.wait_for(submit, 5)
-    finally:
-        other.close()
     assert await worker.wait_for_tasks([task_id], timeout=5) == [3]

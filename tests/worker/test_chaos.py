@@ -28,7 +28,7 @@ from app import (
     WorkerNotRunningError,
 )
 from app.events.log import TaskEvent
-from tests.faults import DiskFull, page_count, write_lock_held
+from tests.faults import Disk, new_disk_full, write_lock_held
 from tests.worker.conftest import sql
 
 CHAOS_SECONDS = float(os.environ.get("LITETASK_CHAOS_SECONDS", "15"))
@@ -104,7 +104,7 @@ class Run:
     database_url: str
     # One fault for the whole run: each transaction applies its current cap, so freeing it
     # uncaps the very next one (a cap lives on a connection until a transaction resets it).
-    disk: DiskFull
+    disk: Disk
     accepted: dict[int, str] = field(default_factory=dict)
     done: list[str] = field(default_factory=list)
 
@@ -128,7 +128,7 @@ async def fault(run: Run) -> str:
     """One fault, chosen at random; returns its name."""
     action = run.rng.choice(["full", "lock", "restart", "cancel", "retry", "nothing"])
     if action == "full":
-        run.disk.max_pages = page_count(run.database_url)
+        run.disk.fill()
         await asyncio.sleep(run.rng.uniform(0.3, 1.5))
         run.disk.free()
     elif action == "lock":
@@ -184,7 +184,7 @@ async def test_faults_in_process_lose_nothing(database_url: str) -> None:
         max_interruptions=50,
     )
     await worker.start()
-    disk = DiskFull(database_url)
+    disk = new_disk_full(database_url, room=0)
     disk.free()
     run, stop = Run(worker, rng, database_url, disk), asyncio.Event()
     adder = asyncio.create_task(keep_adding(run, stop))

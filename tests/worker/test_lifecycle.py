@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -14,6 +15,7 @@ from app import (
     TaskArgumentsError,
     TaskExecutionError,
     TaskNotFoundError,
+    TaskRegistry,
     TaskSerializationError,
     TaskStatus,
     UnknownTaskTypeError,
@@ -306,3 +308,18 @@ async def test_terminal_events_carry_the_result_or_error_capped(
     assert payloads[big] == payloads[big] | {"result_truncated": True}
     assert "result" not in payloads[big]
     assert payloads[failing]["error"] == "boom"
+
+
+async def test_every_event_committed_before_a_stop_reaches_the_sink(
+    database_url: str, registry: TaskRegistry
+) -> None:
+    """On PostgreSQL events reach the sink through the log follower, a moment after their
+    commit: a stop right after the tasks finished must still hand over every one of them
+    (the follower reads the log to its end before it stops), as SQLite's commit does."""
+    for _ in range(3):
+        events: list[Any] = []
+        async with AsyncTaskWorker(database_url, registry=registry, event_sink=events.extend) as w:
+            failing = await w.add_task("boom")
+            with pytest.raises(TaskExecutionError):
+                await w.wait_for_tasks([failing], timeout=10)
+        assert [e.task_id for e in events if e.type == "task.failed"] == [failing]

@@ -121,8 +121,10 @@ async def test_an_outcome_the_database_can_never_store_fails_the_task(
     add_rejecting_trigger(
         database_url,
         "no_completions",
-        "BEFORE UPDATE OF status ON tasks WHEN NEW.status = 'completed'",
+        "BEFORE UPDATE OF status",
+        "tasks",
         "completions are refused here",
+        when="NEW.status = 'completed'",
     )
     task_id = await worker.add_task("add", 1, 2)
     with pytest.raises(TaskExecutionError) as failed:
@@ -138,14 +140,14 @@ async def test_a_submit_the_database_refuses_raises_a_typed_error(
     database_url: str, registry: TaskRegistry
 ) -> None:
     async with worker_on(database_url, registry, write_retry_seconds=0.3) as worker:
-        with write_lock_held(database_url):
+        with write_lock_held(database_url) as lock:
             with pytest.raises(DatabaseUnavailableError) as refused:
                 await asyncio.wait_for(worker.add_task("add", 1, 2, task_id="busy"), 10)
             assert refused.value.category == "unavailable"
-            assert refused.value.reason == "SQLITE_BUSY"
-        refused_full = pytest.raises(DatabaseUnavailableError, match="SQLITE_FULL")
-        with disk_full(database_url), refused_full:
+            assert refused.value.reason == lock.reason
+        with disk_full(database_url) as disk, pytest.raises(DatabaseUnavailableError) as full:
             await worker.add_task("record", "x" * BIG, task_id="full")
+        assert full.value.reason == disk.reason
         assert await worker.get_task_info("busy") is None
         assert await worker.get_task_info("full") is None
         assert await worker.wait_for_tasks([await worker.add_task("add", 2, 2)], timeout=5) == [4]
@@ -160,7 +162,7 @@ async def test_a_submit_to_a_read_only_database_raises_a_typed_error(
                 await asyncio.wait_for(worker.add_task("add", 1, 2, task_id="ro"), 10)
             fault.release()
             assert await worker.wait_for_tasks([await worker.add_task("add", 2, 2)], 5) == [4]
-        assert (refused.value.category, refused.value.reason) == ("unavailable", "SQLITE_READONLY")
+        assert (refused.value.category, refused.value.reason) == ("unavailable", fault.reason)
         assert await worker.get_task_info("ro") is None
 
 
@@ -172,8 +174,10 @@ async def test_a_refused_submit_publishes_no_event(
         add_rejecting_trigger(
             database_url,
             "no_records",
-            "BEFORE INSERT ON tasks WHEN NEW.task_type = 'record'",
+            "BEFORE INSERT",
+            "tasks",
             "not this one",
+            when="NEW.task_type = 'record'",
         )
         with pytest.raises(Exception, match="not this one"):
             await worker.add_task("record", "refused", task_id="refused")

@@ -309,7 +309,7 @@ async def test_the_task_and_the_schedules_progress_commit_together(database_url:
     registry = periodic(ticks, tick={"every": 1, "missed": "skip"})
     async with AsyncTaskWorker(database_url, registry=registry) as worker:
         await until(lambda: len(ticks.runs["tick"]) >= 1, 20)
-        add_rejecting_trigger(database_url, "no_progress", "BEFORE UPDATE ON schedules", "no")
+        add_rejecting_trigger(database_url, "no_progress", "BEFORE UPDATE", "schedules", "no")
         count = len(tick_keys(database_url))
         await asyncio.sleep(2.5)
         assert len(tick_keys(database_url)) == count

@@ -14,11 +14,17 @@ What differs from SQLite's writer (app/db/writer.py):
   (app/worker/postgres/wake.py). Lock, insert and NOTIFYs are one statement, so the lock is
   held for that statement and the COMMIT only (LOG_AND_NOTIFY).
 - QuietOps (WAL checkpoints) have no meaning here: they are skipped (outcome None).
+- Before taking the rest of a batch, the thread yields the GIL once (`time.sleep(0)`): the
+  event loop then finishes queuing what its current step writes. A task's outcome and the
+  claim for its freed slot are submitted a step apart, and the commit that ran before woke
+  the loop's LISTEN/log-follower I/O, so without it a completion often committed alone
+  (1.45 commits per task in a producer loop, 1.0-1.1 with it; SQLite's 1.1 without).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -68,6 +74,9 @@ class PostgresCommitLoop(CommitLoop):
     ) -> None:
         super().__init__(engine, inbox, settle, max_batch)
         self._overrides = dict(overrides)
+
+    def _gather(self) -> None:
+        time.sleep(0)  # let the event loop queue the rest of its step (module docstring)
 
     def _run_quiet(self, group: list[Pending]) -> None:
         for pending in group:

@@ -22,6 +22,7 @@ from app.events.log import REPLAY_PAGE, TaskEvent, newest_event_id, read_page
 
 logger = logging.getLogger(__name__)
 RETRY_SECONDS = 1.0
+LAST_READ_SECONDS = 2.0  # a stop waits this long at most for the log's last events
 Deliver = Callable[[list[TaskEvent]], None]
 
 
@@ -66,8 +67,19 @@ class LogFollower:
                 return
 
     async def stop(self) -> None:
+        """Stop following, once the log is read to its end: the events this process
+        committed before its stop reach its subscribers, as SQLite's commits hand them on
+        (bounded: a database that does not answer costs LAST_READ_SECONDS at most)."""
         loop, self._loop = self._loop, None
-        if loop is not None:
-            loop.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await loop
+        if loop is None:
+            return
+        loop.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await loop
+        try:
+            async with asyncio.timeout(LAST_READ_SECONDS):
+                await self._catch_up()
+        except Exception:
+            logger.warning(
+                "the last events of the log were not read before the stop", exc_info=True
+            )
