@@ -9,12 +9,12 @@ Then `drained` is set and the server closes.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from dataclasses import dataclass
 
 from starlette.applications import Starlette
 
+from app.cancelling import cancel_and_wait
 from app.config import Settings
 from app.events.manager import EventManager
 from app.worker.core import AsyncTaskWorker
@@ -55,14 +55,13 @@ async def serve_until_drained(
         worker.stop_starting()
         events.close()
     finally:
-        for side in (pruner, guard):
-            side.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await side
         try:
-            await _stop_worker(worker, settings, drain.cut)
-        finally:
-            drain.drained.set()
+            await cancel_and_wait(pruner, guard)
+        finally:  # whatever the side tasks ended with, the worker stops and the drain ends
+            try:
+                await _stop_worker(worker, settings, drain.cut)
+            finally:
+                drain.drained.set()
 
 
 async def _stop_worker(worker: AsyncTaskWorker, settings: Settings, cut: asyncio.Event) -> None:

@@ -14,11 +14,11 @@ pool (a matter of milliseconds) is never mistaken for one.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Callable, Coroutine
 from typing import Any
 
+from app.cancelling import cancel_and_wait
 from app.db.owner import Heartbeat, Owner, ReleaseOwnership
 from app.db.writer import GroupCommitWriter
 from app.worker.pool import WorkerPool
@@ -71,11 +71,7 @@ class Upkeep:
 
     async def stop(self) -> None:
         loops, self._loops = self._loops, []
-        for loop in loops:
-            loop.cancel()
-        for loop in loops:
-            with contextlib.suppress(asyncio.CancelledError):
-                await loop
+        await cancel_and_wait(*loops)
 
     async def release(self) -> None:
         """After a stop: drop our owner row, so the next start need not judge whether this

@@ -12,12 +12,12 @@ included, reaches subscribers this way only, so live events keep the log's order
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Callable
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from app.cancelling import cancel_and_wait
 from app.events.log import REPLAY_PAGE, TaskEvent, newest_event_id, read_page
 
 logger = logging.getLogger(__name__)
@@ -73,9 +73,7 @@ class LogFollower:
         loop, self._loop = self._loop, None
         if loop is None:
             return
-        loop.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await loop
+        await cancel_and_wait(loop)
         try:
             async with asyncio.timeout(LAST_READ_SECONDS):
                 await self._catch_up()

@@ -20,6 +20,7 @@ from typing import Any
 import asyncpg
 from sqlalchemy.engine import make_url
 
+from app.cancelling import cancel_and_wait
 from app.db.postgres.writer import EVENTS_CHANNEL, SUSPECTS_PAYLOAD, WORK_CHANNEL
 from app.worker.pool import WorkerPool
 from app.worker.postgres import cancels
@@ -130,11 +131,7 @@ class Wake:
         loops, self._loops = self._loops, []
         if self._sweeping is not None and not self._sweeping.done():
             loops.append(self._sweeping)
-        for loop in loops:
-            loop.cancel()
-        for loop in loops:
-            with contextlib.suppress(asyncio.CancelledError):
-                await loop
+        await cancel_and_wait(*loops)
         await self.follower.stop()
         await self._close()
 
