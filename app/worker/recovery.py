@@ -36,7 +36,8 @@ from app.worker.status import TaskStatus
 _RETURNING = (tasks.c.id, tasks.c.task_type, tasks.c.interruptions, tasks.c.metadata)
 
 
-def _requeued_events(op: WriteOp[Any], rows: Sequence[Any], status: str, **extra: Any) -> None:
+def requeued_events(op: WriteOp[Any], rows: Sequence[Any], status: str, **extra: Any) -> None:
+    """One `status` event per row put back, on `op` (recovery, a stop, PostgreSQL's rescue)."""
     for row in rows:
         op.events.append(
             task_event(
@@ -50,7 +51,7 @@ def _requeued_events(op: WriteOp[Any], rows: Sequence[Any], status: str, **extra
         )
 
 
-def _unclaim(conn: Connection, where: Any) -> list[Any]:
+def unclaim(conn: Connection, where: Any) -> list[Any]:
     """Claimed rows back to pending exactly as they were before the claim."""
     statement = (
         update(tasks)
@@ -88,7 +89,7 @@ class RecoverInterrupted(WriteOp[Recovered]):
 
     def apply(self, conn: Connection) -> Recovered:
         take_ownership(conn, self.me, self.database)
-        returned = len(_unclaim(conn, tasks.c.owner != self.me.boot_id))
+        returned = len(unclaim(conn, tasks.c.owner != self.me.boot_id))
         running = status_is(TaskStatus.RUNNING)
         requeued, failed = interrupt(self, conn, running, self.max_interruptions)
         return Recovered(requeued, failed, returned, _any_suspect(conn))
@@ -129,7 +130,7 @@ def _interrupt(op: WriteOp[Any], conn: Connection, where: Any, **values: Any) ->
     rows = conn.execute(statement).all()
     for row in rows:
         extra = {"reason": "interrupted", "interruptions": row.interruptions}
-        _requeued_events(op, [row], values["status"], **extra)
+        requeued_events(op, [row], values["status"], **extra)
     return len(rows)
 
 
@@ -180,12 +181,12 @@ class PutBack(WriteOp[int]):
         returned = []
         if self.claimed:
             mine = and_(tasks.c.id.in_(self.claimed), tasks.c.owner == self.owner)
-            returned = _unclaim(conn, mine)
+            returned = unclaim(conn, mine)
         values: dict[str, Any] = {"run_at": now_us()}
         if self.reason == "shutdown":
             values["max_attempts"] = tasks.c.max_attempts + 1
         else:  # routine at a stop; worth a fact when a claim was lost
-            _requeued_events(self, returned, "pending", reason=self.reason)
+            requeued_events(self, returned, "pending", reason=self.reason)
         rows = _requeue_attempts(conn, self.owner, self.running, **values)
-        _requeued_events(self, rows, "pending", reason=self.reason)
+        requeued_events(self, rows, "pending", reason=self.reason)
         return len(returned) + len(rows)

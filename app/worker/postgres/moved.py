@@ -13,7 +13,7 @@ from sqlalchemy import Connection, true
 from app.db.postgres.writer import log_and_notify
 from app.db.tables import status_is
 from app.db.write_op import WriteOp
-from app.worker.recovery import _unclaim, interrupt
+from app.worker.recovery import interrupt, unclaim
 from app.worker.status import TaskStatus
 
 
@@ -26,7 +26,7 @@ def recover_after_move(max_interruptions: int) -> Callable[[Connection], str]:
 
     def step(conn: Connection) -> str:
         op = _Moved()
-        returned = len(_unclaim(conn, true()))
+        returned = len(unclaim(conn, true()))
         running = status_is(TaskStatus.RUNNING)
         requeued, failed = interrupt(op, conn, running, max_interruptions)
         log_and_notify(conn, [op])

@@ -27,9 +27,9 @@ from app.db.write_op import WriteOp
 from app.worker.recovery import (
     Recovered,
     RecoverInterrupted,
-    _requeued_events,
-    _unclaim,
     interrupt,
+    requeued_events,
+    unclaim,
 )
 from app.worker.status import TaskStatus
 
@@ -63,8 +63,8 @@ def _orphaned(dead: Sequence[str]) -> Any:
 def rescue(conn: Connection, op: WriteOp[Any], me: Owner, max_interruptions: int) -> Recovered:
     """Put back what dead processes held, with events in `op` (see the module docstring)."""
     where = _orphaned(dead_processes(conn, me))
-    returned = _unclaim(conn, where)
-    _requeued_events(op, returned, "pending", reason="rescued")
+    returned = unclaim(conn, where)
+    requeued_events(op, returned, "pending", reason="rescued")
     running = and_(where, status_is(TaskStatus.RUNNING))
     requeued, failed = interrupt(op, conn, running, max_interruptions)
     return Recovered(requeued, failed, len(returned), any_suspect(conn))
