@@ -8,7 +8,7 @@ import asyncio
 import dataclasses
 import logging
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from datetime import datetime
 from types import TracebackType
 from typing import Any, Self
@@ -36,18 +36,17 @@ from app.errors import (
     WriterFailedError,
 )
 from app.events.epoch import EnsureEpoch
-from app.events.log import TERMINAL_EVENT_TYPES, EventType, TaskEvent
 from app.worker.batch import Item, TaskCall, calls_of, new_tasks
 from app.worker.executor import RetryPolicy, TaskExecutor
 from app.worker.options import TaskOptions, build_new_task, split_options
 from app.worker.pool import PoolSettings, WorkerPool
 from app.worker.postgres.backend import build_writer, follows_log, start_wake
 from app.worker.postgres.wake import Wake
-from app.worker.progress import ProgressGate
 from app.worker.queue import TaskQueue
-from app.worker.records import Accepted, ClaimedTask, NewTask, task_event
+from app.worker.records import Accepted, NewTask
 from app.worker.recovery import RecoverInterrupted
 from app.worker.registry import TaskDefinition, TaskFunction, TaskRegistry, default_registry
+from app.worker.routing import EventRouting, EventSink
 from app.worker.scheduler import ScheduleInfo, Scheduler, read_schedules
 from app.worker.slots import DEFAULT_CAP
 from app.worker.status import TaskInfo, TaskStatus
@@ -59,7 +58,6 @@ from app.worker.waiters import TaskWaiters
 from app.worker.waiting import TaskWaiting
 
 logger = logging.getLogger(__name__)
-EventSink = Callable[[list[TaskEvent]], None]
 
 
 class AsyncTaskWorker(TaskWaiting):
@@ -95,10 +93,6 @@ class AsyncTaskWorker(TaskWaiting):
         self.reconcile_interval, self.heartbeat_interval = reconcile_interval, heartbeat_interval
         # A new boot id on every start(): what a boot holds is told apart from the last's.
         self.boot_id = uuid.uuid4().hex
-        # event_sink: every committed event to publish (on PostgreSQL, every process's, from
-        # the log); commit_sink: the events this process's own writer committed, i.e. what
-        # this process did (its metrics), on either backend.
-        self.event_sink, self.commit_sink = event_sink, commit_sink
         self.commit_observer = commit_observer  # told each commit's size and seconds
         self.busy_timeout, self.write_retry_seconds = busy_timeout, write_retry_seconds
         self.reader_pool_size = reader_pool_size  # readers; plus 1 writer (+1 LISTEN on PG)
@@ -117,9 +111,7 @@ class AsyncTaskWorker(TaskWaiting):
             max_workers=max_workers, owner=self.boot_id, lease_seconds=lease_seconds
         )
         self._waiters = TaskWaiters()
-        self._progress_gate = ProgressGate()
         self._log_epoch: str | None = None
-        self._side_tasks: set[asyncio.Task[Any]] = set()
         self._engines: Engines | None = None
         self._lock: ProcessLock | None = None
         self._writer: GroupCommitWriter | None = None
@@ -128,7 +120,16 @@ class AsyncTaskWorker(TaskWaiting):
         self._pool: WorkerPool | None = None
         self._upkeep: Upkeep | None = None
         self._wake: Wake | None = None  # PostgreSQL: wakes the pool for others' work
-        self._follows_log = follows_log(database_url)  # PostgreSQL: the follower publishes
+        # event_sink: every committed event to publish (on PostgreSQL, every process's, from
+        # the log); commit_sink: the events this process's own writer committed, i.e. what
+        # this process did (its metrics), on either backend.
+        self._events = EventRouting(
+            self._waiters,
+            lambda: self._store,
+            follows_log=follows_log(database_url),  # PostgreSQL: the follower publishes
+            event_sink=event_sink,
+            commit_sink=commit_sink,
+        )
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -170,7 +171,21 @@ class AsyncTaskWorker(TaskWaiting):
         """True where committed events reach subscribers from the log, a moment after
         their commit (PostgreSQL: every process publishes every process's events through
         its log follower); False where they are published at their commit (SQLite)."""
-        return self._follows_log
+        return self._events.follows_log
+
+    @property
+    def event_sink(self) -> EventSink | None:
+        """Where every committed event is published (the service's EventManager)."""
+        return self._events.event_sink
+
+    @event_sink.setter
+    def event_sink(self, sink: EventSink | None) -> None:
+        self._events.event_sink = sink
+
+    @property
+    def commit_sink(self) -> EventSink | None:
+        """Where the events this process's own writer committed go (its metrics)."""
+        return self._events.commit_sink
 
     @property
     def pool(self) -> WorkerPool | None:
@@ -209,7 +224,7 @@ class AsyncTaskWorker(TaskWaiting):
             self.executor,
             self.registry,
             self._pool_settings,
-            publish_progress=self._publish_progress,
+            publish_progress=self._events.publish_progress,
             stragglers=self._stragglers,
         )
         where = str(sqlite_path(self.database_url) or self.database_url)
@@ -220,7 +235,7 @@ class AsyncTaskWorker(TaskWaiting):
         )
         self._upkeep = await start_pool(pool, recovery, self.reconcile_interval, slots)
         self._pool = pool
-        self._wake = await start_wake(self.engines, pool, self._observe_logged)
+        self._wake = await start_wake(self.engines, pool, self._events.observe_logged)
         if self._wake is not None:
             self._upkeep.report_events_seen(self._wake.follower.position)
         self.registry.attach(self)  # handle.defer() without a worker finds this one
@@ -240,8 +255,8 @@ class AsyncTaskWorker(TaskWaiting):
         self._writer = build_writer(
             self._engines,
             self.max_interruptions,
-            on_commit=self._on_commit,
-            on_failure=self._fail_waiters,
+            on_commit=self._events.on_commit,
+            on_failure=self._events.fail_waiters,
             on_batch=self.commit_observer,
             retry_seconds=self.write_retry_seconds,
         )
@@ -274,8 +289,7 @@ class AsyncTaskWorker(TaskWaiting):
             if upkeep is not None:
                 await upkeep.release()
         finally:
-            if self._side_tasks:
-                await asyncio.wait(self._side_tasks, timeout=CUT_GRACE)
+            await self._events.settle(CUT_GRACE)
             self._waiters.fail_all()
             await self._close_database()
 
@@ -485,64 +499,3 @@ class AsyncTaskWorker(TaskWaiting):
         if self._store is None:
             raise WorkerNotRunningError()
         return self._store
-
-    def _on_commit(self, events: list[TaskEvent]) -> None:
-        self._hand(self.commit_sink, events)
-        self._observe_logged(events, publish=not self._follows_log)
-
-    def _observe_logged(self, events: list[TaskEvent], publish: bool = True) -> None:
-        """Committed events: published (unless the log follower does it: PostgreSQL), and
-        the waiters of the tasks they finished resolved."""
-        self._progress_gate.observe(events)  # before publishing: nothing after a terminal
-        if publish:
-            self._publish(events)
-        finished = {e.task_id for e in events if e.type in TERMINAL_EVENT_TYPES}
-        waited = self._waiters.waiting_for(finished)
-        if waited:
-            self._spawn(self._resolve_waiters(waited))
-
-    def _publish_progress(self, claimed: ClaimedTask, progress: float) -> None:
-        """Publish a progress value (throttled by the reporter) while its attempt is live.
-        It says no status: a progress event never changes what a client shows as status."""
-        if self.event_sink is not None and self._progress_gate.allows(claimed):
-            event = task_event(
-                EventType.PROGRESS,
-                claimed.id,
-                claimed.task_type,
-                group=claimed.group,
-                progress=progress,
-                attempt=claimed.attempt,
-            )
-            self._publish([event])
-
-    def _fail_waiters(self, failure: WriterFailedError) -> None:
-        """The writer died: no task can finish here any more, so no waiter waits in vain."""
-        self._waiters.fail_all(lambda: WriterFailedError(str(failure)))
-
-    def _publish(self, events: list[TaskEvent]) -> None:
-        self._hand(self.event_sink, events)
-
-    @staticmethod
-    def _hand(sink: EventSink | None, events: list[TaskEvent]) -> None:
-        """Hand events to a sink; one that raises is logged, never the caller's problem
-        (the writer's, or a task's progress callback)."""
-        if sink is None:
-            return
-        try:
-            sink(events)
-        except Exception:
-            logger.exception("an event sink raised on %s events; they are in the log", len(events))
-
-    async def _resolve_waiters(self, waited: dict[str, list[asyncio.Future[Any]]]) -> None:
-        store = self._store
-        if store is None:
-            return
-        for task_id, futures in waited.items():
-            info = await store.get(task_id)
-            if info is not None:
-                self._waiters.resolve(info, futures)
-
-    def _spawn(self, coro: Any) -> None:
-        side = asyncio.ensure_future(coro)
-        self._side_tasks.add(side)
-        side.add_done_callback(self._side_tasks.discard)
