@@ -68,32 +68,38 @@ def _accept_and_insert(
     conn: Connection, new: Sequence[NewTask], decide: Callable[[_Taken], None]
 ) -> None:
     """Load what `new` collides with, `decide` each put against it, insert the tasks taken.
-    On PostgreSQL another process may take a key or id of theirs meanwhile: then nothing
-    of them stays inserted and all is decided again, against the winner's row (each round
-    sees at least one more: a bound far past that is a bug, not a race)."""
+    On PostgreSQL another process may take a key, id or webhook delivery of theirs
+    meanwhile: then nothing of them stays inserted and all is decided again, against the
+    winner's row (each round sees at least one more: a bound far past that is a bug, not a
+    race)."""
     for _ in range(len(new) + RACE_ROUNDS):
         taken = _Taken.load(conn, new)
         decide(taken)
         if _insert_tasks(conn, taken.inserted):
-            _record_deliveries(conn, taken.inserted)
             return
     raise RuntimeError("tasks kept colliding with rows their transaction cannot see")
 
 
 def _insert_tasks(conn: Connection, new: Sequence[NewTask]) -> bool:
-    """Insert the rows of `new`; False, with none of them inserted, when another
-    transaction took a key or id of theirs. SQLite has one writer: nothing races it there,
-    and plain tasks (a generated id, no key) race nothing anywhere."""
-    if conn.dialect.name != "postgresql" or not any(
-        t.idempotency_key is not None or t.id_chosen for t in new
-    ):
+    """Insert the rows of `new` and of their webhook deliveries; False, with none of them
+    inserted, when another transaction took a key, id or delivery of theirs. SQLite has one
+    writer: nothing races it there, and plain tasks (a generated id, no key, no delivery)
+    race nothing anywhere."""
+    if conn.dialect.name != "postgresql" or not any(_may_race(t) for t in new):
         insert_rows(conn, tasks, TASK_COLUMNS, [_task_row(t) for t in new])
-        return True
+        return _record_deliveries(conn, new, racing=False)
     inserted = insert_unless_taken(conn, tasks, [_task_values(t) for t in new], tasks.c.id)
-    if len(inserted) == len(new):
+    if len(inserted) == len(new) and _record_deliveries(conn, new, racing=True):
         return True
     conn.execute(delete(tasks).where(tasks.c.id.in_(inserted)))
+    ours = webhook_deliveries.c.task_id.in_([t.id for t in new if t.delivery is not None])
+    conn.execute(delete(webhook_deliveries).where(ours))
     return False
+
+
+def _may_race(t: NewTask) -> bool:
+    """Whether another process may insert a unique value of `t`'s rows at the same moment."""
+    return t.idempotency_key is not None or t.id_chosen or t.delivery is not None
 
 
 def _accept(t: NewTask, taken: _Taken, events: list[TaskEvent]) -> Accepted:
@@ -199,29 +205,55 @@ def _existing_deliveries(conn: Connection, new: Sequence[NewTask]) -> Deliveries
     return {(r.endpoint, r.delivery_id): (r.task_id, r.received_at) for r in rows}
 
 
-def _record_deliveries(conn: Connection, inserted: Sequence[NewTask]) -> None:
-    rows: list[dict[str, str | int]] = [
-        {"endpoint": t.delivery.endpoint, "key": key, "task_id": t.id, "at": t.created_at}
+def _delivery_rows(inserted: Sequence[NewTask]) -> list[dict[str, str | int]]:
+    """The webhook_deliveries rows of the tasks `inserted` (column -> value)."""
+    return [
+        {
+            "endpoint": t.delivery.endpoint,
+            "delivery_id": key,
+            "task_id": t.id,
+            "received_at": t.created_at,
+        }
         for t in inserted
         if t.delivery is not None
         for key in delivery_keys(t)
     ]
+
+
+def _record_deliveries(conn: Connection, inserted: Sequence[NewTask], *, racing: bool) -> bool:
+    """Insert the delivery rows of the tasks `inserted`, once the rows of the same body
+    from before the replay window are gone. `racing` (PostgreSQL, where another process may
+    take one at the same moment): such a row is skipped and the answer is False."""
+    _delete_stale(conn, inserted)
+    rows = _delivery_rows(inserted)
     if not rows:
-        return
-    d = webhook_deliveries.c
-    stale = [r for r in rows if str(r["key"]).startswith(BODY_KEY_PREFIX)]
-    if stale:  # rows of the same body from before the replay window
-        delete = webhook_deliveries.delete().where(
-            d.endpoint == bindparam("endpoint"), d.delivery_id == bindparam("key")
+        return True
+    if racing:
+        taken = insert_unless_taken(conn, webhook_deliveries, rows, webhook_deliveries.c.task_id)
+        return len(taken) == len(rows)
+    conn.execute(webhook_deliveries.insert(), rows)
+    return True
+
+
+def _delete_stale(conn: Connection, inserted: Sequence[NewTask]) -> None:
+    """Delete the rows of the same body as a delivery of `inserted` from before its replay
+    window, to be replaced. Only those: a row another process has just written stays (the
+    insert then meets it)."""
+    stale = [
+        {"endpoint": t.delivery.endpoint, "key": key, "since": since}
+        for t in inserted
+        if t.delivery is not None
+        for key, since in delivery_keys(t).items()
+        if key.startswith(BODY_KEY_PREFIX)
+    ]
+    if stale:
+        d = webhook_deliveries.c
+        statement = webhook_deliveries.delete().where(
+            d.endpoint == bindparam("endpoint"),
+            d.delivery_id == bindparam("key"),
+            d.received_at < bindparam("since"),
         )
-        conn.execute(delete, stale)
-    insert = webhook_deliveries.insert().values(
-        endpoint=bindparam("endpoint"),
-        delivery_id=bindparam("key"),
-        task_id=bindparam("task_id"),
-        received_at=bindparam("at"),
-    )
-    conn.execute(insert, rows)
+        conn.execute(statement, stale)
 
 
 def _existing(

@@ -12,8 +12,12 @@ import struct
 import subprocess
 import sys
 import termios
+import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from queue import Empty, Queue
 from typing import Any
 
 import httpx
@@ -32,7 +36,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
     env = {
         "LITETASK_API_TOKEN": TOKEN,
         "LITETASK_RETRY_BACKOFF": "0.01",
-        "LITETASK_TASK_MODULES": "tests.web.taskapi_tasks",
+        "LITETASK_TASK_MODULES": "tests.web.taskapi_tasks,tests.e2e.watch_tasks",
     }
     with running_server(tmp_path_factory.mktemp("cli"), **env) as process:
         yield process
@@ -183,26 +187,61 @@ def test_retry_all_failed_of_a_type(server: ServerProcess) -> None:
     assert one_error_line(usage, code=2).endswith("give a task ID, or --all-failed [--type T]")
 
 
-def test_watch_exits_0_when_completed_and_1_when_failed(server: ServerProcess) -> None:
+def test_watch_exits_0_when_completed_and_1_when_failed(
+    server: ServerProcess, tmp_path: Path
+) -> None:
     url = server.url
-    # Long enough that the watcher (a fresh process) sees it run step by step.
-    sleeper = submit(url, "demo.sleep", kwargs={"seconds": 4.0, "steps": 8}, delay=1)
-    watched = litetask(url, "watch", sleeper)
-    assert watched.returncode == 0, watched.stderr
-    lines = watched.stdout.splitlines()
-    steps = {f"running {p}%" for p in (13, 25, 38, 50, 62, 75, 88)}
-    assert steps & set(lines), lines
-    assert lines[-1] == 'completed: {"slept": 4.0, "steps": 8}'
+    start, finish = tmp_path / "start", tmp_path / "finish"
+    gates = {"start": str(start), "finish": str(finish)}
+    task_id = submit(url, "watch.halfway", kwargs=gates)
+    with watcher_of(url, task_id) as (watcher, lines):
+        # Its first line comes from the stream's snapshot: the watcher is subscribed, so
+        # the progress made after it can reach it only as a live event.
+        assert next_line(lines).endswith(" 0%")
+        start.touch()
+        seen = [next_line(lines)]
+        while seen[-1] != "running 50%":
+            seen.append(next_line(lines))
+        finish.touch()
+        assert watcher.wait(timeout=60) == 0, watcher.stderr.read()
+        assert next_line(lines) == 'completed: "done"'
 
     failing = submit(url, "demo.fail", kwargs={"message": "watch boom"}, max_attempts=1, delay=1)
     as_json = litetask(url, "watch", failing, "--json")
     assert as_json.returncode == 1, as_json.stderr
     events = [json.loads(line) for line in as_json.stdout.splitlines()]
-    assert events[0]["type"] == "task.snapshot"  # then task.started... unless it was over
+    assert events[0]["type"] == "task.snapshot"  # then what is left of its run, if anything
     assert (events[-1]["status"], events[-1]["error"]) == ("failed", "watch boom")
-    assert [e["type"] for e in events[1:]] in ([], ["task.started", "task.failed"])
+    kinds = [e["type"] for e in events[1:]]
+    assert kinds in ([], ["task.failed"], ["task.started", "task.failed"]), kinds
     finished = litetask(url, "watch", failing)  # already over: says so at once
     assert (finished.returncode, finished.stdout) == (1, "failed: watch boom\n")
+
+
+@contextmanager
+def watcher_of(url: str, task_id: str) -> Iterator[tuple[subprocess.Popen[str], Queue[str]]]:
+    """`litetask watch task_id` running, and its stdout lines as they come (a thread reads
+    them, so a wait for one has a deadline)."""
+    command = [sys.executable, "-m", "app", "watch", task_id]
+    with subprocess.Popen(
+        command, env=cli_env(url), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    ) as watcher:
+        lines: Queue[str] = Queue()
+        assert watcher.stdout is not None
+        stdout = watcher.stdout
+        threading.Thread(target=lambda: [lines.put(line) for line in stdout], daemon=True).start()
+        try:
+            yield watcher, lines
+        finally:
+            watcher.kill()
+
+
+def next_line(lines: Queue[str], timeout: float = 60) -> str:
+    """The watcher's next line; fails after `timeout` seconds without one."""
+    try:
+        return lines.get(timeout=timeout).rstrip("\n")
+    except Empty:
+        pytest.fail(f"the watcher printed no line within {timeout} s")
 
 
 def test_watch_a_task_cancelled_meanwhile_exits_1(server: ServerProcess) -> None:

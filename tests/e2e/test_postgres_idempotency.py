@@ -1,12 +1,13 @@
-"""One idempotency key sent to two `litetask serve` processes on one PostgreSQL database at
-once: every answer is a success naming the same task, and the database holds one row for the
-key (issue 14). The test holds the event log's lock, as a slow transaction would, until both
-processes' transactions have their rows inserted, so the two always meet in the key's
-unique index."""
+"""One idempotency key (or one webhook delivery) sent to two `litetask serve` processes on one
+PostgreSQL database at once: every answer is a success naming the same task, and the database
+holds one row for the key (issue 14). The test holds the event log's lock, as a slow
+transaction would, until both processes' transactions have their rows inserted, so the two
+always meet in the key's unique index (the delivery's primary key)."""
 
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Iterator
 from typing import Any
 
@@ -16,9 +17,14 @@ import pytest
 from tests.conftest import ServerProcess, free_loopback_port
 from tests.pg_server import PostgresServer, commits_held, postgres_sql
 from tests.waiting import until
+from tests.web.webhook_signing import BODY, SECRET, github_headers, standard_headers
 
 pytestmark = pytest.mark.timeout(180)  # real servers on a loaded machine
 Servers = tuple[str, list[ServerProcess]]
+WEBHOOKS = {  # a signed endpoint per scheme: deduplicated by delivery id, and by body
+    "demo.echo": {"scheme": "standard", "secret": SECRET},
+    "hook.github": {"scheme": "github", "secret": "gh-secret", "headers": ["X-GitHub-Event"]},
+}
 
 
 @pytest.fixture(scope="module")
@@ -29,7 +35,13 @@ def servers(
     url = postgres.create_database()
     directory = tmp_path_factory.mktemp("idempotency")
     started = [
-        ServerProcess(directory / "unused.db", free_loopback_port(), LITETASK_DATABASE_URL=url)
+        ServerProcess(
+            directory / "unused.db",
+            free_loopback_port(),
+            LITETASK_DATABASE_URL=url,
+            LITETASK_WEBHOOKS=json.dumps(WEBHOOKS),
+            LITETASK_TASK_MODULES="tests.web.webhook_tasks",
+        )
         for _ in range(2)
     ]
     try:
@@ -84,3 +96,63 @@ async def test_one_key_in_batches_posted_to_two_processes_at_once(servers: Serve
     assert all(tasks[1]["created"] for tasks in answers)
     rows = postgres_sql(url, "SELECT count(*) FROM tasks WHERE idempotency_key LIKE '%shared'")
     assert rows == [(1,)]
+
+
+def assert_one_task(responses: list[httpx.Response]) -> str:
+    """One 202 (the winner) and 200s naming its task; never a 500. The task's id."""
+    statuses = sorted(r.status_code for r in responses)
+    assert statuses == [200] * (len(responses) - 1) + [202], [r.text for r in responses]
+    answers = [r.json() for r in responses]
+    assert sorted(a["created"] for a in answers) == [False] * (len(answers) - 1) + [True]
+    (task_id,) = {a["task_id"] for a in answers}
+    return str(task_id)
+
+
+def rows_of(url: str, endpoint: str) -> tuple[object, object]:
+    """Tasks of webhook endpoint `endpoint`, and its delivery rows (key, task id)."""
+    tasks = postgres_sql(url, f"SELECT id FROM tasks WHERE task_type = '{endpoint}'")
+    deliveries = postgres_sql(
+        url,
+        "SELECT delivery_id, task_id FROM webhook_deliveries "
+        f"WHERE endpoint = '{endpoint}' ORDER BY delivery_id",
+    )
+    return tasks, deliveries
+
+
+async def test_one_delivery_posted_to_two_processes_at_once_names_one_task(
+    servers: Servers,
+) -> None:
+    url, (a, b) = servers
+    async with httpx.AsyncClient(timeout=60) as client:
+        headers = standard_headers(BODY, msg_id="msg_race")
+        posts = [
+            client.post(s.url + "/webhooks/demo.echo", content=BODY, headers=headers)
+            for s in (a, b)
+        ]
+        task_id = assert_one_task(await race(url, posts))
+        again = await client.post(b.url + "/webhooks/demo.echo", content=BODY, headers=headers)
+    assert (again.status_code, again.json()["task_id"]) == (200, task_id)
+    assert rows_of(url, "demo.echo") == ([(task_id,)], [("msg_race", task_id)])
+
+
+async def test_one_github_body_posted_to_two_processes_at_once_names_one_task(
+    servers: Servers,
+) -> None:
+    """A replay under a fresh delivery id (GitHub signs only the body) racing the original:
+    they meet on the body's row, and the replay records nothing of its own."""
+    url, (a, b) = servers
+    body = json.dumps({"ref": "refs/heads/main", "after": "abc"}).encode()
+    async with httpx.AsyncClient(timeout=60) as client:
+        posts = [
+            client.post(
+                s.url + "/webhooks/hook.github",
+                content=body,
+                headers=github_headers(body, delivery=f"gh-{n}"),
+            )
+            for n, s in enumerate((a, b))
+        ]
+        task_id = assert_one_task(await race(url, posts))
+    tasks, deliveries = rows_of(url, "hook.github")
+    assert tasks == [(task_id,)]
+    assert isinstance(deliveries, list) and len(deliveries) == 2  # its id and its body
+    assert {row[1] for row in deliveries} == {task_id}

@@ -36,9 +36,14 @@ async def wait_status(
             await asyncio.sleep(0.01)
 
 
-async def task_count(client: httpx.AsyncClient) -> int:
-    response = await client.get("/health")
-    return sum(response.json()["queue"].values())
+async def task_count(client: httpx.AsyncClient, timeout: float = 60) -> int:
+    """Tasks in the database, by the counts of GET /health (every status). Its database
+    probe gives up after 2 s on a loaded machine and then reports no counts at all, which
+    would read as 0: asked again until it has them."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not (queue := (await client.get("/health")).json()["queue"]):
+        assert asyncio.get_running_loop().time() < deadline, "/health never reported counts"
+    return sum(queue.values())
 
 
 def assert_problem(response: httpx.Response, status: int) -> dict[str, Any]:
