@@ -41,6 +41,11 @@ PG_SKIPPED: dict[str, str] = {
 
 # node id prefix -> reason: xfail on PostgreSQL (not done yet)
 PG_GAPS: dict[str, str] = {
+    "tests/worker/test_group_commit.py::test_a_producer_loop_costs_about_one_commit": (
+        "timing: the PostgreSQL writer yields once so a completion and the next claim share "
+        "a transaction (1.0-1.1 commits per task alone, three runs of three); with another "
+        "suite running on the 2 cores it measured 1.42 once"
+    ),
     "tests/events/test_stream.py::test_without_a_last_id_only_live_events_come": LATER,
     "tests/web/test_retention.py::test_a_large_prune_goes_in_small_transactions": (
         "its bound (no commit over 0.25 s) is SQLite's: on PostgreSQL a batch of 500 tasks "
