@@ -135,3 +135,15 @@ async def worker(database_url: str, registry: TaskRegistry) -> AsyncIterator[Asy
         database_url, max_workers=4, registry=registry, retry_backoff=0.01
     ) as started:
         yield started
+
+
+async def noop(n: int = 0) -> int:
+    return n
+
+
+@pytest.fixture
+def noop_registry() -> TaskRegistry:
+    """A registry holding one task type, "noop", which returns its argument (0 without)."""
+    registry = TaskRegistry()
+    registry.register("noop", noop)
+    return registry

@@ -14,10 +14,6 @@ from app.db.postgres.writer import EVENT_LOG_LOCK
 from tests.pg_server import PostgresServer, postgres_sql
 
 
-async def noop(n: int = 0) -> int:
-    return n
-
-
 def transactions(worker: AsyncTaskWorker) -> list[list[str]]:
     """The statements of each transaction the writer commits from now on, COMMIT included."""
     found: list[list[str]] = [[]]
@@ -35,12 +31,10 @@ def transactions(worker: AsyncTaskWorker) -> list[list[str]]:
 
 
 async def test_the_log_lock_is_held_for_one_statement_and_the_commit(
-    postgres: PostgresServer,
+    postgres: PostgresServer, noop_registry: TaskRegistry
 ) -> None:
     url = postgres.create_database()
-    registry = TaskRegistry()
-    registry.register("noop", noop)
-    async with AsyncTaskWorker(url, registry=registry) as worker:
+    async with AsyncTaskWorker(url, registry=noop_registry) as worker:
         seen = transactions(worker)
         ids = await worker.add_tasks("noop", [(i,) for i in range(20)])
         assert await worker.wait_for_tasks(ids, timeout=30) == list(range(20))

@@ -14,10 +14,6 @@ from bench.backlog import psycopg_url
 from tests.pg_server import PostgresServer
 
 
-async def noop() -> None:
-    return None
-
-
 def peak_connections(url: str, done: threading.Event) -> int:
     """The most connections to `url`'s database seen at once (this one aside) until `done`."""
     peak = 0
@@ -32,12 +28,10 @@ def peak_connections(url: str, done: threading.Event) -> int:
 
 
 async def test_a_process_holds_no_more_connections_than_its_pools(
-    postgres: PostgresServer,
+    postgres: PostgresServer, noop_registry: TaskRegistry
 ) -> None:
     url = postgres.create_database()
-    registry = TaskRegistry()
-    registry.register("noop", noop)
-    async with AsyncTaskWorker(url, registry=registry, reader_pool_size=2) as worker:
+    async with AsyncTaskWorker(url, registry=noop_registry, reader_pool_size=2) as worker:
         ids = [await worker.add_task("noop") for _ in range(20)]
         await worker.wait_for_tasks(ids, timeout=30)
         done = threading.Event()

@@ -28,10 +28,6 @@ def pg_url(postgres: PostgresServer) -> str:
     return postgres.create_database()
 
 
-async def noop() -> None:
-    return None
-
-
 def as_prepared(statement: str, parameters: dict[str, Any]) -> tuple[str, list[Any]]:
     """psycopg's `%(name)s` statement as PREPARE's `$n` one, and the values in that order."""
     names: list[str] = []
@@ -58,10 +54,10 @@ def plans(url: str, statement: str, parameters: dict[str, Any]) -> dict[str, str
     return found
 
 
-async def test_a_claim_reads_only_the_rows_it_takes_in_any_plan(pg_url: str) -> None:
-    registry = TaskRegistry()
-    registry.register("noop", noop)
-    async with AsyncTaskWorker(pg_url, registry=registry) as worker:
+async def test_a_claim_reads_only_the_rows_it_takes_in_any_plan(
+    pg_url: str, noop_registry: TaskRegistry
+) -> None:
+    async with AsyncTaskWorker(pg_url, registry=noop_registry) as worker:
         seen = recording(worker)
         await worker.wait_for_tasks([await worker.add_task("noop")], timeout=30)
     claims = [(s, p) for s, p in seen if s.startswith("UPDATE tasks") and "status = 'pending'" in s]
